@@ -1,0 +1,108 @@
+//! The command line: every option, its environment variable and its help text. Parsing only;
+//! `commands` runs them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::SignatureMode;
+use crate::storage::writer::Synchronous;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "taskrouter-tracer",
+    version,
+    about = "Records every Twilio TaskRouter webhook in a tamper-evident log and explains what happened to each task."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Receive webhooks and serve the pages and APIs.
+    Serve(Box<ServeArgs>),
+    /// Walk the log's hash chain; exits non-zero naming the first tampered row.
+    Verify(DatabaseArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// The SQLite database file holding the log (created if missing).
+    #[arg(long, env = "TRACER_DATABASE", default_value = "taskrouter-tracer.db")]
+    pub database: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TwilioArgs {
+    /// Your Twilio Account SID (AC…), for REST calls.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub account_sid: Option<String>,
+    /// Your Twilio auth token: checks X-Twilio-Signature and authenticates REST calls. Never logged or shown.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// An API key SID (SK…), used for REST calls instead of the account SID and auth token.
+    #[arg(long, env = "TWILIO_API_KEY")]
+    pub api_key: Option<String>,
+    /// The API key's secret. Never logged or shown.
+    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
+    pub api_secret: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TRACER_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The base URL Twilio calls (e.g. your tunnel's https://abc.ngrok.app): signatures are checked
+    /// against it plus the request's path. Unset: the request's own Host header is used.
+    #[arg(long, env = "TRACER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// enforce: answer 403 to a missing or bad signature; record: accept but mark it; off: do not check.
+    /// Default: enforce when an auth token is set, else off.
+    #[arg(long, env = "TRACER_SIGNATURE_CHECK", value_enum)]
+    pub signature_check: Option<SignatureMode>,
+    /// Largest webhook body stored whole, in bytes; a longer one is answered 413 and stored truncated.
+    #[arg(long, env = "TRACER_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    /// SQLite synchronous mode for the log: full survives power loss, normal only a process crash.
+    #[arg(long, env = "TRACER_SYNCHRONOUS", value_enum, default_value = "full")]
+    pub synchronous: Synchronous,
+    /// Most requests committed in one transaction (group commit); 1 means one fsync per request.
+    #[arg(long, env = "TRACER_COMMIT_BATCH", default_value_t = 512)]
+    pub commit_batch: usize,
+    /// How long a write waits for a lock held by another process before answering 503, in ms.
+    #[arg(long, env = "TRACER_BUSY_TIMEOUT_MS", default_value_t = 2000)]
+    pub busy_timeout_ms: u64,
+    /// Requests that may wait for the writer at once; beyond that they are answered 503 at once.
+    #[arg(long, env = "TRACER_QUEUE_CAPACITY", default_value_t = 16384)]
+    pub queue_capacity: usize,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TRACER_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The signature mode in force: as given, else enforce with a token and off without.
+    pub fn signature_mode(&self) -> SignatureMode {
+        self.signature_check.unwrap_or(if self.twilio.auth_token.is_some() {
+            SignatureMode::Enforce
+        } else {
+            SignatureMode::Off
+        })
+    }
+
+    /// Defaults for a server on `database`, as the command line would give them.
+    pub fn defaults_for(database: PathBuf) -> Self {
+        let mut args = Cli::parse_from(["taskrouter-tracer", "serve"]);
+        let Command::Serve(ref mut serve) = args.command else { unreachable!("parsed serve") };
+        serve.database.database = database;
+        (**serve).clone()
+    }
+}

@@ -1,0 +1,289 @@
+//! A TaskRouter webhook body, parsed: the form parameters in order, and the facts the log
+//! indexes (event type, event SID, the resource SIDs, when it happened).
+//!
+//! Parsing never drops a field: unknown parameters stay in [`FormParams`] and in the stored raw
+//! body. A body is *malformed* only when it cannot be a TaskRouter callback at all (not UTF-8
+//! after decoding, missing the fields that identify it, an unreadable timestamp).
+
+use super::timestamp::{self, OccurredAt};
+
+/// Which webhook endpoint a request reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A Workflow's `AssignmentCallbackUrl`.
+    Assignment,
+    /// A Workspace's `EventCallbackUrl`.
+    Events,
+}
+
+impl Endpoint {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Assignment => "assignment",
+            Endpoint::Events => "events",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "assignment" => Some(Endpoint::Assignment),
+            "events" => Some(Endpoint::Events),
+            _ => None,
+        }
+    }
+}
+
+/// The event type recorded for assignment callbacks, which carry none of their own.
+pub const ASSIGNMENT_EVENT_TYPE: &str = "assignment";
+
+/// Decoded form parameters, in the order they were sent (repeats kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormParams(pub Vec<(String, String)>);
+
+impl FormParams {
+    /// The first value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first non-empty value of `name`.
+    pub fn non_empty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// All pairs.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+/// Why a body is not a TaskRouter callback.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is empty")]
+    Empty,
+    #[error("the body is not valid UTF-8 once percent-decoded (first bad parameter: {0})")]
+    NotUtf8(String),
+    #[error("parameter {0} is required for {1} callbacks and is missing or empty")]
+    MissingField(&'static str, &'static str),
+    #[error("{0}")]
+    BadTimestamp(String),
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body strictly: a name or value that is not
+/// UTF-8 after percent-decoding is an error (lossy decoding would silently change the data).
+pub fn parse_form(body: &[u8]) -> Result<FormParams, ParseError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    let mut pairs = Vec::new();
+    for segment in body.split(|b| *b == b'&').filter(|s| !s.is_empty()) {
+        let (name, value) = match segment.iter().position(|b| *b == b'=') {
+            Some(i) => (&segment[..i], &segment[i + 1..]),
+            None => (segment, &segment[segment.len()..]),
+        };
+        let name = decode_component(name).map_err(|_| ParseError::NotUtf8(lossy_name(name)))?;
+        let value = decode_component(value).map_err(|_| ParseError::NotUtf8(name.clone()))?;
+        pairs.push((name, value));
+    }
+    Ok(FormParams(pairs))
+}
+
+fn lossy_name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned()
+}
+
+/// Percent-decodes one component, with `+` as space.
+fn decode_component(raw: &[u8]) -> Result<String, std::string::FromUtf8Error> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() => match (hex_value(raw[i + 1]), hex_value(raw[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// What the log indexes about one well-formed callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookFacts {
+    /// `EventType`, or `assignment` for assignment callbacks.
+    pub event_type: String,
+    /// The event SID (`EV…`) on event callbacks.
+    pub event_sid: Option<String>,
+    pub account_sid: Option<String>,
+    pub workspace_sid: Option<String>,
+    pub task_sid: Option<String>,
+    pub reservation_sid: Option<String>,
+    pub worker_sid: Option<String>,
+    pub task_queue_sid: Option<String>,
+    pub workflow_sid: Option<String>,
+    pub occurred_at: OccurredAt,
+}
+
+/// Extracts the indexed facts from a parsed body.
+///
+/// # Errors
+/// A [`ParseError`] when the body lacks what identifies it (an assignment callback without
+/// `TaskSid`/`ReservationSid`, an event without `EventType`) or carries an unreadable timestamp.
+pub fn extract_facts(
+    endpoint: Endpoint,
+    params: &FormParams,
+    arrival_ms: i64,
+) -> Result<WebhookFacts, ParseError> {
+    let owned = |name: &str| params.non_empty(name).map(str::to_string);
+    let event_type = match endpoint {
+        Endpoint::Assignment => {
+            for required in ["TaskSid", "ReservationSid"] {
+                if params.non_empty(required).is_none() {
+                    return Err(ParseError::MissingField(
+                        if required == "TaskSid" { "TaskSid" } else { "ReservationSid" },
+                        "assignment",
+                    ));
+                }
+            }
+            ASSIGNMENT_EVENT_TYPE.to_string()
+        }
+        Endpoint::Events => {
+            params.non_empty("EventType").ok_or(ParseError::MissingField("EventType", "event"))?.to_string()
+        }
+    };
+    let occurred_at = timestamp::occurred_at(params.get("TimestampMs"), params.get("Timestamp"), arrival_ms)
+        .map_err(ParseError::BadTimestamp)?;
+    // Some events name their subject only through ResourceSid.
+    let resource = |prefix: &str| {
+        params.non_empty("ResourceSid").filter(|sid| sid.starts_with(prefix)).map(str::to_string)
+    };
+    Ok(WebhookFacts {
+        event_type,
+        event_sid: owned("Sid"),
+        account_sid: owned("AccountSid"),
+        workspace_sid: owned("WorkspaceSid").or_else(|| resource("WS")),
+        task_sid: owned("TaskSid").or_else(|| resource("WT")),
+        reservation_sid: owned("ReservationSid").or_else(|| resource("WR")),
+        worker_sid: owned("WorkerSid").or_else(|| resource("WK")),
+        task_queue_sid: owned("TaskQueueSid").or_else(|| resource("WQ")),
+        workflow_sid: owned("WorkflowSid").or_else(|| resource("WW")),
+        occurred_at,
+    })
+}
+
+/// Encodes parameters as a form body (the inverse of [`parse_form`]).
+pub fn encode_form(params: &[(String, String)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        serializer.append_pair(name, value);
+    }
+    serializer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TimeSource;
+
+    fn params(pairs: &[(&str, &str)]) -> FormParams {
+        FormParams(pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+    }
+
+    #[test]
+    fn decodes_plus_and_percent_and_keeps_order_and_repeats() {
+        let parsed = parse_form(b"B=a+b&A=%7B%22x%22%3A1%7D&B=%zz&C").unwrap();
+        assert_eq!(
+            parsed.0,
+            vec![
+                ("B".into(), "a b".into()),
+                ("A".into(), "{\"x\":1}".into()),
+                ("B".into(), "%zz".into()),
+                ("C".into(), String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_percent_escape_is_kept_literally() {
+        assert_eq!(parse_form(b"A=50%").unwrap().get("A"), Some("50%"));
+        assert_eq!(parse_form(b"A=%4").unwrap().get("A"), Some("%4"));
+    }
+
+    #[test]
+    fn round_trips_through_encode() {
+        let original = params(&[("TaskAttributes", "{\"a\":\"é & =\"}"), ("X", "1+1")]);
+        let encoded = encode_form(original.pairs());
+        assert_eq!(parse_form(encoded.as_bytes()).unwrap(), original);
+    }
+
+    #[test]
+    fn invalid_utf8_is_malformed() {
+        assert!(matches!(parse_form(b"A=%ff%fe"), Err(ParseError::NotUtf8(n)) if n == "A"));
+        assert!(matches!(parse_form(b"   "), Err(ParseError::Empty)));
+    }
+
+    #[test]
+    fn assignment_callback_without_timestamp_uses_arrival() {
+        let body = params(&[
+            ("AccountSid", "ACCOUNTSID12345"),
+            ("TaskSid", "WT4c0ef6723897ecb43afb7ba3bb3018fc"),
+            ("ReservationSid", "WR94a7183792d4ac6cf53fe69db130f625"),
+            ("WorkerSid", "WKafa49369465b396765e971773a0f6e8e"),
+        ]);
+        let facts = extract_facts(Endpoint::Assignment, &body, 77).unwrap();
+        assert_eq!(facts.event_type, "assignment");
+        assert_eq!(facts.occurred_at.source, TimeSource::Arrival);
+        assert_eq!(facts.occurred_at.epoch_ms, 77);
+        assert_eq!(facts.account_sid.as_deref(), Some("ACCOUNTSID12345"));
+        assert_eq!(facts.event_sid, None);
+    }
+
+    #[test]
+    fn assignment_callback_needs_its_sids() {
+        let body = params(&[("TaskSid", "WT1")]);
+        assert_eq!(
+            extract_facts(Endpoint::Assignment, &body, 1),
+            Err(ParseError::MissingField("ReservationSid", "assignment"))
+        );
+    }
+
+    #[test]
+    fn event_needs_an_event_type() {
+        let body = params(&[("Sid", "EV1")]);
+        assert!(matches!(
+            extract_facts(Endpoint::Events, &body, 1),
+            Err(ParseError::MissingField("EventType", _))
+        ));
+    }
+
+    #[test]
+    fn resource_sid_fills_in_the_subject() {
+        let body = params(&[
+            ("EventType", "worker.created"),
+            ("ResourceType", "worker"),
+            ("ResourceSid", "WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("TimestampMs", "1522296198000"),
+        ]);
+        let facts = extract_facts(Endpoint::Events, &body, 1).unwrap();
+        assert_eq!(facts.worker_sid.as_deref(), Some("WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+        assert_eq!(facts.task_sid, None);
+    }
+}

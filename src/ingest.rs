@@ -1,0 +1,262 @@
+//! Turning one received webhook into one log row and one answer.
+//!
+//! Owns the decisions about a request (body limit, content type, signature, well-formedness,
+//! the status to answer) and hands the row to the single writer, whose transaction appends it
+//! and updates the projections. Nothing is answered 2xx until that transaction has committed;
+//! a storage failure becomes 503 so that Twilio retries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::domain::webhook::{self, Endpoint};
+use crate::signature::{self, SignedRequest, Verdict};
+use crate::storage::event_log::{NewRecord, RecordKind};
+use crate::storage::writer::{Appended, WriteError, Writer};
+
+/// How signatures are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignatureMode {
+    /// Answer 403 to a missing or bad signature (the request is still recorded).
+    Enforce,
+    /// Accept every request but record its verdict; bad ones never become facts.
+    Record,
+    /// Do not check; every request is `unchecked`.
+    Off,
+}
+
+/// What ingest needs to know, fixed at start.
+#[derive(Clone)]
+pub struct IngestConfig {
+    pub auth_token: Option<String>,
+    pub signature_mode: SignatureMode,
+    /// The URL Twilio calls, without a trailing slash (`https://abc.ngrok.app`). When unset, the
+    /// URL is rebuilt from the request's own Host header.
+    pub public_url: Option<String>,
+    pub body_limit: usize,
+}
+
+/// One request as the HTTP edge received it.
+pub struct ReceivedRequest {
+    pub endpoint: Endpoint,
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body was longer than the limit; `body` holds its first `body_limit` bytes.
+    pub body_truncated: bool,
+    /// The body could not be read to its end (the client went away, bad chunking…).
+    pub read_error: Option<String>,
+    pub remote_addr: Option<String>,
+    /// `scheme://host` as this request itself claims (Host / X-Forwarded-* headers).
+    pub claimed_base_urls: Vec<String>,
+    pub arrived: Instant,
+    pub arrival_ms: i64,
+}
+
+/// What to answer, and what was stored.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub verdict: &'static str,
+    pub stored: Result<Appended, WriteError>,
+}
+
+/// The ingest service shared by the webhook handlers.
+#[derive(Clone)]
+pub struct Ingest {
+    config: Arc<IngestConfig>,
+    writer: Writer,
+}
+
+const JSON: &str = "application/json";
+
+impl Ingest {
+    pub fn new(config: IngestConfig, writer: Writer) -> Self {
+        Self { config: Arc::new(config), writer }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// The URL a request to `path_and_query` was signed for, as configured.
+    pub fn signed_url(&self, path_and_query: &str, claimed_base_urls: &[String]) -> String {
+        let base =
+            self.config.public_url.clone().or_else(|| claimed_base_urls.first().cloned()).unwrap_or_default();
+        format!("{}{}", base.trim_end_matches('/'), path_and_query)
+    }
+
+    /// Decides, records, and returns what to answer. `success_body` is the 2xx answer for a
+    /// request that is stored (the assignment instruction, or empty for events).
+    pub async fn receive(&self, request: ReceivedRequest, success_body: &str) -> IngestOutcome {
+        let evaluation = self.evaluate(&request);
+        let (status, body) = match &evaluation.rejection {
+            Some((status, message)) => (*status, error_json(message)),
+            None => match request.endpoint {
+                Endpoint::Assignment => (200, success_body.to_string()),
+                Endpoint::Events => (204, String::new()),
+            },
+        };
+        let trusted =
+            evaluation.rejection.is_none() && evaluation.facts.is_some() && evaluation.verdict.is_trusted();
+        let verdict = evaluation.verdict.as_str();
+        let record = NewRecord {
+            kind: RecordKind::Webhook,
+            received_at_ms: request.arrival_ms,
+            endpoint: request.endpoint.as_str().to_string(),
+            method: request.method,
+            path: request.path_and_query,
+            headers: request.headers,
+            body: request.body,
+            body_truncated: request.body_truncated,
+            remote_addr: request.remote_addr,
+            signature_verdict: verdict,
+            signature_detail: Some(evaluation.verdict.explanation()),
+            rejection: evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact),
+            response_status: status,
+            response_body: Some(body.clone()),
+            upstream: None,
+            related_to: None,
+            facts: evaluation.facts,
+            params: evaluation.params,
+            trusted,
+            idempotency_token: evaluation.idempotency_token,
+        };
+        let stored = self.writer.append(record, request.arrived).await;
+        match stored {
+            Ok(appended) => {
+                let body = match evaluation.rejection {
+                    Some(_) => add_record_id(&body, appended.id),
+                    None => body,
+                };
+                IngestOutcome { status, content_type: JSON, body, verdict, stored }
+            }
+            Err(ref error) => IngestOutcome {
+                status: 503,
+                content_type: JSON,
+                body: error_json(&format!("not stored, retry later: {error}")),
+                verdict,
+                stored,
+            },
+        }
+    }
+
+    fn evaluate(&self, request: &ReceivedRequest) -> Evaluation {
+        let header = |name: &str| {
+            request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        };
+        let idempotency_token = header("I-Twilio-Idempotency-Token").map(str::to_string);
+        let content_type = header("Content-Type").unwrap_or("");
+        let is_form = content_type
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let parsed = if is_form && !request.body_truncated && request.read_error.is_none() {
+            Some(webhook::parse_form(&request.body))
+        } else {
+            None
+        };
+        let params = parsed.as_ref().and_then(|p| p.as_ref().ok()).cloned();
+        let facts = params.as_ref().map(|p| webhook::extract_facts(request.endpoint, p, request.arrival_ms));
+
+        let verdict = match (&self.config.auth_token, self.config.signature_mode) {
+            (None, _) | (_, SignatureMode::Off) => Verdict::Unchecked,
+            (Some(token), _) => {
+                let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
+                let alternatives: Vec<String> = request
+                    .claimed_base_urls
+                    .iter()
+                    .map(|base| format!("{}{}", base.trim_end_matches('/'), request.path_and_query))
+                    .collect();
+                let empty = Vec::new();
+                signature::verify(
+                    token,
+                    &SignedRequest {
+                        url: &url,
+                        params: params.as_ref().map_or(&empty, |p| &p.0),
+                        body: &request.body,
+                        signature: header(signature::SIGNATURE_HEADER),
+                    },
+                    &alternatives,
+                )
+            }
+        };
+
+        let enforce =
+            self.config.signature_mode == SignatureMode::Enforce && self.config.auth_token.is_some();
+        let rejection = if let Some(error) = &request.read_error {
+            Some((400, format!("the body could not be read: {error}")))
+        } else if request.body_truncated {
+            Some((
+                413,
+                format!(
+                    "the body is larger than the {} byte limit (stored truncated)",
+                    self.config.body_limit
+                ),
+            ))
+        } else if !is_form {
+            Some((
+                415,
+                format!(
+                    "TaskRouter callbacks are application/x-www-form-urlencoded; this request was {}",
+                    if content_type.is_empty() { "sent without a Content-Type" } else { content_type }
+                ),
+            ))
+        } else if enforce && !verdict.is_trusted() {
+            let why = match &verdict {
+                Verdict::Missing => "the X-Twilio-Signature header is missing".to_string(),
+                _ => "X-Twilio-Signature does not match this request".to_string(),
+            };
+            Some((403, why))
+        } else {
+            match (&parsed, &facts) {
+                (Some(Err(error)), _) | (_, Some(Err(error))) => {
+                    Some((400, format!("malformed callback: {error}")))
+                }
+                _ => None,
+            }
+        };
+        let not_a_fact = match &verdict {
+            Verdict::Invalid(_) | Verdict::Missing if rejection.is_none() => Some(format!(
+                "accepted (--signature-check record) but not a fact: signature {}",
+                verdict.as_str()
+            )),
+            _ => None,
+        };
+        Evaluation {
+            verdict,
+            rejection,
+            not_a_fact,
+            facts: facts.and_then(Result::ok),
+            params,
+            idempotency_token,
+        }
+    }
+}
+
+struct Evaluation {
+    verdict: Verdict,
+    /// The non-2xx status to answer and why.
+    rejection: Option<(u16, String)>,
+    /// Answered 2xx but kept out of the projections (a bad signature under `record`).
+    not_a_fact: Option<String>,
+    facts: Option<webhook::WebhookFacts>,
+    params: Option<webhook::FormParams>,
+    idempotency_token: Option<String>,
+}
+
+fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+fn add_record_id(body: &str, id: i64) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("recorded_as".into(), id.into());
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => body.to_string(),
+    }
+}

@@ -1,0 +1,19 @@
+//! taskrouter-tracer: records every Twilio TaskRouter webhook in an append-only, hash-chained
+//! SQLite log and explains what happened to each task.
+//!
+//! Data flows one way:
+//! `routes` (HTTP edge) → `domain` (parse) → `ingest` (decide, queue) → `storage::writer` (the one
+//! write transaction) → `storage::event_log` (the only writer of `events`) → `projections`
+//! (pure folds, same transaction) → pages and reports (read `storage::reads` and projections).
+
+pub mod cli;
+pub mod commands;
+pub mod domain;
+pub mod ingest;
+pub mod metrics;
+pub mod projections;
+pub mod routes;
+pub mod signature;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

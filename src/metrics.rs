@@ -1,0 +1,126 @@
+//! Process-wide counters and histograms, rendered in Prometheus' text format at `/metrics`.
+//!
+//! Hand-rolled on atomics: the handful of series the tracer exposes does not justify a metrics
+//! framework on the ingest hot path.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A histogram with fixed upper bounds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation (the sum is kept in millionths of the unit).
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+const LATENCY_BOUNDS: &[f64] =
+    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+/// All the tracer's metrics.
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    /// Seconds from a webhook's arrival to its answer.
+    pub ingest_latency: Histogram,
+    /// Rows per committed transaction.
+    pub commit_batch_size: Histogram,
+    /// Transactions that failed (each failure answers its whole batch with 503).
+    pub commit_failures: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::new(BTreeMap::new()),
+            ingest_latency: Histogram::new(LATENCY_BOUNDS),
+            commit_batch_size: Histogram::new(BATCH_BOUNDS),
+            commit_failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered webhook request.
+    pub fn count_request(&self, endpoint: &str, verdict: &'static str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((endpoint.to_string(), verdict, status)).or_insert(0) += 1;
+    }
+
+    /// The number of requests counted with this signature verdict.
+    pub fn requests_with_verdict(&self, verdict: &str) -> u64 {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests.iter().filter(|((_, v, _), _)| *v == verdict).map(|(_, n)| n).sum()
+    }
+
+    /// The Prometheus text exposition; `database_bytes` is measured by the caller.
+    pub fn render(&self, database_bytes: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP tracer_webhook_requests_total Webhook requests answered, by endpoint, signature verdict and status.\n");
+        out.push_str("# TYPE tracer_webhook_requests_total counter\n");
+        {
+            let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            for ((endpoint, verdict, status), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "tracer_webhook_requests_total{{endpoint=\"{endpoint}\",verdict=\"{verdict}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        self.ingest_latency.render(
+            &mut out,
+            "tracer_ingest_latency_seconds",
+            "Time from a webhook's arrival to its answer, durable commit included.",
+        );
+        self.commit_batch_size.render(
+            &mut out,
+            "tracer_commit_batch_size",
+            "Rows per committed write transaction.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_commit_failures_total Write transactions that failed.\n# TYPE tracer_commit_failures_total counter\ntracer_commit_failures_total {}",
+            self.commit_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_database_bytes Size of the database file and its WAL.\n# TYPE tracer_database_bytes gauge\ntracer_database_bytes {database_bytes}"
+        );
+        out
+    }
+}

@@ -1,0 +1,47 @@
+//! The JSON API over recorded requests.
+
+use actix_web::{web, HttpResponse};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::startup::AppState;
+use crate::storage::reads::RecordedRequest;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/requests", web::get().to(list)).route("/api/requests/{id}", web::get().to(detail));
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn to_json(request: &RecordedRequest) -> serde_json::Value {
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    value["body_base64"] = base64::engine::general_purpose::STANDARD.encode(&request.body).into();
+    value
+}
+
+async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    match state.store.recent_requests(query.before, limit).await {
+        Ok(requests) => {
+            let next = (requests.len() == limit as usize).then(|| requests.last().map(|r| r.id)).flatten();
+            HttpResponse::Ok().json(json!({
+                "requests": requests.iter().map(to_json).collect::<Vec<_>>(),
+                "next_before": next,
+            }))
+        }
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+    }
+}
+
+async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpResponse {
+    match state.store.request(id.into_inner()).await {
+        Ok(Some(request)) => HttpResponse::Ok().json(to_json(&request)),
+        Ok(None) => HttpResponse::NotFound().json(json!({ "error": "no such request" })),
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+    }
+}

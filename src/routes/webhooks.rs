@@ -1,0 +1,130 @@
+//! `POST /webhooks/assignment` and `POST /webhooks/events`: read the request exactly as it
+//! came (bounded), hand it to [`crate::ingest`], answer what ingest decided.
+
+use std::time::Instant;
+
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::domain::Endpoint;
+use crate::ingest::ReceivedRequest;
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/webhooks/assignment", web::post().to(assignment))
+        .route("/webhooks/events", web::post().to(events));
+}
+
+async fn assignment(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    receive(Endpoint::Assignment, request, payload, state).await
+}
+
+async fn events(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    receive(Endpoint::Events, request, payload, state).await
+}
+
+/// Headers whose values are never stored.
+const REDACTED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+
+async fn receive(
+    endpoint: Endpoint,
+    request: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let arrived = Instant::now();
+    let arrival_ms = chrono::Utc::now().timestamp_millis();
+    let limit = state.ingest.config().body_limit;
+    let mut body = Vec::with_capacity(
+        request
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(2048)
+            .min(limit),
+    );
+    let mut truncated = false;
+    let mut read_error = None;
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(bytes) => {
+                let room = limit - body.len();
+                if bytes.len() > room {
+                    body.extend_from_slice(&bytes[..room]);
+                    truncated = true;
+                    // Stop reading: what follows is not stored, and the connection is closed.
+                    break;
+                }
+                body.extend_from_slice(&bytes);
+            }
+            Err(error) => {
+                read_error = Some(error.to_string());
+                break;
+            }
+        }
+    }
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = if REDACTED_HEADERS.contains(&name.as_str()) {
+                "[redacted]".to_string()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_string(), value)
+        })
+        .collect();
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let received = ReceivedRequest {
+        endpoint,
+        method: request.method().to_string(),
+        path_and_query,
+        headers,
+        body,
+        body_truncated: truncated,
+        read_error,
+        remote_addr: request.peer_addr().map(|a| a.to_string()),
+        claimed_base_urls: claimed_base_urls(&request),
+        arrived,
+        arrival_ms,
+    };
+    let success_body = match endpoint {
+        Endpoint::Assignment => "{}",
+        Endpoint::Events => "",
+    };
+    let outcome = state.ingest.receive(received, success_body).await;
+    state.metrics.count_request(endpoint.as_str(), outcome.verdict, outcome.status);
+    state.metrics.ingest_latency.observe(arrived.elapsed().as_secs_f64());
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.content_type(outcome.content_type);
+    if outcome.status == 503 {
+        response.insert_header((RETRY_AFTER, HeaderValue::from_static("1")));
+    }
+    if truncated {
+        response.force_close();
+    }
+    if outcome.status == 204 {
+        response.finish()
+    } else {
+        response.body(outcome.body)
+    }
+}
+
+/// The base URLs this request claims to have been sent to: what a proxy forwarded
+/// (`X-Forwarded-Proto`/`-Host`), then the Host header as seen directly.
+fn claimed_base_urls(request: &HttpRequest) -> Vec<String> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut urls = Vec::new();
+    if let Some(host) = header("x-forwarded-host") {
+        let scheme = header("x-forwarded-proto").unwrap_or_else(|| "https".to_string());
+        urls.push(format!("{scheme}://{host}"));
+    }
+    let info = request.connection_info();
+    urls.push(format!("{}://{}", info.scheme(), info.host()));
+    urls.dedup();
+    urls
+}

@@ -1,0 +1,90 @@
+//! Wiring: builds the shared state, binds the listener, and runs the server. Tests build an
+//! [`Application`] on port 0 and read the real port back.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+
+use crate::cli::ServeArgs;
+use crate::ingest::{Ingest, IngestConfig};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::storage::writer::{StorageHealth, Writer, WriterConfig};
+use crate::storage::{self, ReadStore};
+
+/// State shared by every handler.
+pub struct AppState {
+    pub ingest: Ingest,
+    pub store: ReadStore,
+    pub metrics: Arc<Metrics>,
+    pub writer_health: Arc<StorageHealth>,
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the database (applying migrations), starts the writer and binds the listener.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or the address cannot be bound.
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let store = storage::open(&args.database.database).await?;
+        let metrics = Arc::new(Metrics::default());
+        let writer = Writer::start(
+            WriterConfig {
+                database: args.database.database.clone(),
+                synchronous: args.synchronous,
+                max_batch: args.commit_batch.max(1),
+                busy_timeout: Duration::from_millis(args.busy_timeout_ms),
+                queue_capacity: args.queue_capacity.max(1),
+            },
+            metrics.clone(),
+        )?;
+        let ingest = Ingest::new(
+            IngestConfig {
+                auth_token: args.twilio.auth_token.clone(),
+                signature_mode: args.signature_mode(),
+                public_url: args.public_url.clone(),
+                body_limit: args.body_limit,
+            },
+            writer.clone(),
+        );
+        let state = web::Data::new(AppState { ingest, store, metrics, writer_health: writer.health.clone() });
+        let listener = TcpListener::bind(args.listen)?;
+        let port = listener.local_addr()?.port();
+        let mut server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
+                .listen(listener)?
+                .client_request_timeout(Duration::from_secs(10))
+                .client_disconnect_timeout(Duration::from_secs(2));
+        if let Some(workers) = args.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(Self { port, server: server.run() })
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

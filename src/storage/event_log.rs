@@ -1,0 +1,312 @@
+//! The append-only, hash-chained `events` table: the only code that writes it, and the code
+//! that verifies it.
+//!
+//! There is no update or delete function here, and SQLite triggers refuse both. Each row's
+//! `hash` is SHA-256 over the previous row's hash and a canonical, length-prefixed encoding of
+//! every other column, so editing the file behind the triggers' back breaks the chain at the
+//! first edited row, which [`verify`] names.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use crate::domain::WebhookFacts;
+
+/// A 32-byte chain hash.
+pub type ChainHash = [u8; 32];
+
+/// The hash "before" the first row.
+pub const GENESIS: ChainHash = [0; 32];
+
+/// What kind of thing a log row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A request that reached a webhook endpoint.
+    Webhook,
+    /// A REST call the tracer made to TaskRouter on a user's behalf.
+    Action,
+    /// A recorded request sent again.
+    Replay,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Webhook => "webhook",
+            RecordKind::Action => "action",
+            RecordKind::Replay => "replay",
+        }
+    }
+}
+
+/// A row to append. The writer fills in `duplicate_of` and `is_fact`; everything else is
+/// decided at the HTTP edge before the row is queued.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub kind: RecordKind,
+    pub received_at_ms: i64,
+    pub endpoint: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    pub remote_addr: Option<String>,
+    pub signature_verdict: &'static str,
+    pub signature_detail: Option<String>,
+    pub rejection: Option<String>,
+    pub response_status: u16,
+    pub response_body: Option<String>,
+    pub upstream: Option<String>,
+    pub related_to: Option<i64>,
+    /// Present when the body is a well-formed callback (whatever its signature), so even a
+    /// rejected request can be found by its SIDs.
+    pub facts: Option<WebhookFacts>,
+    /// The decoded parameters of a well-formed body (not stored: the body is).
+    pub params: Option<crate::domain::FormParams>,
+    /// Well-formed, with a valid or unchecked signature, and answered 2xx: only such a row can
+    /// become a TaskRouter fact.
+    pub trusted: bool,
+    pub idempotency_token: Option<String>,
+}
+
+/// The columns the writer decides when appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendDecision {
+    pub duplicate_of: Option<i64>,
+    pub is_fact: bool,
+}
+
+/// One stored row as the chain sees it: every column but `id` and `hash`, in canonical order.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+fn encode_fields(fields: &[Field<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    for field in fields {
+        match field {
+            Field::Null => out.push(0),
+            Field::Int(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Field::Text(s) => {
+                out.push(2);
+                out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            Field::Bytes(b) => {
+                out.push(3);
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+    out
+}
+
+fn chain(previous: &ChainHash, id: i64, fields: &[Field<'_>]) -> ChainHash {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(id.to_le_bytes());
+    hasher.update(encode_fields(fields));
+    hasher.finalize().into()
+}
+
+fn opt_text(v: &Option<String>) -> Field<'_> {
+    v.as_deref().map_or(Field::Null, Field::Text)
+}
+
+fn opt_int(v: Option<i64>) -> Field<'static> {
+    v.map_or(Field::Null, Field::Int)
+}
+
+/// The JSON stored in `headers`.
+pub fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).expect("strings serialise")
+}
+
+/// The columns [`append`] writes besides `id` and `hash`, in the order [`verify`] reads them.
+const COLUMNS: &str = "kind, received_at_ms, endpoint, method, path, headers, body, body_truncated, \
+    remote_addr, signature_verdict, signature_detail, rejection, response_status, response_body, \
+    upstream, related_to, duplicate_of, is_fact, event_type, event_sid, account_sid, workspace_sid, \
+    task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid, occurred_at_ms, \
+    occurred_at_raw, occurred_at_source, idempotency_token";
+
+/// The last row of the chain: its id (0 for an empty log) and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub id: i64,
+    pub hash: ChainHash,
+}
+
+/// Appends `record` after `previous`, returning the new head.
+///
+/// # Errors
+/// Any SQLite error; the caller's transaction then must be rolled back.
+pub fn append(
+    tx: &Transaction<'_>,
+    previous: Head,
+    record: &NewRecord,
+    decision: AppendDecision,
+) -> rusqlite::Result<Head> {
+    let id = previous.id + 1;
+    let headers = headers_json(&record.headers);
+    let facts = record.facts.as_ref();
+    let fact_text = |f: fn(&WebhookFacts) -> &Option<String>| facts.map_or(Field::Null, |x| opt_text(f(x)));
+    let fields = [
+        Field::Text(record.kind.as_str()),
+        Field::Int(record.received_at_ms),
+        Field::Text(&record.endpoint),
+        Field::Text(&record.method),
+        Field::Text(&record.path),
+        Field::Text(&headers),
+        Field::Bytes(&record.body),
+        Field::Int(record.body_truncated as i64),
+        opt_text(&record.remote_addr),
+        Field::Text(record.signature_verdict),
+        opt_text(&record.signature_detail),
+        opt_text(&record.rejection),
+        Field::Int(i64::from(record.response_status)),
+        opt_text(&record.response_body),
+        opt_text(&record.upstream),
+        opt_int(record.related_to),
+        opt_int(decision.duplicate_of),
+        Field::Int(decision.is_fact as i64),
+        facts.map_or(Field::Null, |f| Field::Text(&f.event_type)),
+        fact_text(|f| &f.event_sid),
+        fact_text(|f| &f.account_sid),
+        fact_text(|f| &f.workspace_sid),
+        fact_text(|f| &f.task_sid),
+        fact_text(|f| &f.reservation_sid),
+        fact_text(|f| &f.worker_sid),
+        fact_text(|f| &f.task_queue_sid),
+        fact_text(|f| &f.workflow_sid),
+        facts.map_or(Field::Null, |f| Field::Int(f.occurred_at.epoch_ms)),
+        facts.map_or(Field::Null, |f| opt_text(&f.occurred_at.raw)),
+        facts.map_or(Field::Null, |f| Field::Text(f.occurred_at.source.as_str())),
+        opt_text(&record.idempotency_token),
+    ];
+    let hash = chain(&previous.hash, id, &fields);
+    let mut statement = tx.prepare_cached(&format!(
+        "INSERT INTO events (id, {COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
+         ?29, ?30, ?31, ?32, ?33)"
+    ))?;
+    let id_field = Field::Int(id);
+    let hash_field = Field::Bytes(&hash);
+    let values = std::iter::once(&id_field).chain(fields.iter()).chain(std::iter::once(&hash_field));
+    statement.execute(rusqlite::params_from_iter(values))?;
+    Ok(Head { id, hash })
+}
+
+impl rusqlite::ToSql for Field<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Field::Null => ValueRef::Null,
+            Field::Int(v) => ValueRef::Integer(*v),
+            Field::Text(s) => ValueRef::Text(s.as_bytes()),
+            Field::Bytes(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// The hash of the last row, or [`GENESIS`] for an empty log.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn head(conn: &Connection) -> rusqlite::Result<Head> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((id, hash)) => Head { id, hash: to_hash(&hash) },
+        None => Head { id: 0, hash: GENESIS },
+    })
+}
+
+fn to_hash(bytes: &[u8]) -> ChainHash {
+    let mut hash = GENESIS;
+    let n = bytes.len().min(32);
+    hash[..n].copy_from_slice(&bytes[..n]);
+    hash
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub rows_checked: u64,
+    pub head_id: i64,
+    pub head_hash: ChainHash,
+    /// The first row whose stored hash does not match its contents, and why.
+    pub first_bad_row: Option<(i64, String)>,
+}
+
+/// Walks the whole chain. `progress` is called with the number of rows checked so far.
+///
+/// # Errors
+/// Any SQLite error (a tampered row is reported in the result, not as an error).
+pub fn verify(conn: &Connection, mut progress: impl FnMut(u64)) -> rusqlite::Result<VerifyReport> {
+    let mut statement = conn.prepare(&format!("SELECT id, {COLUMNS}, hash FROM events ORDER BY id"))?;
+    let mut rows = statement.query([])?;
+    let mut previous = GENESIS;
+    let mut expected_id = 1_i64;
+    let mut report = VerifyReport { rows_checked: 0, head_id: 0, head_hash: GENESIS, first_bad_row: None };
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let mut owned: Vec<rusqlite::types::Value> = Vec::with_capacity(31);
+        for i in 1..=31 {
+            owned.push(row.get(i)?);
+        }
+        let stored: Vec<u8> = row.get(32)?;
+        let fields: Vec<Field<'_>> = owned.iter().map(value_field).collect();
+        let recomputed = chain(&previous, id, &fields);
+        if report.first_bad_row.is_none() {
+            if id != expected_id {
+                report.first_bad_row =
+                    Some((id, format!("row {expected_id} is missing: the log jumps to row {id}")));
+            } else if recomputed[..] != stored[..] {
+                report.first_bad_row = Some((id, "its contents do not match its hash".to_string()));
+            }
+        }
+        previous = to_hash(&stored);
+        expected_id = id + 1;
+        report.rows_checked += 1;
+        report.head_id = id;
+        report.head_hash = previous;
+        if report.rows_checked.is_multiple_of(10_000) {
+            progress(report.rows_checked);
+        }
+    }
+    progress(report.rows_checked);
+    Ok(report)
+}
+
+fn value_field(value: &rusqlite::types::Value) -> Field<'_> {
+    use rusqlite::types::Value;
+    match value {
+        Value::Null => Field::Null,
+        Value::Integer(v) => Field::Int(*v),
+        Value::Real(v) => Field::Int(v.to_bits() as i64),
+        Value::Text(s) => Field::Text(s),
+        Value::Blob(b) => Field::Bytes(b),
+    }
+}
+
+/// Records how long a row took to answer (outside the chain; see the migration).
+///
+/// # Errors
+/// Any SQLite error.
+pub fn record_response_times(tx: &Transaction<'_>, timings: &[(i64, u64)]) -> rusqlite::Result<()> {
+    let mut statement =
+        tx.prepare_cached("INSERT OR IGNORE INTO response_times (event_id, handling_us) VALUES (?1, ?2)")?;
+    for (id, micros) in timings {
+        statement.execute(params![id, *micros as i64])?;
+    }
+    Ok(())
+}

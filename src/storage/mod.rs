@@ -1,0 +1,63 @@
+//! Everything that talks SQL: opening the database, migrations, the single writer, and the
+//! read queries pages and APIs use. No SQL lives outside this module and `projections`' own
+//! storage code, so the store can later move to a shared server.
+
+pub mod event_log;
+pub mod reads;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// The read side: a small pool of connections for pages and APIs (WAL lets them read while
+/// the writer writes).
+#[derive(Clone)]
+pub struct ReadStore {
+    pub pool: SqlitePool,
+    pub path: PathBuf,
+}
+
+/// Creates the database if needed, applies the embedded migrations and opens the read pool.
+///
+/// # Errors
+/// When the file cannot be created or opened, or a migration fails.
+pub async fn open(path: &Path) -> anyhow::Result<ReadStore> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(options).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(ReadStore { pool, path: path.to_path_buf() })
+}
+
+/// Opens a plain connection for maintenance commands (`verify`, `rebuild`), after making sure
+/// the schema is current.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn open_maintenance(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let store = open(path).await?;
+    store.pool.close().await;
+    let connection = rusqlite::Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    Ok(connection)
+}
+
+/// Bytes used by the database file and its WAL.
+pub fn database_bytes(path: &Path) -> u64 {
+    let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    size(path.to_path_buf()) + size(PathBuf::from(wal))
+}

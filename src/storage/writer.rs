@@ -1,0 +1,312 @@
+//! The single writer: one OS thread owning the one read-write SQLite connection, committing
+//! concurrent requests together (group commit).
+//!
+//! Handlers queue a [`NewRecord`] and await the outcome; the thread drains whatever is queued
+//! (up to `max_batch`), runs one transaction (dedup → append → projections), commits, and only
+//! then answers every waiter. A request is therefore acknowledged only once its row is durable,
+//! and a failed transaction answers its whole batch with an error (the edge turns it into 503).
+//! One thread and no async hops inside keep the per-row cost to SQLite's own work.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use super::event_log::{self, AppendDecision, Head, NewRecord};
+use crate::metrics::Metrics;
+use crate::projections;
+
+/// SQLite's `synchronous` setting for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a committed row survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub database: PathBuf,
+    pub synchronous: Synchronous,
+    /// Rows per transaction at most; 1 gives one fsync per request.
+    pub max_batch: usize,
+    /// How long a write waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// Requests waiting for the writer at most; past it, requests are refused at once.
+    pub queue_capacity: usize,
+}
+
+/// What the writer did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub id: i64,
+    pub duplicate_of: Option<i64>,
+    pub is_fact: bool,
+}
+
+/// Why a record was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("the database could not store the request: {0}")]
+    Storage(String),
+    #[error("the writer's queue is full ({0} requests waiting)")]
+    Overloaded(usize),
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+/// Whether the last transaction succeeded, for `/healthz` and the pages.
+#[derive(Default)]
+pub struct StorageHealth {
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl StorageHealth {
+    /// `None` when the last write succeeded, else what went wrong.
+    pub fn problem(&self) -> Option<String> {
+        if self.failing.load(Ordering::Relaxed) {
+            self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        } else {
+            None
+        }
+    }
+
+    fn set(&self, problem: Option<String>) {
+        self.failing.store(problem.is_some(), Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+}
+
+struct Job {
+    record: NewRecord,
+    arrived: Instant,
+    reply: oneshot::Sender<Result<Appended, WriteError>>,
+}
+
+/// The handle handlers use to reach the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    sender: SyncSender<Job>,
+    capacity: usize,
+    pub health: Arc<StorageHealth>,
+}
+
+impl Writer {
+    /// Opens the connection and starts the thread.
+    ///
+    /// # Errors
+    /// When the database cannot be opened for writing.
+    pub fn start(config: WriterConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let connection = open(&config.database, &config)?;
+        let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
+        let health = Arc::new(StorageHealth::default());
+        let thread_health = health.clone();
+        let capacity = config.queue_capacity;
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || run(connection, config, receiver, metrics, thread_health))?;
+        Ok(Self { sender, capacity, health })
+    }
+
+    /// Stores `record` and returns once it is committed (or has failed to be).
+    ///
+    /// # Errors
+    /// [`WriteError`] when the row is not durably stored.
+    pub async fn append(&self, record: NewRecord, arrived: Instant) -> Result<Appended, WriteError> {
+        let (reply, outcome) = oneshot::channel();
+        match self.sender.try_send(Job { record, arrived, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(WriteError::Overloaded(self.capacity)),
+            Err(TrySendError::Disconnected(_)) => return Err(WriteError::Stopped),
+        }
+        outcome.await.unwrap_or(Err(WriteError::Stopped))
+    }
+}
+
+fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(config.busy_timeout)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match config.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+/// How long the thread idles before writing pending response times on their own.
+const IDLE_FLUSH: Duration = Duration::from_millis(250);
+/// Response times kept waiting for a transaction at most (dropped beyond, oldest first).
+const MAX_PENDING_TIMINGS: usize = 100_000;
+
+fn run(
+    mut connection: Connection,
+    config: WriterConfig,
+    receiver: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+    health: Arc<StorageHealth>,
+) {
+    let mut head = event_log::head(&connection).ok();
+    let mut pending_timings: Vec<(i64, u64)> = Vec::new();
+    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    loop {
+        match receiver.recv_timeout(IDLE_FLUSH) {
+            Ok(job) => batch.push(job),
+            Err(RecvTimeoutError::Timeout) => {
+                if !pending_timings.is_empty() {
+                    if let Ok(tx) = connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+                        if event_log::record_response_times(&tx, &pending_timings).is_ok()
+                            && tx.commit().is_ok()
+                        {
+                            pending_timings.clear();
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while batch.len() < config.max_batch {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = match head {
+            Some(current) => commit_batch(&mut connection, current, &batch, &pending_timings),
+            None => event_log::head(&connection).and_then(|current| {
+                head = Some(current);
+                commit_batch(&mut connection, current, &batch, &pending_timings)
+            }),
+        };
+        match outcome {
+            Ok((new_head, results)) => {
+                head = Some(new_head);
+                health.set(None);
+                pending_timings.clear();
+                metrics.commit_batch_size.observe(batch.len() as f64);
+                for (job, appended) in batch.drain(..).zip(results) {
+                    pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
+                    let _ = job.reply.send(Ok(appended));
+                }
+            }
+            Err(error) => {
+                let message = describe(&error);
+                tracing::error!(%message, rows = batch.len(), "write transaction failed; answering 503");
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                health.set(Some(message.clone()));
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(WriteError::Storage(message.clone())));
+                }
+                // A fresh connection recovers from faults that poison the old one (a replaced
+                // or re-permitted file); the head is re-read from what was really committed.
+                head = None;
+                if let Ok(fresh) = open(&config.database, &config) {
+                    connection = fresh;
+                }
+            }
+        }
+        if pending_timings.len() > MAX_PENDING_TIMINGS {
+            let excess = pending_timings.len() - MAX_PENDING_TIMINGS;
+            pending_timings.drain(..excess);
+        }
+    }
+}
+
+fn describe(error: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => format!("the disk is full ({error})"),
+        Some(ErrorCode::ReadOnly) => format!("the database is read-only ({error})"),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            format!("the database is locked by another process ({error})")
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            format!("the database file cannot be opened for writing ({error})")
+        }
+        _ => error.to_string(),
+    }
+}
+
+fn commit_batch(
+    connection: &mut Connection,
+    mut head: Head,
+    batch: &[Job],
+    pending_timings: &[(i64, u64)],
+) -> rusqlite::Result<(Head, Vec<Appended>)> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    event_log::record_response_times(&tx, pending_timings)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let record = &job.record;
+        let keys = delivery_keys(record);
+        let duplicate_of = find_first_delivery(&tx, &keys)?;
+        let decision = AppendDecision {
+            duplicate_of,
+            is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
+        };
+        head = event_log::append(&tx, head, record, decision)?;
+        if !keys.is_empty() {
+            let first = duplicate_of.unwrap_or(head.id);
+            let mut insert =
+                tx.prepare_cached("INSERT OR IGNORE INTO delivery_keys (key, first_id) VALUES (?1, ?2)")?;
+            for key in &keys {
+                insert.execute(rusqlite::params![&key[..], first])?;
+            }
+        }
+        if decision.is_fact {
+            projections::apply(&tx, head.id, record)?;
+        }
+        results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact });
+    }
+    tx.commit()?;
+    Ok((head, results))
+}
+
+/// The keys that identify a delivery of a fact: its event Sid, its idempotency token, and its
+/// endpoint plus body. Only well-formed, trusted requests have any.
+fn delivery_keys(record: &NewRecord) -> Vec<[u8; 16]> {
+    let Some(facts) = record.facts.as_ref().filter(|_| record.trusted) else { return Vec::new() };
+    let key = |tag: &str, parts: &[&[u8]]| {
+        let mut hasher = Sha256::new();
+        hasher.update(tag.as_bytes());
+        for part in parts {
+            hasher.update([0]);
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        key
+    };
+    let mut keys = Vec::with_capacity(3);
+    if let Some(sid) = &facts.event_sid {
+        keys.push(key("sid", &[sid.as_bytes()]));
+    }
+    if let Some(token) = &record.idempotency_token {
+        keys.push(key("idempotency", &[token.as_bytes()]));
+    }
+    keys.push(key("body", &[record.endpoint.as_bytes(), &record.body]));
+    keys
+}
+
+fn find_first_delivery(tx: &rusqlite::Transaction<'_>, keys: &[[u8; 16]]) -> rusqlite::Result<Option<i64>> {
+    let mut lookup = tx.prepare_cached("SELECT first_id FROM delivery_keys WHERE key = ?1")?;
+    let mut first: Option<i64> = None;
+    for key in keys {
+        if let Some(id) = lookup.query_row([&key[..]], |row| row.get::<_, i64>(0)).optional()? {
+            first = Some(first.map_or(id, |f| f.min(id)));
+        }
+    }
+    Ok(first)
+}

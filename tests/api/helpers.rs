@@ -1,0 +1,100 @@
+//! `spawn_app` and typed helpers, so tests read like scripts.
+
+use std::path::PathBuf;
+
+use taskrouter_tracer::cli::ServeArgs;
+use taskrouter_tracer::ingest::SignatureMode;
+use taskrouter_tracer::signature;
+use taskrouter_tracer::startup::Application;
+
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+
+pub struct TestApp {
+    pub address: String,
+    pub database: PathBuf,
+    pub client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the tracer with signature enforcement and a throwaway database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("tracer.db");
+    let mut args = ServeArgs::defaults_for(database.clone());
+    args.listen = "127.0.0.1:0".parse().unwrap();
+    args.twilio.auth_token = Some(AUTH_TOKEN.to_string());
+    args.signature_check = Some(SignatureMode::Enforce);
+    args.workers = Some(2);
+    configure(&mut args);
+    let database = args.database.database.clone();
+    let application = Application::build(args).await.expect("application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let server = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    TestApp { address, database, client: reqwest::Client::new(), server, _dir: dir }
+}
+
+impl TestApp {
+    /// Stops the server gracefully, as a restart would.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+
+    /// Posts a signed form body to `path`, signed for this server's own URL.
+    pub async fn post_signed(&self, path: &str, params: &[(String, String)]) -> reqwest::Response {
+        let url = format!("{}{}", self.address, path);
+        let signature = signature::compute(AUTH_TOKEN, &url, params);
+        self.post_form(path, params, Some(&signature)).await
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let body = taskrouter_tracer::domain::webhook::encode_form(params);
+        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes(), signature).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}{}", self.address, path))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response =
+            self.client.get(format!("{}{}", self.address, path)).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Reads rows straight from the database file, as an auditor would.
+    pub fn query<T>(&self, sql: &str, map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Vec<T> {
+        let connection = rusqlite::Connection::open(&self.database).expect("open database");
+        let mut statement = connection.prepare(sql).expect("valid SQL");
+        statement.query_map([], map).expect("query runs").collect::<Result<_, _>>().expect("rows read")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.query(sql, |r| r.get(0))[0]
+    }
+}
