@@ -2,9 +2,9 @@
 
 use actix_web::{web, HttpResponse};
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::json;
 
+use super::requests_query::RequestQuery;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 
@@ -12,21 +12,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/requests", web::get().to(list)).route("/api/requests/{id}", web::get().to(detail));
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    before: Option<i64>,
-    limit: Option<u32>,
-}
-
-fn to_json(request: &RecordedRequest) -> serde_json::Value {
+/// A request as the API shows it: every recorded field, the body as base64 and, when it is
+/// UTF-8, as text too.
+pub fn to_json(request: &RecordedRequest) -> serde_json::Value {
     let mut value = serde_json::to_value(request).unwrap_or_default();
     value["body_base64"] = base64::engine::general_purpose::STANDARD.encode(&request.body).into();
     value
 }
 
-async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    match state.store.recent_requests(query.before, limit).await {
+async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let filter = match query.to_filter() {
+        Ok(filter) => filter,
+        Err(message) => return HttpResponse::BadRequest().json(json!({ "error": message })),
+    };
+    let limit = query.limit();
+    match state.store.requests(&filter, limit).await {
         Ok(requests) => {
             let next = (requests.len() == limit as usize).then(|| requests.last().map(|r| r.id)).flatten();
             HttpResponse::Ok().json(json!({

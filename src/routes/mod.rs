@@ -2,11 +2,16 @@
 
 pub mod api;
 pub mod health;
+pub mod pages;
+pub mod requests_query;
 pub mod webhooks;
 
 use actix_web::web;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(webhooks::configure).configure(health::configure).configure(api::configure);
+    cfg.configure(webhooks::configure)
+        .configure(health::configure)
+        .configure(api::configure)
+        .configure(pages::configure);
 }

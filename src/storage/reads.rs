@@ -32,14 +32,40 @@ pub struct RecordedRequest {
     pub task_sid: Option<String>,
     pub reservation_sid: Option<String>,
     pub worker_sid: Option<String>,
+    pub task_queue_sid: Option<String>,
+    pub workflow_sid: Option<String>,
+    pub occurred_at_raw: Option<String>,
     pub occurred_at_ms: Option<i64>,
     pub occurred_at_source: Option<String>,
+}
+
+/// What the request list can be narrowed by; every field is optional and they combine (AND).
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+pub struct RequestFilter {
+    pub endpoint: Option<String>,
+    pub event_type: Option<String>,
+    /// Any SID: event, task, reservation, worker, queue or workflow.
+    pub sid: Option<String>,
+    pub status: Option<i64>,
+    pub verdict: Option<String>,
+    pub duplicate: Option<bool>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Free text over the body (as typed or form-encoded), headers and path.
+    pub text: Option<String>,
+    /// Keyset paging: only rows older than this id.
+    pub before: Option<i64>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
 }
 
 const REQUEST_COLUMNS: &str = "e.id, e.kind, e.received_at_ms, e.endpoint, e.method, e.path, e.headers, e.body, \
     e.body_truncated, e.remote_addr, e.signature_verdict, e.signature_detail, e.rejection, e.response_status, \
     e.response_body, r.handling_us, e.duplicate_of, e.is_fact, e.event_type, e.event_sid, e.task_sid, \
-    e.reservation_sid, e.worker_sid, e.occurred_at_ms, e.occurred_at_source";
+    e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_raw, e.occurred_at_ms, e.occurred_at_source";
 
 fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Error> {
     let headers: String = row.try_get("headers")?;
@@ -67,6 +93,9 @@ fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Er
         task_sid: row.try_get("task_sid")?,
         reservation_sid: row.try_get("reservation_sid")?,
         worker_sid: row.try_get("worker_sid")?,
+        task_queue_sid: row.try_get("task_queue_sid")?,
+        workflow_sid: row.try_get("workflow_sid")?,
+        occurred_at_raw: row.try_get("occurred_at_raw")?,
         occurred_at_ms: row.try_get("occurred_at_ms")?,
         occurred_at_source: row.try_get("occurred_at_source")?,
     })
@@ -84,24 +113,79 @@ impl ReadStore {
         sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?.as_ref().map(to_request).transpose()
     }
 
-    /// The newest requests, newest first, before log id `before` (keyset paging).
+    /// Requests matching `filter`, newest first, before log id `filter.before` (keyset paging,
+    /// so a page costs the same on the millionth row as on the first).
     ///
     /// # Errors
     /// Any database error.
-    pub async fn recent_requests(
+    pub async fn requests(
         &self,
-        before: Option<i64>,
+        filter: &RequestFilter,
         limit: u32,
     ) -> Result<Vec<RecordedRequest>, sqlx::Error> {
+        let mut conditions = vec!["e.id < ?".to_string()];
+        let mut binds: Vec<Bind> = vec![Bind::Int(filter.before.unwrap_or(i64::MAX))];
+        let mut text = |condition: &str, value: &Option<String>, binds: &mut Vec<Bind>| {
+            if let Some(value) = value {
+                conditions.push(condition.to_string());
+                binds.push(Bind::Text(value.clone()));
+            }
+        };
+        text("e.endpoint = ?", &filter.endpoint, &mut binds);
+        text("e.event_type = ?", &filter.event_type, &mut binds);
+        text("e.signature_verdict = ?", &filter.verdict, &mut binds);
+        if let Some(sid) = &filter.sid {
+            let columns =
+                ["event_sid", "task_sid", "reservation_sid", "worker_sid", "task_queue_sid", "workflow_sid"];
+            let any = columns.iter().map(|c| format!("e.{c} = ?")).collect::<Vec<_>>().join(" OR ");
+            conditions.push(format!("({any})"));
+            binds.extend(columns.iter().map(|_| Bind::Text(sid.clone())));
+        }
+        if let Some(status) = filter.status {
+            conditions.push("e.response_status = ?".into());
+            binds.push(Bind::Int(status));
+        }
+        match filter.duplicate {
+            Some(true) => conditions.push("e.duplicate_of IS NOT NULL".into()),
+            Some(false) => conditions.push("e.duplicate_of IS NULL".into()),
+            None => {}
+        }
+        if let Some(since) = filter.since_ms {
+            conditions.push("e.received_at_ms >= ?".into());
+            binds.push(Bind::Int(since));
+        }
+        if let Some(until) = filter.until_ms {
+            conditions.push("e.received_at_ms < ?".into());
+            binds.push(Bind::Int(until));
+        }
+        if let Some(text) = filter.text.as_ref().filter(|t| !t.is_empty()) {
+            // Bodies are stored form-encoded: look for the text as typed and as encoded.
+            let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+            conditions.push(
+                "(instr(CAST(e.body AS TEXT), ?) > 0 OR instr(CAST(e.body AS TEXT), ?) > 0 \
+                 OR instr(e.headers, ?) > 0 OR instr(e.path, ?) > 0)"
+                    .into(),
+            );
+            binds.extend([
+                Bind::Text(text.clone()),
+                Bind::Text(encoded),
+                Bind::Text(text.clone()),
+                Bind::Text(text.clone()),
+            ]);
+        }
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM events e LEFT JOIN response_times r ON r.event_id = e.id \
-             WHERE e.id < ?1 ORDER BY e.id DESC LIMIT ?2"
+             WHERE {} ORDER BY e.id DESC LIMIT ?",
+            conditions.join(" AND ")
         );
-        let rows = sqlx::query(&sql)
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+            };
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(to_request).collect()
     }
 

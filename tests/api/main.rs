@@ -3,5 +3,6 @@
 mod crash;
 mod fixtures;
 mod helpers;
+mod inspector;
 mod log_integrity;
 mod webhooks;

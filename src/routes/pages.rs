@@ -1,0 +1,194 @@
+//! Server-rendered pages (askama; escaped by default, usable without JavaScript).
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use super::requests_query::RequestQuery;
+use crate::domain::webhook::parse_form;
+use crate::startup::AppState;
+use crate::storage::reads::RecordedRequest;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/requests", web::get().to(requests))
+        .route("/requests/{id}", web::get().to(request_detail));
+}
+
+async fn home() -> HttpResponse {
+    HttpResponse::Found().insert_header(("Location", "/requests")).finish()
+}
+
+fn format_ms(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| epoch_ms.to_string())
+}
+
+fn render(page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Err(error) => {
+            tracing::error!(%error, "template failed");
+            HttpResponse::InternalServerError().body("the page could not be rendered")
+        }
+    }
+}
+
+/// One line of the request list.
+struct RequestRow {
+    id: i64,
+    received: String,
+    endpoint: String,
+    event_type: String,
+    subject: String,
+    status: i64,
+    status_class: String,
+    verdict: String,
+    duplicate_of: Option<i64>,
+    handling: String,
+}
+
+impl From<&RecordedRequest> for RequestRow {
+    fn from(r: &RecordedRequest) -> Self {
+        let subject = [&r.task_sid, &r.reservation_sid, &r.worker_sid]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        Self {
+            id: r.id,
+            received: format_ms(r.received_at_ms),
+            endpoint: r.endpoint.clone(),
+            event_type: r.event_type.clone().unwrap_or_else(|| "—".into()),
+            subject,
+            status: r.response_status,
+            status_class: format!("s{}", r.response_status / 100),
+            verdict: r.signature_verdict.clone(),
+            duplicate_of: r.duplicate_of,
+            handling: r.handling_us.map(|us| format!("{:.1} ms", us as f64 / 1000.0)).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "requests/index.html")]
+struct RequestsPage {
+    storage_problem: Option<String>,
+    query: RequestQuery,
+    error: Option<String>,
+    rows: Vec<RequestRow>,
+    older: Option<String>,
+    newest_id: i64,
+    first_page: bool,
+}
+
+async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let query = query.into_inner();
+    let limit = query.limit();
+    let (rows, error, older) = match query.to_filter() {
+        Err(message) => (Vec::new(), Some(message), None),
+        Ok(filter) => match state.store.requests(&filter, limit).await {
+            Ok(found) => {
+                let older = (found.len() == limit as usize)
+                    .then(|| found.last().map(|r| query.with_before(r.id)))
+                    .flatten();
+                (found.iter().map(RequestRow::from).collect(), None, older)
+            }
+            Err(error) => (Vec::new(), Some(format!("the log could not be read: {error}")), None),
+        },
+    };
+    let page = RequestsPage {
+        storage_problem: state.writer_health.problem(),
+        first_page: query.before.trim().is_empty(),
+        newest_id: rows.first().map_or(0, |r| r.id),
+        query,
+        error,
+        rows,
+        older,
+    };
+    render(&page)
+}
+
+/// A parameter of a recorded body, with JSON values pretty-printed.
+struct ParamRow {
+    name: String,
+    value: String,
+    pretty_json: Option<String>,
+    is_sid: bool,
+}
+
+#[derive(Template)]
+#[template(path = "requests/show.html")]
+struct RequestPage {
+    storage_problem: Option<String>,
+    request: RecordedRequest,
+    received: String,
+    occurred: String,
+    params: Vec<ParamRow>,
+    body_text: String,
+    sids: Vec<(&'static str, String)>,
+    handling: String,
+}
+
+fn looks_like_sid(value: &str) -> bool {
+    value.len() == 34
+        && value[..2].bytes().all(|b| b.is_ascii_uppercase())
+        && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpResponse {
+    let request = match state.store.request(id.into_inner()).await {
+        Ok(Some(request)) => request,
+        Ok(None) => return HttpResponse::NotFound().content_type("text/plain").body("no such request"),
+        Err(error) => {
+            return HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body(format!("the log could not be read: {error}"))
+        }
+    };
+    let params = parse_form(&request.body)
+        .map(|form| {
+            form.0
+                .into_iter()
+                .map(|(name, value)| {
+                    let pretty_json = (value.starts_with('{') || value.starts_with('['))
+                        .then(|| serde_json::from_str::<serde_json::Value>(&value).ok())
+                        .flatten()
+                        .and_then(|v| serde_json::to_string_pretty(&v).ok());
+                    ParamRow { is_sid: looks_like_sid(&value), name, value, pretty_json }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sids = [
+        ("Event", &request.event_sid),
+        ("Task", &request.task_sid),
+        ("Reservation", &request.reservation_sid),
+        ("Worker", &request.worker_sid),
+        ("Queue", &request.task_queue_sid),
+        ("Workflow", &request.workflow_sid),
+    ]
+    .into_iter()
+    .filter_map(|(label, sid)| sid.clone().map(|s| (label, s)))
+    .collect();
+    let page = RequestPage {
+        storage_problem: state.writer_health.problem(),
+        received: format_ms(request.received_at_ms),
+        occurred: request
+            .occurred_at_ms
+            .map(|ms| {
+                format!("{} (from {})", format_ms(ms), request.occurred_at_source.as_deref().unwrap_or("?"))
+            })
+            .unwrap_or_default(),
+        body_text: String::from_utf8_lossy(&request.body).into_owned(),
+        handling: request
+            .handling_us
+            .map(|us| format!("{:.2} ms", us as f64 / 1000.0))
+            .unwrap_or_else(|| "—".into()),
+        params,
+        sids,
+        request,
+    };
+    render(&page)
+}
