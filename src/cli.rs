@@ -35,7 +35,7 @@ pub struct DatabaseArgs {
     pub database: PathBuf,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct TwilioArgs {
     /// Your Twilio Account SID (AC…), for REST calls.
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
@@ -86,6 +86,19 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,
+}
+
+/// Secrets are shown only as whether they are set, so a `{:?}` can never leak them.
+impl std::fmt::Debug for TwilioArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| if s.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("TwilioArgs")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &secret(&self.auth_token))
+            .field("api_key", &self.api_key)
+            .field("api_secret", &secret(&self.api_secret))
+            .finish()
+    }
 }
 
 impl ServeArgs {
