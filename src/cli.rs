@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Requests that may wait for the writer at once; beyond that they are answered 503 at once.
     #[arg(long, env = "TRACER_QUEUE_CAPACITY", default_value_t = 16384)]
     pub queue_capacity: usize,
+    /// Relay every accepted webhook to your app (e.g. http://127.0.0.1:8080), re-signed for that
+    /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
+    #[arg(long, env = "TRACER_FORWARD_TO")]
+    pub forward_to: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,

@@ -6,9 +6,11 @@
 //! a storage failure becomes 503 so that Twilio retries.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::domain::instruction::ASSIGNMENT_DEADLINE_MS;
 use crate::domain::webhook::{self, Endpoint};
+use crate::relay::{Outgoing, Relay};
 use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::{Appended, WriteError, Writer};
@@ -33,6 +35,9 @@ pub struct IngestConfig {
     /// URL is rebuilt from the request's own Host header.
     pub public_url: Option<String>,
     pub body_limit: usize,
+    /// The user's app (`http://127.0.0.1:8080`): accepted webhooks are relayed to it, and its
+    /// answer is what Twilio gets.
+    pub forward_to: Option<String>,
 }
 
 /// One request as the HTTP edge received it.
@@ -57,7 +62,7 @@ pub struct ReceivedRequest {
 #[derive(Debug)]
 pub struct IngestOutcome {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: String,
     pub verdict: &'static str,
     pub stored: Result<Appended, WriteError>,
@@ -68,13 +73,19 @@ pub struct IngestOutcome {
 pub struct Ingest {
     config: Arc<IngestConfig>,
     writer: Writer,
+    relay: Relay,
 }
 
 const JSON: &str = "application/json";
 
 impl Ingest {
-    pub fn new(config: IngestConfig, writer: Writer) -> Self {
-        Self { config: Arc::new(config), writer }
+    pub fn new(config: IngestConfig, writer: Writer, relay: Relay) -> Self {
+        Self { config: Arc::new(config), writer, relay }
+    }
+
+    /// The single writer, for other records (replays, actions) that join the log.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -92,12 +103,50 @@ impl Ingest {
     /// request that is stored (the assignment instruction, or empty for events).
     pub async fn receive(&self, request: ReceivedRequest, success_body: &str) -> IngestOutcome {
         let evaluation = self.evaluate(&request);
-        let (status, body) = match &evaluation.rejection {
+        let mut content_type = JSON.to_string();
+        let (mut status, mut body) = match &evaluation.rejection {
             Some((status, message)) => (*status, error_json(message)),
             None => match request.endpoint {
                 Endpoint::Assignment => (200, success_body.to_string()),
                 Endpoint::Events => (204, String::new()),
             },
+        };
+        // Only requests the tracer accepts are relayed: re-signing a forged one would make the
+        // app's own validator pass it.
+        let upstream = match (&self.config.forward_to, &evaluation.rejection) {
+            (Some(target), None) => {
+                let answer = self
+                    .relay
+                    .send(Outgoing {
+                        url: format!("{}{}", target.trim_end_matches('/'), request.path_and_query),
+                        headers: &request.headers,
+                        body: request.body.clone(),
+                        params: evaluation.params.as_ref().map(|p| p.pairs()),
+                        is_assignment: request.endpoint == Endpoint::Assignment,
+                        timeout: match request.endpoint {
+                            Endpoint::Assignment => Duration::from_millis(ASSIGNMENT_DEADLINE_MS + 500),
+                            Endpoint::Events => Duration::from_secs(15),
+                        },
+                    })
+                    .await;
+                match answer.status {
+                    Some(app_status) => {
+                        status = app_status;
+                        body = answer.body.clone();
+                        content_type = answer.content_type.clone().unwrap_or_default();
+                    }
+                    None => {
+                        status = 502;
+                        body = error_json(&format!(
+                            "the app at {} did not answer: {}",
+                            answer.url,
+                            answer.error.as_deref().unwrap_or("unknown error")
+                        ));
+                    }
+                }
+                Some(answer)
+            }
+            _ => None,
         };
         let trusted =
             evaluation.rejection.is_none() && evaluation.facts.is_some() && evaluation.verdict.is_trusted();
@@ -117,7 +166,7 @@ impl Ingest {
             rejection: evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact),
             response_status: status,
             response_body: Some(body.clone()),
-            upstream: None,
+            upstream: upstream.as_ref().and_then(|u| serde_json::to_string(u).ok()),
             related_to: None,
             facts: evaluation.facts,
             params: evaluation.params,
@@ -131,11 +180,11 @@ impl Ingest {
                     Some(_) => add_record_id(&body, appended.id),
                     None => body,
                 };
-                IngestOutcome { status, content_type: JSON, body, verdict, stored }
+                IngestOutcome { status, content_type, body, verdict, stored }
             }
             Err(ref error) => IngestOutcome {
                 status: 503,
-                content_type: JSON,
+                content_type: JSON.to_string(),
                 body: error_json(&format!("not stored, retry later: {error}")),
                 verdict,
                 stored,

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod ingest;
 pub mod metrics;
 pub mod projections;
+pub mod relay;
 pub mod routes;
 pub mod signature;
 pub mod startup;

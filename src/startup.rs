@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use crate::cli::ServeArgs;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
+use crate::relay::Relay;
 use crate::routes;
 use crate::storage::writer::{StorageHealth, Writer, WriterConfig};
 use crate::storage::{self, ReadStore};
@@ -53,8 +54,10 @@ impl Application {
                 signature_mode: args.signature_mode(),
                 public_url: args.public_url.clone(),
                 body_limit: args.body_limit,
+                forward_to: args.forward_to.clone(),
             },
             writer.clone(),
+            Relay::new(args.twilio.auth_token.clone()),
         );
         let state = web::Data::new(AppState { ingest, store, metrics, writer_health: writer.health.clone() });
         let listener = TcpListener::bind(args.listen)?;

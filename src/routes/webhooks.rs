@@ -100,14 +100,16 @@ async fn receive(
     state.metrics.ingest_latency.observe(arrived.elapsed().as_secs_f64());
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);
-    response.content_type(outcome.content_type);
+    if !outcome.content_type.is_empty() {
+        response.content_type(outcome.content_type.as_str());
+    }
     if outcome.status == 503 {
         response.insert_header((RETRY_AFTER, HeaderValue::from_static("1")));
     }
     if truncated {
         response.force_close();
     }
-    if outcome.status == 204 {
+    if outcome.status == 204 || outcome.status == 304 {
         response.finish()
     } else {
         response.body(outcome.body)

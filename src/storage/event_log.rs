@@ -201,7 +201,30 @@ pub fn append(
     let hash_field = Field::Bytes(&hash);
     let values = std::iter::once(&id_field).chain(fields.iter()).chain(std::iter::once(&hash_field));
     statement.execute(rusqlite::params_from_iter(values))?;
+    if let Some(facts) = facts {
+        let mut reference =
+            tx.prepare_cached("INSERT OR IGNORE INTO sid_refs (sid_key, event_id) VALUES (?1, ?2)")?;
+        for sid in [
+            &facts.event_sid,
+            &facts.task_sid,
+            &facts.reservation_sid,
+            &facts.worker_sid,
+            &facts.task_queue_sid,
+            &facts.workflow_sid,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            reference.execute(rusqlite::params![sid_key(sid), id])?;
+        }
+    }
     Ok(Head { id, hash })
+}
+
+/// The lookup key of a SID in `sid_refs`.
+pub fn sid_key(sid: &str) -> i64 {
+    let digest = Sha256::digest(sid.as_bytes());
+    i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 impl rusqlite::ToSql for Field<'_> {

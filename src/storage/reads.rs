@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::ReadStore;
+use super::{event_log, ReadStore};
 
 /// One recorded request, as the inspector and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +25,9 @@ pub struct RecordedRequest {
     pub response_status: i64,
     pub response_body: Option<String>,
     pub handling_us: Option<i64>,
+    /// A forward target's or replay target's answer.
+    pub upstream: Option<crate::relay::UpstreamAnswer>,
+    pub related_to: Option<i64>,
     pub duplicate_of: Option<i64>,
     pub is_fact: bool,
     pub event_type: Option<String>,
@@ -64,7 +67,7 @@ enum Bind {
 
 const REQUEST_COLUMNS: &str = "e.id, e.kind, e.received_at_ms, e.endpoint, e.method, e.path, e.headers, e.body, \
     e.body_truncated, e.remote_addr, e.signature_verdict, e.signature_detail, e.rejection, e.response_status, \
-    e.response_body, r.handling_us, e.duplicate_of, e.is_fact, e.event_type, e.event_sid, e.task_sid, \
+    e.response_body, r.handling_us, e.upstream, e.related_to, e.duplicate_of, e.is_fact, e.event_type, e.event_sid, e.task_sid, \
     e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_raw, e.occurred_at_ms, e.occurred_at_source";
 
 fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Error> {
@@ -86,6 +89,10 @@ fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Er
         response_status: row.try_get("response_status")?,
         response_body: row.try_get("response_body")?,
         handling_us: row.try_get("handling_us")?,
+        upstream: row
+            .try_get::<Option<String>, _>("upstream")?
+            .and_then(|json| serde_json::from_str(&json).ok()),
+        related_to: row.try_get("related_to")?,
         duplicate_of: row.try_get("duplicate_of")?,
         is_fact: row.try_get("is_fact")?,
         event_type: row.try_get("event_type")?,
@@ -134,7 +141,13 @@ impl ReadStore {
         text("e.endpoint = ?", &filter.endpoint, &mut binds);
         text("e.event_type = ?", &filter.event_type, &mut binds);
         text("e.signature_verdict = ?", &filter.verdict, &mut binds);
+        // A SID narrows through `sid_refs` (newest first, stops at the page size); the columns
+        // are re-checked because the lookup key is a hash.
+        let mut from = "events e".to_string();
         if let Some(sid) = &filter.sid {
+            from = "sid_refs s JOIN events e ON e.id = s.event_id".into();
+            conditions[0] = "s.sid_key = ? AND s.event_id < ?".into();
+            binds.insert(0, Bind::Int(event_log::sid_key(sid)));
             let columns =
                 ["event_sid", "task_sid", "reservation_sid", "worker_sid", "task_queue_sid", "workflow_sid"];
             let any = columns.iter().map(|c| format!("e.{c} = ?")).collect::<Vec<_>>().join(" OR ");
@@ -174,9 +187,10 @@ impl ReadStore {
             ]);
         }
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM events e LEFT JOIN response_times r ON r.event_id = e.id \
-             WHERE {} ORDER BY e.id DESC LIMIT ?",
-            conditions.join(" AND ")
+            "SELECT {REQUEST_COLUMNS} FROM {from} LEFT JOIN response_times r ON r.event_id = e.id \
+             WHERE {} ORDER BY {} DESC LIMIT ?",
+            conditions.join(" AND "),
+            if filter.sid.is_some() { "s.event_id" } else { "e.id" }
         );
         let mut query = sqlx::query(&sql);
         for bind in binds {
