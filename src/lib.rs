@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod projections;
 pub mod relay;
+pub mod replay;
 pub mod routes;
 pub mod signature;
 pub mod startup;

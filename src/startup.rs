@@ -19,6 +19,8 @@ use crate::storage::{self, ReadStore};
 /// State shared by every handler.
 pub struct AppState {
     pub ingest: Ingest,
+    /// Outbound HTTP for replays (forwarding has its own inside `ingest`).
+    pub relay: Relay,
     pub store: ReadStore,
     pub metrics: Arc<Metrics>,
     pub writer_health: Arc<StorageHealth>,
@@ -59,7 +61,9 @@ impl Application {
             writer.clone(),
             Relay::new(args.twilio.auth_token.clone()),
         );
-        let state = web::Data::new(AppState { ingest, store, metrics, writer_health: writer.health.clone() });
+        let relay = Relay::new(args.twilio.auth_token.clone());
+        let state =
+            web::Data::new(AppState { ingest, relay, store, metrics, writer_health: writer.health.clone() });
         let listener = TcpListener::bind(args.listen)?;
         let port = listener.local_addr()?.port();
         let mut server =

@@ -5,11 +5,14 @@ use base64::Engine;
 use serde_json::json;
 
 use super::requests_query::RequestQuery;
+use crate::replay::ReplayRequest;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/requests", web::get().to(list)).route("/api/requests/{id}", web::get().to(detail));
+    cfg.route("/api/requests", web::get().to(list))
+        .route("/api/requests/{id}", web::get().to(detail))
+        .route("/api/requests/{id}/replay", web::post().to(replay));
 }
 
 /// A request as the API shows it: every recorded field, the body as base64 and, when it is
@@ -43,5 +46,23 @@ async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpResponse 
         Ok(Some(request)) => HttpResponse::Ok().json(to_json(&request)),
         Ok(None) => HttpResponse::NotFound().json(json!({ "error": "no such request" })),
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+    }
+}
+
+async fn replay(
+    id: web::Path<i64>,
+    body: Option<web::Json<ReplayRequest>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let original = match state.store.request(id.into_inner()).await {
+        Ok(Some(request)) => request,
+        Ok(None) => return HttpResponse::NotFound().json(json!({ "error": "no such request" })),
+        Err(error) => return HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+    };
+    let request = body.map(web::Json::into_inner).unwrap_or_default();
+    let forward_to = state.ingest.config().forward_to.as_deref();
+    match crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request).await {
+        Ok(outcome) => HttpResponse::Ok().json(outcome),
+        Err(message) => HttpResponse::BadRequest().json(json!({ "error": message })),
     }
 }

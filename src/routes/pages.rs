@@ -11,7 +11,8 @@ use crate::storage::reads::RecordedRequest;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .route("/requests", web::get().to(requests))
-        .route("/requests/{id}", web::get().to(request_detail));
+        .route("/requests/{id}", web::get().to(request_detail))
+        .route("/requests/{id}/replay", web::post().to(replay_form));
 }
 
 async fn home() -> HttpResponse {
@@ -129,6 +130,10 @@ struct RequestPage {
     body_text: String,
     sids: Vec<(&'static str, String)>,
     handling: String,
+    replays: Vec<RequestRow>,
+    /// The replay form's defaults.
+    replay_url: String,
+    replay_params: String,
 }
 
 fn looks_like_sid(value: &str) -> bool {
@@ -147,7 +152,7 @@ async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpR
                 .body(format!("the log could not be read: {error}"))
         }
     };
-    let params = parse_form(&request.body)
+    let params: Vec<ParamRow> = parse_form(&request.body)
         .map(|form| {
             form.0
                 .into_iter()
@@ -172,8 +177,22 @@ async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpR
     .into_iter()
     .filter_map(|(label, sid)| sid.clone().map(|s| (label, s)))
     .collect();
+    let replays =
+        state.store.related_to(request.id).await.unwrap_or_default().iter().map(RequestRow::from).collect();
+    let replay_url = state
+        .ingest
+        .config()
+        .forward_to
+        .as_ref()
+        .map(|target| format!("{}{}", target.trim_end_matches('/'), request.path))
+        .unwrap_or_default();
+    let replay_params =
+        params.iter().map(|p: &ParamRow| format!("{}={}", p.name, p.value)).collect::<Vec<_>>().join("\n");
     let page = RequestPage {
         storage_problem: state.writer_health.problem(),
+        replays,
+        replay_url,
+        replay_params,
         received: format_ms(request.received_at_ms),
         occurred: request
             .occurred_at_ms
@@ -191,4 +210,65 @@ async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpR
         request,
     };
     render(&page)
+}
+
+/// The replay form: `url`, `mode` (`unchanged` or `edited`) and `params`, one `Name=Value` a line.
+#[derive(serde::Deserialize)]
+struct ReplayForm {
+    url: String,
+    mode: String,
+    #[serde(default)]
+    params: String,
+}
+
+/// Forms that change something must come from this site's own pages.
+fn same_origin(request: &actix_web::HttpRequest) -> bool {
+    let host = request.connection_info().host().to_string();
+    let origin = request
+        .headers()
+        .get("origin")
+        .or_else(|| request.headers().get("referer"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    origin.is_some_and(|o| {
+        o.split("://").nth(1).is_some_and(|rest| rest.split('/').next() == Some(host.as_str()))
+    })
+}
+
+async fn replay_form(
+    http: actix_web::HttpRequest,
+    id: web::Path<i64>,
+    form: web::Form<ReplayForm>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !same_origin(&http) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain")
+            .body("refused: this form must be sent from the tracer's own page");
+    }
+    let original = match state.store.request(id.into_inner()).await {
+        Ok(Some(request)) => request,
+        Ok(None) => return HttpResponse::NotFound().content_type("text/plain").body("no such request"),
+        Err(error) => {
+            return HttpResponse::ServiceUnavailable().content_type("text/plain").body(error.to_string())
+        }
+    };
+    let params = (form.mode == "edited").then(|| {
+        form.params
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let (name, value) = line.split_once('=').unwrap_or((line, ""));
+                (name.trim().to_string(), value.trim_end_matches('\r').to_string())
+            })
+            .collect()
+    });
+    let request = crate::replay::ReplayRequest { url: Some(form.url.clone()), params };
+    let forward_to = state.ingest.config().forward_to.as_deref();
+    match crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request).await {
+        Ok(outcome) => HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/requests/{}", outcome.replay_id)))
+            .finish(),
+        Err(message) => HttpResponse::BadRequest().content_type("text/plain").body(message),
+    }
 }

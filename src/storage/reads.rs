@@ -203,6 +203,19 @@ impl ReadStore {
         rows.iter().map(to_request).collect()
     }
 
+    /// The rows that point back at `id` (its replays), oldest first.
+    ///
+    /// # Errors
+    /// Any database error.
+    pub async fn related_to(&self, id: i64) -> Result<Vec<RecordedRequest>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM events e LEFT JOIN response_times r ON r.event_id = e.id \
+             WHERE e.related_to = ?1 ORDER BY e.id LIMIT 200"
+        );
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
+        rows.iter().map(to_request).collect()
+    }
+
     /// Whether the database answers a query.
     pub async fn is_readable(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -2,6 +2,7 @@
 
 mod crash;
 mod fixtures;
+mod forwarding;
 mod helpers;
 mod inspector;
 mod log_integrity;
