@@ -1,6 +1,7 @@
 //! The HTTP edge: turns requests into domain calls and results into responses, nothing more.
 
 pub mod api;
+pub mod export;
 pub mod health;
 pub mod pages;
 pub mod requests_query;
@@ -12,6 +13,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::configure)
         .configure(health::configure)
+        .configure(export::configure)
         .configure(api::configure)
         .configure(pages::configure);
 }

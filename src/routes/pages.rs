@@ -82,6 +82,7 @@ struct RequestsPage {
     older: Option<String>,
     newest_id: i64,
     first_page: bool,
+    export_query: String,
 }
 
 async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> HttpResponse {
@@ -99,8 +100,12 @@ async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -
             Err(error) => (Vec::new(), Some(format!("the log could not be read: {error}")), None),
         },
     };
+    let mut export = query.clone();
+    export.before.clear();
+    export.limit.clear();
     let page = RequestsPage {
         storage_problem: state.writer_health.problem(),
+        export_query: serde_urlencoded::to_string(&export).unwrap_or_default(),
         first_page: query.before.trim().is_empty(),
         newest_id: rows.first().map_or(0, |r| r.id),
         query,

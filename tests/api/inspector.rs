@@ -87,3 +87,47 @@ async fn a_duplicate_links_to_its_original() {
     let (_, duplicates) = app.get_json("/api/requests?duplicate=yes").await;
     assert_eq!(duplicates["requests"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_filtered_set_exports_as_har_and_ndjson() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        let event = fixtures::reservation_event(
+            "reservation.created",
+            &event_sid(40 + i),
+            1_700_000_000_000 + i as i64,
+        );
+        app.post_signed("/webhooks/events", &event).await;
+    }
+    app.post_signed("/webhooks/assignment", &fixtures::assignment_callback()).await;
+
+    let ndjson = app
+        .client
+        .get(format!("{}/api/requests/export.ndjson?event_type=reservation.created", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let text = ndjson.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["event_type"] == "reservation.created"));
+
+    let (status, har) = app.get_json("/api/requests/export.har").await;
+    assert_eq!(status, 200);
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(har["log"]["version"], "1.2");
+    let first = &entries[0];
+    assert_eq!(first["request"]["method"], "POST");
+    assert!(first["request"]["url"].as_str().unwrap().ends_with("/webhooks/events"));
+    assert!(first["request"]["postData"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "ReservationSid"));
+    assert_eq!(first["response"]["status"], 204);
+    assert_eq!(entries[3]["response"]["content"]["text"], "{}", "the assignment answer is in the HAR");
+    let (status, _) = app.get_json("/api/requests/export.har?since=yesterday").await;
+    assert_eq!(status, 400);
+}
