@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a random port, a real SQLite file.
 
+mod browser;
 mod crash;
 mod fixtures;
 mod forwarding;
