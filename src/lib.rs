@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod projections;
 pub mod routes;
 pub mod signature;
+pub mod simulator;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
