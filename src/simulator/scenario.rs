@@ -1,5 +1,5 @@
 //! The demo contact center: one workspace with activities, multilingual workers, four queues
-//! (one multi-reservation), a workflow with filters and a routing timeout, and people who
+//! (one multi-reservation, one with a single agent), a workflow with filters and a routing timeout, and people who
 //! accept, reject or ignore reservations and customers who hang up. Everything the tracer has
 //! to explain happens in it within minutes.
 
@@ -70,7 +70,18 @@ pub fn build_demo(engine: &mut Engine, urls: &CallbackUrls, traffic: &DemoTraffi
             "farid",
             json!({"languages": ["en"], "skill": ["support", "billing"], "contact_uri": "client:farid"}),
         ),
-        ("grace", json!({"languages": ["en"], "skill": ["sales", "support"], "contact_uri": "client:grace"})),
+        (
+            "grace",
+            json!({"languages": ["en"], "skill": ["sales", "support", "vip"], "contact_uri": "client:grace"}),
+        ),
+        ("hiro", json!({"languages": ["en"], "skill": ["support"], "contact_uri": "client:hiro"})),
+        (
+            "ines",
+            json!({"languages": ["es", "en"], "skill": ["support", "billing"], "contact_uri": "client:ines"}),
+        ),
+        ("jamal", json!({"languages": ["en"], "skill": ["sales"], "contact_uri": "client:jamal"})),
+        ("kiri", json!({"languages": ["en", "es"], "skill": ["support"], "contact_uri": "client:kiri"})),
+        ("lena", json!({"languages": ["en"], "skill": ["billing", "support"], "contact_uri": "client:lena"})),
     ];
     let workers =
         people.into_iter().map(|(name, attrs)| engine.add_worker(&ws, name, attrs, &available)).collect();
@@ -84,7 +95,15 @@ pub fn build_demo(engine: &mut Engine, urls: &CallbackUrls, traffic: &DemoTraffi
     );
     let sales = engine.add_queue(&ws, "Sales", r#"skill HAS "sales""#, 2, Some(busy.clone()));
     let everyone = engine.add_queue(&ws, "Everyone", "1==1", 1, Some(busy.clone()));
+    // One VIP agent: VIP callers queue up, so the workflow times some out and TTLs expire.
+    let vip = engine.add_queue(&ws, "VIP", r#"skill HAS "vip""#, 1, Some(busy.clone()));
     let filters = vec![
+        WorkflowFilter {
+            friendly_name: "VIP".into(),
+            expression: r#"customer.tier == "vip""#.into(),
+            queue_sid: vip.clone(),
+            timeout: Some(60),
+        },
         WorkflowFilter {
             friendly_name: "Spanish speakers".into(),
             expression: r#"selected_language == "es""#.into(),
@@ -125,17 +144,18 @@ pub fn build_demo(engine: &mut Engine, urls: &CallbackUrls, traffic: &DemoTraffi
             json!({"type": "sales", "selected_language": "en", "channel": "chat"}),
             json!({"type": "billing", "selected_language": "en", "channel": "voice"}),
             json!({"type": "feedback", "selected_language": "en", "channel": "sms"}),
+            json!({"type": "support", "selected_language": "en", "channel": "voice", "customer": {"tier": "vip"}}),
         ],
         accept_probability: 0.72,
         reject_probability: 0.13,
-        think_ms: (1_000, 8_000),
-        talk_ms: (20_000, 120_000),
-        wrapup_ms: (3_000, 20_000),
+        think_ms: (1_000, 6_000),
+        talk_ms: (5_000, 30_000),
+        wrapup_ms: (2_000, 10_000),
         away_ms: (10_000, 45_000),
         hangup_probability: 0.08,
-        hangup_after_ms: (5_000, 90_000),
+        hangup_after_ms: (2_000, 40_000),
         short_ttl_probability: 0.05,
-        short_ttl_seconds: 60,
+        short_ttl_seconds: 45,
         available_activity_sid: available.clone(),
         reject_activity_sid: break_activity.clone(),
     });
@@ -146,7 +166,7 @@ pub fn build_demo(engine: &mut Engine, urls: &CallbackUrls, traffic: &DemoTraffi
         offline,
         busy,
         break_activity,
-        queues: vec![spanish, support, sales, everyone],
+        queues: vec![vip, spanish, support, sales, everyone],
         workers,
     }
 }
