@@ -379,6 +379,10 @@ impl Engine {
         self.activities.get(sid).map(|a| a.friendly_name.clone()).unwrap_or_default()
     }
 
+    fn activity_in(&self, workspace_sid: &str, activity_sid: &str) -> bool {
+        self.activities.get(activity_sid).is_some_and(|a| a.workspace_sid == workspace_sid)
+    }
+
     fn activity_available(&self, sid: &str) -> bool {
         self.activities.get(sid).is_some_and(|a| a.available)
     }
@@ -969,7 +973,7 @@ impl Engine {
     ) -> Result<(), SimError> {
         let reservation = self.pending_reservation(reservation_sid, "rejected")?;
         if let Some(activity) = &activity_sid {
-            if !self.activities.get(activity).is_some_and(|a| a.workspace_sid == reservation.workspace_sid) {
+            if !self.activity_in(&reservation.workspace_sid, activity) {
                 return Err(SimError::bad_request(format!(
                     "Activity {activity} does not exist in this workspace"
                 )));
@@ -1190,7 +1194,7 @@ impl Engine {
         activity_sid: &str,
     ) -> Result<(), SimError> {
         self.worker_in(workspace_sid, worker_sid)?;
-        if !self.activities.get(activity_sid).is_some_and(|a| a.workspace_sid == workspace_sid) {
+        if !self.activity_in(workspace_sid, activity_sid) {
             return Err(SimError::bad_request(format!(
                 "Activity {activity_sid} does not exist in this workspace"
             )));

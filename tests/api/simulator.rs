@@ -207,10 +207,13 @@ async fn rest_api_speaks_twilio() {
     sim.stop().await;
 }
 
+/// One request as the sink saw it: path, form parameters, headers (lowercase names).
+type RecordedRequest = (String, Vec<(String, String)>, BTreeMap<String, String>);
+
 /// What a recording sink received.
 #[derive(Default)]
 struct Received {
-    requests: Vec<(String, Vec<(String, String)>, BTreeMap<String, String>)>,
+    requests: Vec<RecordedRequest>,
 }
 
 /// A callback endpoint that answers assignments with `accept` and fails each event's first delivery.
@@ -282,6 +285,7 @@ async fn callbacks_are_signed_form_posts_retried_once_and_assignment_answers_are
     let events_emitted: u64 = truth.events_emitted.values().sum();
     assert_eq!(truth.delivery.retries, events_emitted);
 
+    sink.stop(false).await;
     let received = received.lock().unwrap();
     let events: Vec<_> = received.requests.iter().filter(|(path, _, _)| path == "/events").collect();
     assert_eq!(events.len() as u64, 2 * events_emitted);
@@ -315,7 +319,6 @@ async fn callbacks_are_signed_form_posts_retried_once_and_assignment_answers_are
             "worker.activity.update"
         ]
     );
-    sink.stop(false).await;
 }
 
 fn fact_counts(app: &crate::helpers::TestApp) -> BTreeMap<String, u64> {
