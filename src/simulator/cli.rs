@@ -119,7 +119,8 @@ pub struct ScenarioOptions {
     pub traffic: DemoTraffic,
     pub faults: Faults,
     pub clock: ClockMode,
-    pub listen: SocketAddr,
+    /// The REST API's listener, from [`rest::bind`].
+    pub listener: std::net::TcpListener,
 }
 
 /// Builds the demo workspace and starts the REST API (on the current runtime).
@@ -138,7 +139,7 @@ pub fn start_scenario(options: ScenarioOptions) -> std::io::Result<RunningSimula
             clock: options.clock,
         },
     );
-    let rest = rest::start(simulator.clone(), options.listen, &options.auth_token)?;
+    let rest = rest::start(simulator.clone(), options.listener, &options.auth_token)?;
     let delivery_worker = simulator.spawn_delivery_worker();
     Ok(RunningSimulator { simulator, rest, sids, account_sid, delivery_worker })
 }
@@ -171,9 +172,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.listen.port() != 0 {
         serve.public_url = Some(loopback_url(args.listen));
     }
+    // The simulator's REST address is bound first so the tracer can be pointed at it.
+    let (rest_listener, rest_base_url) = rest::bind(args.simulator_listen)?;
     // TODO(rest-base-url): once ServeArgs has `taskrouter_base_url`, point the tracer's REST
-    // client at the simulator: `serve.taskrouter_base_url = Some(simulator.rest_base_url())`
-    // (the simulator has to be started first, which needs the tracer's port: bind both first).
+    // client at the simulator: `serve.taskrouter_base_url = Some(rest_base_url.clone());`
+    tracing::debug!(%rest_base_url, "simulator REST API bound");
     let application = Application::build(serve).await?;
     let tracer_url = loopback_url(SocketAddr::new(args.listen.ip(), application.port()));
     let simulator = start_scenario(ScenarioOptions {
@@ -188,10 +191,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         faults: Faults::default(),
         clock: ClockMode::Scaled(args.speed.max(0.01)),
-        listen: args.simulator_listen,
+        listener: rest_listener,
     })?;
     println!("taskrouter-tracer demo");
     println!("  open:                 {tracer_url}/");
+    println!("  recorded requests:    {tracer_url}/api/requests");
     println!("  simulator REST base:  {}", simulator.rest_base_url());
     println!("  workspace SID:        {}", simulator.sids.workspace);
     println!("  account SID:          {account_sid}");
@@ -219,6 +223,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         token
     });
     let clock = if args.speed > 0.0 { ClockMode::Scaled(args.speed) } else { ClockMode::AsFastAsPossible };
+    let (listener, _) = rest::bind(args.listen)?;
     let simulator = start_scenario(ScenarioOptions {
         seed: args.seed,
         account_sid: args.account_sid.clone(),
@@ -235,7 +240,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             drop_rate: args.drop_rate,
         },
         clock,
-        listen: args.listen,
+        listener,
     })?;
     eprintln!(
         "simulating workspace {} (account {}); REST API at {}",

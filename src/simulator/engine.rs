@@ -6,7 +6,7 @@
 //! TaskRouter in milliseconds, and the same seed gives the same SIDs, decisions and events.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -16,6 +16,10 @@ use super::expression;
 use super::ground_truth::{Counters, GroundTruth};
 use super::model::*;
 use super::sid;
+
+/// Events kept for the Events REST resource (TaskRouter keeps 30 days; a long benchmark
+/// would otherwise grow without bound).
+pub const EVENT_RETENTION: usize = 100_000;
 
 /// A refusal, shaped like a Twilio REST error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +138,10 @@ pub struct Engine {
     pub reservations: BTreeMap<String, Reservation>,
     /// Reservations of each task, in creation order.
     pub task_reservations: BTreeMap<String, Vec<String>>,
-    pub events: Vec<EventRecord>,
+    /// Recent events, oldest first; the oldest are forgotten beyond [`EVENT_RETENTION`].
+    pub events: VecDeque<EventRecord>,
+    /// Tasks waiting for a worker, in routing order: (−priority, creation sequence, SID).
+    open_tasks: BTreeSet<(i64, u64, String)>,
     outbox: VecDeque<Outbound>,
     timers: BinaryHeap<Reverse<(i64, u64, Timer)>>,
     timer_sequence: u64,
@@ -160,7 +167,8 @@ impl Engine {
             tasks: BTreeMap::new(),
             reservations: BTreeMap::new(),
             task_reservations: BTreeMap::new(),
-            events: Vec::new(),
+            events: VecDeque::new(),
+            open_tasks: BTreeSet::new(),
             outbox: VecDeque::new(),
             timers: BinaryHeap::new(),
             timer_sequence: 0,
@@ -570,7 +578,10 @@ impl Engine {
                 idempotency_token: token,
             });
         }
-        self.events.push(EventRecord {
+        if self.events.len() >= EVENT_RETENTION {
+            self.events.pop_front();
+        }
+        self.events.push_back(EventRecord {
             sid,
             workspace_sid: workspace.sid,
             event_type: event_type.into(),
@@ -675,6 +686,7 @@ impl Engine {
                 sequence: self.task_sequence,
             },
         );
+        self.open_tasks.insert((-priority, self.task_sequence, sid.clone()));
         self.count(&sid, None, |c| c.tasks_created += 1);
         let queue_name = self.queues.get(&queue_sid).map(|q| q.friendly_name.clone()).unwrap_or_default();
         self.emit_task_event(&sid, "task.created", format!("Task {sid} created"), vec![]);
@@ -727,14 +739,8 @@ impl Engine {
             return;
         }
         free.sort();
-        let mut open: Vec<(i64, u64, String)> = self
-            .tasks
-            .values()
-            .filter(|t| t.status.is_open())
-            .map(|t| (-t.priority, t.sequence, t.sid.clone()))
-            .collect();
-        open.sort();
-        for (_, _, task_sid) in open {
+        let open: Vec<String> = self.open_tasks.iter().map(|(_, _, sid)| sid.clone()).collect();
+        for task_sid in open {
             if free.is_empty() {
                 break;
             }
@@ -759,6 +765,13 @@ impl Engine {
             for worker_sid in chosen {
                 self.reserve(&task_sid, &worker_sid);
             }
+        }
+    }
+
+    /// Takes a task out of routing (accepted or canceled).
+    fn close_task(&mut self, task_sid: &str) {
+        if let Some(task) = self.tasks.get(task_sid) {
+            self.open_tasks.remove(&(-task.priority, task.sequence, task.sid.clone()));
         }
     }
 
@@ -935,6 +948,7 @@ impl Engine {
         let reservation = self.pending_reservation(reservation_sid, "accepted")?;
         let task_sid = reservation.task_sid.clone();
         self.set_reservation_status(reservation_sid, ReservationStatus::Accepted);
+        self.close_task(&task_sid);
         if let Some(task) = self.tasks.get_mut(&task_sid) {
             task.status = TaskStatus::Assigned;
             task.version += 1;
@@ -1039,6 +1053,7 @@ impl Engine {
                 ("Workflow Timeout".to_string(), format!("Task {task_sid} canceled"))
             }
         };
+        self.close_task(task_sid);
         if let Some(task) = self.tasks.get_mut(task_sid) {
             task.status = TaskStatus::Canceled;
             task.reason = Some(reason.clone());
@@ -1163,8 +1178,13 @@ impl Engine {
         }
         if let Some(priority) = update.priority {
             let task = self.tasks.get_mut(task_sid).expect("checked");
+            let old_key = (-task.priority, task.sequence, task.sid.clone());
             task.priority = priority;
             task.version += 1;
+            let new_key = (-priority, task.sequence, task.sid.clone());
+            if self.open_tasks.remove(&old_key) {
+                self.open_tasks.insert(new_key);
+            }
         }
         if update.attributes.is_some() || update.priority.is_some() {
             self.emit_task_event(task_sid, "task.updated", format!("Task {task_sid} updated"), vec![]);

@@ -42,14 +42,30 @@ impl RestServer {
     }
 }
 
-/// Binds `listen` and serves the API on the current runtime.
+/// Binds the REST API's address before anything else starts, so its base URL can be handed to
+/// a client (the tracer's `--taskrouter-base-url`) first.
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub fn start(simulator: Arc<Simulator>, listen: SocketAddr, auth_token: &str) -> std::io::Result<RestServer> {
+pub fn bind(listen: SocketAddr) -> std::io::Result<(TcpListener, String)> {
     let listener = TcpListener::bind(listen)?;
     let address = listener.local_addr()?;
-    let base_url = format!("http://{address}");
+    let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+    Ok((listener, format!("http://{host}:{}", address.port())))
+}
+
+/// Serves the API on `listener` (from [`bind`]) on the current runtime.
+///
+/// # Errors
+/// When the listener cannot be used.
+pub fn start(
+    simulator: Arc<Simulator>,
+    listener: TcpListener,
+    auth_token: &str,
+) -> std::io::Result<RestServer> {
+    let address = listener.local_addr()?;
+    let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+    let base_url = format!("http://{host}:{}", address.port());
     let account_sid = simulator.engine().account_sid.clone();
     let state = web::Data::new(RestState {
         simulator,

@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::simulator::delivery::{DeliveryConfig, Faults};
+use taskrouter_tracer::simulator::rest;
 use taskrouter_tracer::simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
 use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::simulator::Engine;
@@ -35,7 +36,7 @@ fn quiet_simulator(
         },
         faults,
         clock: ClockMode::AsFastAsPossible,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
     })
     .expect("simulator starts")
 }
