@@ -947,6 +947,19 @@ impl Engine {
     pub fn accept_reservation(&mut self, reservation_sid: &str) -> Result<(), SimError> {
         let reservation = self.pending_reservation(reservation_sid, "accepted")?;
         let task_sid = reservation.task_sid.clone();
+        // The other reservations go first, while the task is still reserved (as captured).
+        let losers: Vec<Reservation> = self
+            .pending_reservations(&task_sid)
+            .into_iter()
+            .filter(|r| r.sid != reservation_sid)
+            .cloned()
+            .collect();
+        for loser in losers {
+            self.set_reservation_status(&loser.sid, ReservationStatus::Rescinded);
+            self.free_worker(&loser.worker_sid, &loser.sid);
+            self.count(&task_sid, Some(&loser.worker_sid), |c| c.reservations_rescinded += 1);
+            self.emit_reservation_event(&loser.sid, "reservation.rescinded", "rescinded");
+        }
         self.set_reservation_status(reservation_sid, ReservationStatus::Accepted);
         self.close_task(&task_sid);
         if let Some(task) = self.tasks.get_mut(&task_sid) {
@@ -956,13 +969,6 @@ impl Engine {
         }
         self.count(&task_sid, Some(&reservation.worker_sid), |c| c.reservations_accepted += 1);
         self.emit_reservation_event(reservation_sid, "reservation.accepted", "accepted");
-        let losers: Vec<Reservation> = self.pending_reservations(&task_sid).into_iter().cloned().collect();
-        for loser in losers {
-            self.set_reservation_status(&loser.sid, ReservationStatus::Rescinded);
-            self.free_worker(&loser.worker_sid, &loser.sid);
-            self.count(&task_sid, Some(&loser.worker_sid), |c| c.reservations_rescinded += 1);
-            self.emit_reservation_event(&loser.sid, "reservation.rescinded", "rescinded");
-        }
         let busy = self
             .tasks
             .get(&task_sid)
@@ -1125,11 +1131,11 @@ impl Engine {
         }
         let worker_sid = accepted.as_ref().map(|r| self.reservations[r].worker_sid.clone());
         if to == TaskStatus::Wrapping {
+            self.emit_task_event(task_sid, "task.wrapup", format!("Task {task_sid} wrapping up"), vec![]);
             if let Some(reservation) = &accepted {
                 self.set_reservation_status(reservation, ReservationStatus::Wrapping);
                 self.emit_reservation_event(reservation, "reservation.wrapup", "wrapping");
             }
-            self.emit_task_event(task_sid, "task.wrapup", format!("Task {task_sid} wrapping up"), vec![]);
             if let Some(behaviour) = self.behaviour.clone() {
                 let at = self.now_ms + self.uniform(behaviour.wrapup_ms);
                 self.schedule(at, Timer::PersonCompletes(task_sid.into()));
@@ -1433,6 +1439,9 @@ mod tests {
             [ReservationStatus::Rescinded, ReservationStatus::Accepted, ReservationStatus::Rescinded]
         );
         assert_eq!(w.engine.tasks[&task].status, TaskStatus::Assigned);
+        let rescinded = w.engine.events.iter().find(|e| e.event_type == "reservation.rescinded").unwrap();
+        assert_eq!(rescinded.param("TaskAssignmentStatus"), Some("reserved"));
+        assert_eq!(w.last_event("reservation.accepted").param("TaskAssignmentStatus"), Some("assigned"));
         let truth = w.engine.ground_truth();
         assert_eq!(truth.total.reservations_rescinded, 2);
         assert_eq!(truth.total.reservations_accepted, 1);
@@ -1483,8 +1492,8 @@ mod tests {
             [
                 "reservation.accepted",
                 "worker.activity.update",
-                "reservation.wrapup",
                 "task.wrapup",
+                "reservation.wrapup",
                 "reservation.completed",
                 "task.completed"
             ]
