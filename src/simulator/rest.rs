@@ -93,6 +93,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(&format!("{WS}/Workers"), web::get().to(list_workers))
         .route(&format!("{WS}/Workers/{{sid}}"), web::get().to(fetch_worker))
         .route(&format!("{WS}/Workers/{{sid}}"), web::post().to(update_worker))
+        .route(&format!("{WS}/Workers/{{worker}}/Reservations"), web::get().to(list_worker_reservations))
+        .route(
+            &format!("{WS}/Workers/{{worker}}/Reservations/{{sid}}"),
+            web::get().to(fetch_worker_reservation),
+        )
+        .route(
+            &format!("{WS}/Workers/{{worker}}/Reservations/{{sid}}"),
+            web::post().to(update_worker_reservation),
+        )
         .route(&format!("{WS}/TaskQueues"), web::get().to(list_queues))
         .route(&format!("{WS}/Workflows"), web::get().to(list_workflows))
         .route(&format!("{WS}/Workflows/{{sid}}"), web::get().to(fetch_workflow))
@@ -662,24 +671,106 @@ async fn update_reservation(
 ) -> Reply {
     authorize(&request, &state)?;
     let (ws, task, sid) = path.into_inner();
-    let params = pairs(&body);
     let rendered = {
         let mut engine = state.simulator.engine();
         engine.task_in(&ws, &task).map_err(fail)?;
         engine.reservation_of(&ws, &task, &sid).map_err(fail)?;
-        match first(&params, "ReservationStatus") {
-            Some("accepted") => engine.accept_reservation(&sid).map_err(fail)?,
-            Some("rejected") => engine
-                .reject_reservation(&sid, first(&params, "WorkerActivitySid").map(str::to_string))
-                .map_err(fail)?,
-            Some(other) => {
-                return Err(fail(SimError::bad_request(format!(
-                    "ReservationStatus {other} is not supported by the simulator (accepted, rejected)"
-                ))))
-            }
-            None => {}
-        }
+        apply_reservation_update(&mut engine, &sid, &pairs(&body))?;
         reservation_json(&state, &engine, engine.reservation_of(&ws, &task, &sid).map_err(fail)?)
+    };
+    state.simulator.wake_delivery();
+    Ok(HttpResponse::Ok().json(rendered))
+}
+
+/// `ReservationStatus=accepted|rejected` (with `WorkerActivitySid` on reject).
+fn apply_reservation_update(
+    engine: &mut Engine,
+    sid: &str,
+    params: &[(String, String)],
+) -> Result<(), ApiError> {
+    match first(params, "ReservationStatus") {
+        Some("accepted") => engine.accept_reservation(sid).map_err(fail),
+        Some("rejected") => engine
+            .reject_reservation(sid, first(params, "WorkerActivitySid").map(str::to_string))
+            .map_err(fail),
+        Some(other) => Err(fail(SimError::bad_request(format!(
+            "ReservationStatus {other} is not supported by the simulator (accepted, rejected)"
+        )))),
+        None => Ok(()),
+    }
+}
+
+/// A worker's reservation, by worker and reservation SID.
+fn worker_reservation<'a>(
+    engine: &'a Engine,
+    ws: &str,
+    worker: &str,
+    sid: &str,
+) -> Result<&'a Reservation, ApiError> {
+    engine.worker_in(ws, worker).map_err(fail)?;
+    engine
+        .reservations
+        .get(sid)
+        .filter(|r| r.workspace_sid == ws && r.worker_sid == worker)
+        .ok_or_else(|| fail(SimError::not_found("Reservation", sid)))
+}
+
+async fn list_worker_reservations(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<RestState>,
+) -> Reply {
+    authorize(&request, &state)?;
+    let (ws, worker) = path.into_inner();
+    let query = pairs(request.query_string().as_bytes());
+    let status = first(&query, "ReservationStatus");
+    let items = {
+        let engine = state.simulator.engine();
+        engine.worker_in(&ws, &worker).map_err(fail)?;
+        let mut reservations: Vec<&Reservation> = engine
+            .reservations
+            .values()
+            .filter(|r| r.worker_sid == worker && status.is_none_or(|s| s == r.status.as_str()))
+            .collect();
+        reservations.sort_by_key(|r| (r.date_created_ms, r.sid.clone()));
+        reservations.into_iter().map(|r| worker_reservation_json(&state, &engine, r)).collect()
+    };
+    paged(&state, &request, "reservations", items)
+}
+
+/// A reservation as the worker-scoped resource shows it (its `url` under the worker).
+fn worker_reservation_json(state: &RestState, engine: &Engine, r: &Reservation) -> Value {
+    let mut value = reservation_json(state, engine, r);
+    value["url"] =
+        format!("{}/Workers/{}/Reservations/{}", ws_url(state, &r.workspace_sid), r.worker_sid, r.sid).into();
+    value
+}
+
+async fn fetch_worker_reservation(
+    request: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<RestState>,
+) -> Reply {
+    authorize(&request, &state)?;
+    let (ws, worker, sid) = path.into_inner();
+    let engine = state.simulator.engine();
+    let reservation = worker_reservation(&engine, &ws, &worker, &sid)?;
+    Ok(HttpResponse::Ok().json(worker_reservation_json(&state, &engine, reservation)))
+}
+
+async fn update_worker_reservation(
+    request: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+    state: web::Data<RestState>,
+) -> Reply {
+    authorize(&request, &state)?;
+    let (ws, worker, sid) = path.into_inner();
+    let rendered = {
+        let mut engine = state.simulator.engine();
+        worker_reservation(&engine, &ws, &worker, &sid)?;
+        apply_reservation_update(&mut engine, &sid, &pairs(&body))?;
+        worker_reservation_json(&state, &engine, worker_reservation(&engine, &ws, &worker, &sid)?)
     };
     state.simulator.wake_delivery();
     Ok(HttpResponse::Ok().json(rendered))

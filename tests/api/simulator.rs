@@ -139,6 +139,10 @@ async fn rest_api_speaks_twilio() {
         )
     );
     let worker_sid = reservation["worker_sid"].as_str().unwrap();
+    let (status, by_worker) =
+        rest.get(&rest.url(&format!("/Workers/{worker_sid}/Reservations?ReservationStatus=accepted"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(by_worker["reservations"][0]["sid"], reservation["sid"]);
     let (_, worker) = rest.get(&rest.url(&format!("/Workers/{worker_sid}"))).await;
     assert_eq!(worker["activity_name"], "Busy");
     assert_eq!(worker["available"], false);
