@@ -87,6 +87,12 @@ pub struct SimulateArgs {
     /// Seconds a reservation may stay pending before it times out.
     #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
     pub reservation_timeout: u64,
+    /// How long an assignment callback's answer is awaited, in ms (TaskRouter: 5000).
+    #[arg(long, env = "SIM_ASSIGNMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub assignment_timeout_ms: u64,
+    /// How long an event callback's answer is awaited before its one retry, in ms (TaskRouter: 15000).
+    #[arg(long, env = "SIM_EVENT_TIMEOUT_MS", default_value_t = 15000)]
+    pub event_timeout_ms: u64,
 }
 
 /// A simulator with the demo workspace, its REST API and its delivery worker, all started.
@@ -118,6 +124,8 @@ pub struct ScenarioOptions {
     pub callbacks: CallbackUrls,
     pub traffic: DemoTraffic,
     pub faults: Faults,
+    /// Answer windows for (assignment, event) callbacks; `None`: TaskRouter's 5 s and 15 s.
+    pub callback_timeouts: Option<(std::time::Duration, std::time::Duration)>,
     pub clock: ClockMode,
     /// The REST API's listener, from [`rest::bind`].
     pub listener: std::net::TcpListener,
@@ -132,13 +140,12 @@ pub fn start_scenario(options: ScenarioOptions) -> std::io::Result<RunningSimula
     let mut engine = Engine::new(options.seed, start_ms, options.account_sid);
     let sids = scenario::build_demo(&mut engine, &options.callbacks, &options.traffic);
     let account_sid = engine.account_sid.clone();
-    let simulator = Simulator::new(
-        engine,
-        SimulatorConfig {
-            delivery: DeliveryConfig::new(options.auth_token.clone(), options.faults, options.seed),
-            clock: options.clock,
-        },
-    );
+    let mut delivery = DeliveryConfig::new(options.auth_token.clone(), options.faults, options.seed);
+    if let Some((assignment, event)) = options.callback_timeouts {
+        delivery.assignment_timeout = assignment;
+        delivery.event_timeout = event;
+    }
+    let simulator = Simulator::new(engine, SimulatorConfig { delivery, clock: options.clock });
     let rest = rest::start(simulator.clone(), options.listener, &options.auth_token)?;
     let delivery_worker = simulator.spawn_delivery_worker();
     Ok(RunningSimulator { simulator, rest, sids, account_sid, delivery_worker })
@@ -190,6 +197,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             reservation_timeout: args.reservation_timeout,
         },
         faults: Faults::default(),
+        callback_timeouts: None,
         clock: ClockMode::Scaled(args.speed.max(0.01)),
         listener: rest_listener,
     })?;
@@ -239,6 +247,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             reorder_rate: args.reorder_rate,
             drop_rate: args.drop_rate,
         },
+        callback_timeouts: Some((
+            std::time::Duration::from_millis(args.assignment_timeout_ms),
+            std::time::Duration::from_millis(args.event_timeout_ms),
+        )),
         clock,
         listener,
     })?;

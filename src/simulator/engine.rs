@@ -21,6 +21,9 @@ use super::sid;
 /// would otherwise grow without bound).
 pub const EVENT_RETENTION: usize = 100_000;
 
+/// TaskRouter cancels a task after this many rejections (RESV); it also ends reject loops.
+pub const MAX_REJECTIONS: u32 = 1000;
+
 /// A refusal, shaped like a Twilio REST error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimError {
@@ -684,6 +687,7 @@ impl Engine {
                 queue_entered_ms: self.now_ms,
                 version: 0,
                 sequence: self.task_sequence,
+                rejections: 0,
             },
         );
         self.open_tasks.insert((-priority, self.task_sequence, sid.clone()));
@@ -1008,6 +1012,14 @@ impl Engine {
             self.move_worker(&reservation.worker_sid, &activity);
             self.schedule_return(&reservation.worker_sid);
         }
+        let rejections = self.tasks.get_mut(&reservation.task_sid).map_or(0, |task| {
+            task.rejections += 1;
+            task.rejections
+        });
+        if rejections >= MAX_REJECTIONS {
+            let reason = format!("Task rejected {MAX_REJECTIONS} times");
+            return self.cancel_open_task(&reservation.task_sid, CancelCause::Api(reason));
+        }
         self.assign();
         Ok(())
     }
@@ -1156,9 +1168,10 @@ impl Engine {
                 format!("Task {task_sid} completed"),
                 vec![("TaskCompletedReason".into(), reason.clone()), ("Reason".into(), reason)],
             );
+            // The person sets themselves available again after a short pause.
             if let Some(worker) = worker_sid {
                 if let Some(behaviour) = self.behaviour.clone() {
-                    let at = self.now_ms + self.uniform((1000, 3000.max(behaviour.think_ms.0)));
+                    let at = self.now_ms + self.uniform(behaviour.think_ms);
                     self.schedule(at, Timer::PersonReturns(worker));
                 }
             }
@@ -1407,6 +1420,19 @@ mod tests {
         let types = w.event_types();
         let tail = &types[types.len() - 3..];
         assert_eq!(tail, ["reservation.rejected", "worker.activity.update", "reservation.created"]);
+    }
+
+    #[test]
+    fn endless_rejections_cancel_the_task() {
+        let mut w = world(1, 1, 120);
+        let task = w.create(None);
+        for _ in 0..MAX_REJECTIONS {
+            let pending =
+                w.reservations(&task).into_iter().find(|r| r.status == ReservationStatus::Pending).unwrap();
+            w.engine.reject_reservation(&pending.sid, None).unwrap();
+        }
+        assert_eq!(w.engine.tasks[&task].status, TaskStatus::Canceled);
+        assert_eq!(w.engine.ground_truth().total.reservations_rejected, u64::from(MAX_REJECTIONS));
     }
 
     #[test]

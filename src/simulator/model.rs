@@ -144,6 +144,8 @@ pub struct Task {
     pub version: u64,
     /// Position in creation order, for FIFO routing.
     pub sequence: u64,
+    /// Reservations of this task rejected so far.
+    pub rejections: u32,
 }
 
 impl Task {

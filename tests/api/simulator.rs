@@ -35,6 +35,7 @@ fn quiet_simulator(
             reservation_timeout: 30,
         },
         faults,
+        callback_timeouts: None,
         clock: ClockMode::AsFastAsPossible,
         listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
     })
@@ -395,4 +396,74 @@ async fn dropped_callbacks_are_missing_from_the_log_and_accounted_for() {
     assert_eq!(facts.remove("assignment"), Some(truth.total.reservations_created));
     assert_eq!(facts, truth.delivery.events_delivered);
     assert_eq!(truth.undelivered(), truth.delivery.events_dropped);
+}
+
+#[tokio::test]
+async fn a_slow_or_failing_assignment_callback_leaves_the_reservation_pending() {
+    // Assignment answers: too slow, then 500, then a reject (no activity), then `{}` (defer).
+    let calls = Arc::new(Mutex::new(0u32));
+    let state = web::Data::new(calls.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).default_service(web::to(
+            |request: HttpRequest, state: web::Data<Arc<Mutex<u32>>>| async move {
+                if !request.path().ends_with("/assignment") {
+                    return HttpResponse::NoContent().finish();
+                }
+                let call = {
+                    let mut calls = state.lock().unwrap();
+                    *calls += 1;
+                    *calls
+                };
+                match call {
+                    1 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(r#"{"instruction":"accept"}"#)
+                    }
+                    2 => HttpResponse::InternalServerError().body(r#"{"instruction":"accept"}"#),
+                    3 => HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(r#"{"instruction":"reject"}"#),
+                    _ => HttpResponse::Ok().content_type("application/json").body("{}"),
+                }
+            },
+        ))
+    })
+    .listen(listener)
+    .unwrap()
+    .workers(1)
+    .disable_signals()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let mut engine = Engine::new(8, 1_700_000_000_000, Some(ACCOUNT.into()));
+    let ws = engine.add_workspace("Slow", Some(format!("{base}/events")));
+    let available = engine.add_activity(&ws, "Available", true);
+    for name in ["a", "b", "c"] {
+        engine.add_worker(&ws, name, serde_json::json!({}), &available);
+    }
+    let queue = engine.add_queue(&ws, "All", "1==1", 1, None);
+    let workflow = engine.add_workflow(&ws, "Main", Some(format!("{base}/assignment")), 120, vec![], &queue);
+    let tasks: Vec<String> =
+        (0..3).map(|_| engine.create_task(&ws, &workflow, "{}", 0, None).unwrap()).collect();
+    let mut delivery = DeliveryConfig::new(AUTH_TOKEN.into(), Faults::default(), 8);
+    delivery.assignment_timeout = std::time::Duration::from_millis(150);
+    let simulator = Simulator::new(engine, SimulatorConfig { delivery, clock: ClockMode::AsFastAsPossible });
+    simulator.deliver_outbox().await;
+    handle.stop(false).await;
+
+    let truth = simulator.ground_truth();
+    assert_eq!(truth.delivery.assignment_callbacks_failed, 2, "{:?}", truth.delivery);
+    assert_eq!(truth.delivery.instructions_reject, 1);
+    assert_eq!(truth.delivery.instructions_deferred, 1);
+    assert_eq!(truth.total.reservations_accepted, 0, "no instruction from a slow or failed answer");
+    assert_eq!(truth.total.reservations_rejected, 1);
+    let statuses: Vec<&str> = tasks.iter().map(|t| truth.task_status[t].as_str()).collect();
+    // The rejected task was offered to the rejecter again (it kept an available activity).
+    assert_eq!(statuses, ["reserved", "reserved", "reserved"]);
+    assert_eq!(truth.total.reservations_created, 4);
 }
