@@ -266,3 +266,29 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     simulator.stop().await;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn commands_parse_with_their_defaults() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from([
+            "taskrouter-tracer",
+            "simulate",
+            "--target",
+            "http://127.0.0.1:1",
+            "--seed",
+            "9",
+        ]);
+        let Command::Simulate(args) = cli.command else { panic!("simulate") };
+        assert_eq!((args.seed, args.rate, args.speed), (9, 20.0, 0.0));
+        let cli = Cli::parse_from(["taskrouter-tracer", "demo"]);
+        let Command::Demo(args) = cli.command else { panic!("demo") };
+        assert_eq!(args.database.to_str(), Some("taskrouter-tracer-demo.db"));
+        assert_eq!(args.speed, 1.0);
+    }
+}

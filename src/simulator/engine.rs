@@ -1427,9 +1427,9 @@ mod tests {
         let mut w = world(1, 1, 120);
         let task = w.create(None);
         for _ in 0..MAX_REJECTIONS {
-            let pending =
-                w.reservations(&task).into_iter().find(|r| r.status == ReservationStatus::Pending).unwrap();
-            w.engine.reject_reservation(&pending.sid, None).unwrap();
+            // The rejecter stays available, so the newest reservation is always the pending one.
+            let pending = w.engine.task_reservations[&task].last().unwrap().clone();
+            w.engine.reject_reservation(&pending, None).unwrap();
         }
         assert_eq!(w.engine.tasks[&task].status, TaskStatus::Canceled);
         assert_eq!(w.engine.ground_truth().total.reservations_rejected, u64::from(MAX_REJECTIONS));
