@@ -26,6 +26,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Walk the log's hash chain; exits non-zero naming the first tampered row.
     Verify(DatabaseArgs),
+    /// Run the tracer together with a simulated TaskRouter that keeps realistic traffic flowing.
+    Demo(Box<crate::simulator::cli::DemoArgs>),
+    /// Drive a tracer (or any endpoint) with simulated TaskRouter traffic; prints the ground truth.
+    Simulate(Box<crate::simulator::cli::SimulateArgs>),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -16,6 +16,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(*args).await,
         Command::Verify(args) => verify(args).await,
+        Command::Demo(args) => crate::simulator::cli::demo(*args).await,
+        Command::Simulate(args) => crate::simulator::cli::simulate(*args).await,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod relay;
 pub mod replay;
 pub mod routes;
 pub mod signature;
+pub mod simulator;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

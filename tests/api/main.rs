@@ -7,4 +7,5 @@ mod forwarding;
 mod helpers;
 mod inspector;
 mod log_integrity;
+mod simulator;
 mod webhooks;

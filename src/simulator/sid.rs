@@ -1,0 +1,29 @@
+//! Twilio-style SIDs from the simulator's seeded RNG: two uppercase letters and 32 lowercase hex.
+
+use rand::Rng;
+
+/// A new SID with `prefix` (`WT`, `WR`, `EV`…).
+pub fn generate(rng: &mut impl Rng, prefix: &str) -> String {
+    format!("{prefix}{:032x}", rng.gen::<u128>())
+}
+
+/// Whether `sid` looks like a SID with `prefix`.
+pub fn is_sid(sid: &str, prefix: &str) -> bool {
+    sid.len() == 34
+        && sid.starts_with(prefix)
+        && sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    #[test]
+    fn sids_are_34_chars_and_deterministic() {
+        let mut a = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut b = rand::rngs::SmallRng::seed_from_u64(7);
+        let sid = super::generate(&mut a, "WT");
+        assert!(super::is_sid(&sid, "WT"), "{sid}");
+        assert_eq!(sid, super::generate(&mut b, "WT"));
+    }
+}
