@@ -19,4 +19,5 @@ pub mod signature;
 pub mod simulator;
 pub mod startup;
 pub mod storage;
+pub mod taskrouter_client;
 pub mod telemetry;

@@ -8,4 +8,5 @@ mod helpers;
 mod inspector;
 mod log_integrity;
 mod simulator;
+mod taskrouter_client;
 mod webhooks;
