@@ -2,11 +2,15 @@
 
 pub mod api;
 pub mod health;
+pub mod tasks;
 pub mod webhooks;
 
 use actix_web::web;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(webhooks::configure).configure(health::configure).configure(api::configure);
+    cfg.configure(webhooks::configure)
+        .configure(health::configure)
+        .configure(api::configure)
+        .configure(tasks::configure);
 }
