@@ -126,13 +126,14 @@ pub fn causal_rank(event_type: &str) -> u8 {
 
 /// The time a fact is placed at in its task's order, from the facts of that task alone.
 ///
-/// Three corrections to TaskRouter's clock keep causes before effects: `task.created` is placed
-/// no later than any other timed fact of its task (a `workflow.target-matched` can be stamped
-/// 1 ms earlier); a reservation's later events no earlier than its `reservation.created`; and an
-/// assignment callback, which carries no time, right at its `reservation.created` when that is
-/// known (its rank then puts it just after).
+/// Two corrections to TaskRouter's clock keep causes before effects: nothing of a task is
+/// placed before its `task.created` (a `workflow.target-matched` can be stamped 1 ms earlier),
+/// and nothing of a reservation before its `reservation.created`. An assignment callback, which
+/// carries no time, is placed right at its `reservation.created` when that is known (its rank
+/// then puts it just after).
 fn placement_times(facts: &[Fact]) -> Vec<i64> {
-    let earliest_timed = facts.iter().filter(|f| !f.time_is_arrival).map(|f| f.occurred_at_ms).min();
+    let task_created =
+        facts.iter().filter(|f| f.event_type == "task.created").map(|f| f.occurred_at_ms).min();
     let mut created: HashMap<&str, i64> = HashMap::new();
     for fact in facts.iter().filter(|f| f.event_type == "reservation.created") {
         if let Some(sid) = fact.reservation_sid.as_deref() {
@@ -143,14 +144,14 @@ fn placement_times(facts: &[Fact]) -> Vec<i64> {
     facts
         .iter()
         .map(|fact| {
-            let own = fact.occurred_at_ms;
+            let not_before_task = |t: i64| task_created.map_or(t, |c| c.max(t));
             let reservation_start = fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
+            let own = not_before_task(fact.occurred_at_ms);
             match fact.event_type.as_str() {
-                "task.created" => earliest_timed.map_or(own, |t| t.min(own)),
-                "reservation.created" => own,
-                _ if fact.is_assignment() => reservation_start.unwrap_or(own),
+                "task.created" | "reservation.created" => own,
+                _ if fact.is_assignment() => reservation_start.map_or(own, not_before_task),
                 _ if fact.event_type.starts_with("reservation.") => {
-                    reservation_start.map_or(own, |s| s.max(own))
+                    reservation_start.map_or(own, |s| own.max(not_before_task(s)))
                 }
                 _ => own,
             }

@@ -167,6 +167,9 @@ pub fn fold_task(
 ) -> TaskProjection {
     let mut ordered = facts.to_vec();
     sort_causally(&mut ordered);
+    // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
+    // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.
+    ordered.dedup_by(|later, first| later.event_sid.is_some() && later.event_sid == first.event_sid);
     let mut task = TaskView {
         task_sid: task_sid.to_string(),
         status: "pending".to_string(),
@@ -184,9 +187,9 @@ pub fn fold_task(
         deleted: false,
         reservation_count: 0,
         transfer_count: 0,
-        first_fact_at_ms: facts.iter().map(|f| f.occurred_at_ms).min().unwrap_or(0),
-        last_fact_at_ms: facts.iter().map(|f| f.occurred_at_ms).max().unwrap_or(0),
-        fact_count: facts.len() as i64,
+        first_fact_at_ms: ordered.iter().map(|f| f.occurred_at_ms).min().unwrap_or(0),
+        last_fact_at_ms: ordered.iter().map(|f| f.occurred_at_ms).max().unwrap_or(0),
+        fact_count: ordered.len() as i64,
     };
     let mut reservations: BTreeMap<String, ReservationState> = BTreeMap::new();
     let mut reservation_order: Vec<String> = Vec::new();
@@ -219,7 +222,14 @@ pub fn fold_task(
         let was_final = is_task_final(&task.status);
         let lifecycle_event = !matches!(kind, "task.updated" | "task.deleted" | "task.system-deleted")
             && !kind.starts_with("worker.");
-        if was_final && lifecycle_event && kind != "reservation.canceled" && kind != "reservation.rescinded" {
+        // The terminal pair (reservation.completed + task.completed, workflow.timeout +
+        // task.canceled, the last reservation.canceled + task.canceled) is not a violation.
+        let same_ending = matches!(
+            (task.status.as_str(), kind),
+            ("completed", "task.completed" | "reservation.completed")
+                | ("canceled", "task.canceled" | "reservation.canceled" | "reservation.rescinded")
+        );
+        if was_final && lifecycle_event && !same_ending {
             flags.push(Flag {
                 kind: "impossible".into(),
                 reservation_sid: fact.reservation_sid.clone(),

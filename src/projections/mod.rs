@@ -11,6 +11,8 @@
 pub mod fact;
 pub mod fold;
 pub mod reads;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 
