@@ -9,11 +9,13 @@ CREATE TABLE proj_facts (
     worker_sid      TEXT,
     event_type      TEXT    NOT NULL,
     occurred_at_ms  INTEGER NOT NULL,
+    timed_by_arrival INTEGER NOT NULL,           -- 1 when our arrival time stands in (assignment callbacks)
     fact            TEXT    NOT NULL
 );
 CREATE INDEX proj_facts_task ON proj_facts (task_sid) WHERE task_sid IS NOT NULL;
 CREATE INDEX proj_facts_worker ON proj_facts (worker_sid, occurred_at_ms, event_id) WHERE worker_sid IS NOT NULL;
-CREATE INDEX proj_facts_time ON proj_facts (occurred_at_ms);
+-- The latest TaskRouter time seen, which "overdue" is judged against.
+CREATE INDEX proj_facts_time ON proj_facts (occurred_at_ms) WHERE timed_by_arrival = 0;
 
 CREATE TABLE proj_tasks (
     task_sid            TEXT    PRIMARY KEY,

@@ -170,6 +170,10 @@ pub fn fold_task(
     // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
     // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.
     ordered.dedup_by(|later, first| later.event_sid.is_some() && later.event_sid == first.event_sid);
+    // TaskRouter's times where there are any: an assignment callback's arrival time is ours.
+    let timed = ordered.iter().any(|f| !f.time_is_arrival);
+    let fact_times =
+        || ordered.iter().filter(move |f| !timed || !f.time_is_arrival).map(|f| f.occurred_at_ms);
     let mut task = TaskView {
         task_sid: task_sid.to_string(),
         status: "pending".to_string(),
@@ -187,8 +191,8 @@ pub fn fold_task(
         deleted: false,
         reservation_count: 0,
         transfer_count: 0,
-        first_fact_at_ms: ordered.iter().map(|f| f.occurred_at_ms).min().unwrap_or(0),
-        last_fact_at_ms: ordered.iter().map(|f| f.occurred_at_ms).max().unwrap_or(0),
+        first_fact_at_ms: fact_times().min().unwrap_or(0),
+        last_fact_at_ms: fact_times().max().unwrap_or(0),
         fact_count: ordered.len() as i64,
     };
     let mut reservations: BTreeMap<String, ReservationState> = BTreeMap::new();

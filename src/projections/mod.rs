@@ -75,10 +75,18 @@ pub fn apply_fact(conn: &Connection, fact: &Fact, config: &ProjectionConfig) -> 
 fn index_fact(conn: &Connection, fact: &Fact) -> rusqlite::Result<()> {
     let json = serde_json::to_string(fact).expect("facts serialise");
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_facts (event_id, task_sid, worker_sid, event_type, occurred_at_ms, fact) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO proj_facts (event_id, task_sid, worker_sid, event_type, occurred_at_ms, \
+         timed_by_arrival, fact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![fact.event_id, fact.task_sid, fact.worker_sid, fact.event_type, fact.occurred_at_ms, json])?;
+    .execute(params![
+        fact.event_id,
+        fact.task_sid,
+        fact.worker_sid,
+        fact.event_type,
+        fact.occurred_at_ms,
+        fact.time_is_arrival,
+        json
+    ])?;
     let changes_activity = matches!(fact.event_type.as_str(), "worker.activity.update" | "worker.created");
     if let (true, Some(worker_sid)) = (changes_activity, fact.worker_sid.as_deref()) {
         conn.prepare_cached(

@@ -95,12 +95,14 @@ fn to_reservation(row: &SqliteRow) -> Result<ReservationView, sqlx::Error> {
     })
 }
 
-/// The occurrence time of the latest fact in the log.
+/// The occurrence time of the latest fact in the log, by TaskRouter's clock.
 ///
 /// # Errors
 /// Any database error.
 pub async fn latest_fact_ms(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MAX(occurred_at_ms) FROM proj_facts").fetch_one(pool).await
+    sqlx::query_scalar("SELECT MAX(occurred_at_ms) FROM proj_facts WHERE timed_by_arrival = 0")
+        .fetch_one(pool)
+        .await
 }
 
 /// One task with its reservations, timeline and flags (overdue ones included).

@@ -3,4 +3,5 @@
 mod fixtures;
 mod helpers;
 mod log_integrity;
+mod projections;
 mod webhooks;
