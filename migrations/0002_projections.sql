@@ -7,6 +7,7 @@ CREATE TABLE proj_facts (
     event_id        INTEGER PRIMARY KEY,         -- the log row (events.id) this fact came from
     task_sid        TEXT,
     worker_sid      TEXT,
+    worker_name     TEXT,
     event_type      TEXT    NOT NULL,
     occurred_at_ms  INTEGER NOT NULL,
     timed_by_arrival INTEGER NOT NULL,           -- 1 when our arrival time stands in (assignment callbacks)

@@ -1,7 +1,6 @@
 //! The typed fact the folds consume, built from a log row (at ingest or at rebuild), and the
 //! causal order facts of one task are folded in.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -164,17 +163,16 @@ fn placement_times(facts: &[Fact]) -> Vec<i64> {
 /// breaks only ties between otherwise identical facts.
 pub fn sort_causally(facts: &mut Vec<Fact>) {
     let times = placement_times(facts);
-    let mut keyed: Vec<(i64, Fact)> = times.into_iter().zip(facts.drain(..)).collect();
-    keyed.sort_by(|(ta, a), (tb, b)| compare(*ta, a, *tb, b));
-    facts.extend(keyed.into_iter().map(|(_, f)| f));
-}
-
-fn compare(ta: i64, a: &Fact, tb: i64, b: &Fact) -> Ordering {
-    ta.cmp(&tb)
-        .then_with(|| causal_rank(&a.event_type).cmp(&causal_rank(&b.event_type)))
-        .then_with(|| a.event_type.cmp(&b.event_type))
-        .then_with(|| a.occurred_at_ms.cmp(&b.occurred_at_ms))
-        .then_with(|| a.reservation_sid.cmp(&b.reservation_sid))
-        .then_with(|| a.event_sid.cmp(&b.event_sid))
-        .then_with(|| a.event_id.cmp(&b.event_id))
+    let mut keyed: Vec<(i64, u8, Fact)> =
+        times.into_iter().zip(facts.drain(..)).map(|(t, f)| (t, causal_rank(&f.event_type), f)).collect();
+    keyed.sort_by(|(ta, ra, a), (tb, rb, b)| {
+        ta.cmp(tb)
+            .then(ra.cmp(rb))
+            .then_with(|| a.event_type.cmp(&b.event_type))
+            .then_with(|| a.occurred_at_ms.cmp(&b.occurred_at_ms))
+            .then_with(|| a.reservation_sid.cmp(&b.reservation_sid))
+            .then_with(|| a.event_sid.cmp(&b.event_sid))
+            .then_with(|| a.event_id.cmp(&b.event_id))
+    });
+    facts.extend(keyed.into_iter().map(|(_, _, f)| f));
 }

@@ -75,13 +75,14 @@ pub fn apply_fact(conn: &Connection, fact: &Fact, config: &ProjectionConfig) -> 
 fn index_fact(conn: &Connection, fact: &Fact) -> rusqlite::Result<()> {
     let json = serde_json::to_string(fact).expect("facts serialise");
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_facts (event_id, task_sid, worker_sid, event_type, occurred_at_ms, \
-         timed_by_arrival, fact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR REPLACE INTO proj_facts (event_id, task_sid, worker_sid, worker_name, event_type, \
+         occurred_at_ms, timed_by_arrival, fact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         fact.event_id,
         fact.task_sid,
         fact.worker_sid,
+        fact.worker_name,
         fact.event_type,
         fact.occurred_at_ms,
         fact.time_is_arrival,
@@ -271,11 +272,11 @@ fn write_task(conn: &Connection, projection: &TaskProjection) -> rusqlite::Resul
 pub fn refresh_worker(conn: &Connection, worker_sid: &str) -> rusqlite::Result<()> {
     let name: Option<String> = conn
         .prepare_cached(
-            "SELECT fact FROM proj_facts WHERE worker_sid = ?1 ORDER BY occurred_at_ms DESC, event_id DESC LIMIT 8",
+            "SELECT worker_name FROM proj_facts WHERE worker_sid = ?1 AND worker_name IS NOT NULL \
+             ORDER BY occurred_at_ms DESC, event_id DESC LIMIT 1",
         )?
-        .query_map([worker_sid], |r| r.get::<_, String>(0))?
-        .filter_map(|json| json.ok().and_then(|j| serde_json::from_str::<Fact>(&j).ok()))
-        .find_map(|f| f.worker_name);
+        .query_row([worker_sid], |r| r.get(0))
+        .optional()?;
     let activity: Option<(Option<String>, Option<String>, i64, i64)> = conn
         .prepare_cached(
             "SELECT activity_sid, activity_name, started_at_ms, event_id FROM proj_worker_activity \
