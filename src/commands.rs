@@ -56,8 +56,10 @@ async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
 async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let mut connection = storage::open_maintenance(&args.database.database).await?;
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("rebuilding {bar:40} {pos}/{len} facts ({per_sec}, {eta} left)")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "rebuilding {bar:40} {pos}/{len} facts then tasks ({per_sec}, {eta} left)",
+        )
+        .expect("valid template"),
     );
     let started = std::time::Instant::now();
     let report = projections::rebuild(&mut connection, &args.projection.config(), |done, total| {

@@ -327,7 +327,7 @@ pub fn fold_task(
             kind: kind.to_string(),
             reservation_sid: fact.reservation_sid.clone(),
             worker_sid: fact.worker_sid.clone(),
-            summary: summarize(fact),
+            summary: summarize(fact, known_worker_name(&reservations, fact)),
             evidence: vec![fact.event_id],
         });
     }
@@ -723,9 +723,24 @@ pub fn overdue_flag(reservation: &ReservationView, as_of_ms: i64) -> Option<Flag
     })
 }
 
+/// The worker's name from the reservation's other events, for facts that lack one (assignment
+/// callbacks carry only the Worker Sid).
+fn known_worker_name<'a>(
+    reservations: &'a BTreeMap<String, ReservationState>,
+    fact: &Fact,
+) -> Option<&'a str> {
+    let sid = fact.reservation_sid.as_deref()?;
+    reservations.get(sid)?.view.worker_name.as_deref()
+}
+
 /// One line saying what a fact means.
-fn summarize(fact: &Fact) -> String {
-    let worker = fact.worker_name.as_deref().or(fact.worker_sid.as_deref()).unwrap_or("unknown worker");
+fn summarize(fact: &Fact, known_worker_name: Option<&str>) -> String {
+    let worker = fact
+        .worker_name
+        .as_deref()
+        .or(known_worker_name)
+        .or(fact.worker_sid.as_deref())
+        .unwrap_or("unknown worker");
     let reservation = fact.reservation_sid.as_deref().unwrap_or("?");
     let queue = fact.task_queue_name.as_deref().or(fact.task_queue_sid.as_deref()).unwrap_or("?");
     match fact.event_type.as_str() {

@@ -309,7 +309,7 @@ pub struct RebuildReport {
 /// Facts are indexed in log order, then each task and worker is folded once from its complete
 /// set of facts: the same [`refresh_task`] / [`refresh_worker`] the incremental path runs, so
 /// the result is the same, in one fold per task instead of one per fact.
-/// `progress(done, total)` is called as facts are read and again as tasks are folded.
+/// `progress(done, total)` counts facts read, then tasks folded, on one scale.
 ///
 /// # Errors
 /// Any SQLite error; nothing is changed then.
@@ -349,11 +349,17 @@ pub fn rebuild(
             }
         }
     }
-    progress(report.facts, total);
+    // The second phase counts on the same bar: one step per task folded.
+    let steps = report.facts + tasks.len() as u64;
+    progress(report.facts, steps);
     for task in &tasks {
         refresh_task(&tx, task, config)?;
         report.tasks += 1;
+        if report.tasks.is_multiple_of(1_000) {
+            progress(report.facts + report.tasks, steps);
+        }
     }
+    progress(steps, steps);
     for worker in &workers {
         refresh_worker(&tx, worker)?;
         report.workers += 1;
