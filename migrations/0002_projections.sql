@@ -20,7 +20,7 @@ CREATE INDEX proj_facts_time ON proj_facts (occurred_at_ms) WHERE timed_by_arriv
 
 CREATE TABLE proj_tasks (
     task_sid            TEXT    PRIMARY KEY,
-    status              TEXT    NOT NULL,    -- pending | reserved | assigned | wrapping | completed | canceled | unknown
+    status              TEXT    NOT NULL,    -- pending | reserved | assigned | wrapping | completed | canceled
     workflow_sid        TEXT,
     workflow_name       TEXT,
     task_queue_sid      TEXT,

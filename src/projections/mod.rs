@@ -168,7 +168,7 @@ fn json_ids(ids: &[i64]) -> String {
 
 fn write_task(conn: &Connection, projection: &TaskProjection) -> rusqlite::Result<()> {
     let task = &projection.task;
-    for table in ["proj_reservations", "proj_timeline", "proj_flags"] {
+    for table in ["proj_reservations", "proj_flags"] {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE task_sid = ?1"))?
             .execute([&task.task_sid])?;
     }
@@ -231,23 +231,7 @@ fn write_task(conn: &Connection, projection: &TaskProjection) -> rusqlite::Resul
             r.outcome
         ])?;
     }
-    let mut insert_entry = conn.prepare_cached(
-        "INSERT INTO proj_timeline (task_sid, position, occurred_at_ms, time_source, kind, reservation_sid, \
-         worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for e in &projection.timeline {
-        insert_entry.execute(params![
-            task.task_sid,
-            e.position,
-            e.occurred_at_ms,
-            e.time_source,
-            e.kind,
-            e.reservation_sid,
-            e.worker_sid,
-            e.summary,
-            json_ids(&e.evidence)
-        ])?;
-    }
+    write_timeline(conn, &task.task_sid, &projection.timeline)?;
     let mut insert_flag = conn.prepare_cached(
         "INSERT INTO proj_flags (task_sid, position, kind, reservation_sid, explanation, evidence) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -260,6 +244,59 @@ fn write_task(conn: &Connection, projection: &TaskProjection) -> rusqlite::Resul
             f.reservation_sid,
             f.explanation,
             json_ids(&f.evidence)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Rewrites a task's timeline from the first entry that changed. A fold is a left fold, so a new
+/// fact usually changes only the entries from its own position on (most often just the last).
+fn write_timeline(
+    conn: &Connection,
+    task_sid: &str,
+    entries: &[fold::TimelineEntry],
+) -> rusqlite::Result<()> {
+    let unchanged = {
+        let mut statement = conn.prepare_cached(
+            "SELECT position, occurred_at_ms, time_source, kind, reservation_sid, worker_sid, summary, evidence \
+             FROM proj_timeline WHERE task_sid = ?1 ORDER BY position",
+        )?;
+        let mut rows = statement.query([task_sid])?;
+        let mut unchanged = 0;
+        while let Some(row) = rows.next()? {
+            let Some(entry) = entries.get(unchanged) else { break };
+            let same = row.get::<_, i64>(0)? == entry.position
+                && row.get::<_, i64>(1)? == entry.occurred_at_ms
+                && row.get_ref(2)?.as_str()? == entry.time_source
+                && row.get_ref(3)?.as_str()? == entry.kind
+                && row.get::<_, Option<String>>(4)? == entry.reservation_sid
+                && row.get::<_, Option<String>>(5)? == entry.worker_sid
+                && row.get_ref(6)?.as_str()? == entry.summary
+                && row.get_ref(7)?.as_str()? == json_ids(&entry.evidence);
+            if !same {
+                break;
+            }
+            unchanged += 1;
+        }
+        unchanged
+    };
+    conn.prepare_cached("DELETE FROM proj_timeline WHERE task_sid = ?1 AND position >= ?2")?
+        .execute(params![task_sid, unchanged as i64])?;
+    let mut insert_entry = conn.prepare_cached(
+        "INSERT INTO proj_timeline (task_sid, position, occurred_at_ms, time_source, kind, reservation_sid, \
+         worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for e in &entries[unchanged..] {
+        insert_entry.execute(params![
+            task_sid,
+            e.position,
+            e.occurred_at_ms,
+            e.time_source,
+            e.kind,
+            e.reservation_sid,
+            e.worker_sid,
+            e.summary,
+            json_ids(&e.evidence)
         ])?;
     }
     Ok(())

@@ -732,3 +732,49 @@ fn generate_bench_log() {
     }
     println!("wrote {written} facts ({next_task} tasks at most) in {:.1} s", started.elapsed().as_secs_f64());
 }
+
+#[test]
+fn transfers_and_failed_reservations_are_recorded() {
+    let (r1, r2) = (wr(TASK, 1), wr(TASK, 2));
+    let mut d = happy(TASK, T0);
+    d.truncate(7); // up to the accept
+    d.extend([
+        task_event("task.transfer-initiated", TASK, T0 + 5_000),
+        reservation_event("reservation.created", TASK, &r2, BOB, T0 + 5_010),
+        reservation_event("reservation.failed", TASK, &r2, BOB, T0 + 5_500),
+        task_event("task.transfer-failed", TASK, T0 + 5_501),
+    ]);
+    let p = fold(&d);
+    assert_eq!(p.task.status, "assigned", "a failed transfer leaves the task with its first worker");
+    assert_eq!(p.task.transfer_count, 1);
+    assert_eq!(p.reservations[0].reservation_sid, r1);
+    assert_eq!(p.reservations[1].status, "failed");
+    assert!(p.flags.is_empty(), "{:?}", p.flags);
+}
+
+#[test]
+fn reservation_timeouts_come_from_the_command_line_and_environment() {
+    use clap::Parser;
+    let cli = crate::cli::Cli::parse_from([
+        "taskrouter-tracer",
+        "rebuild",
+        "--reservation-timeout",
+        "WW00000000000000000000000000000001=30",
+        "--reservation-timeout",
+        "WW00000000000000000000000000000002=600",
+        "--default-reservation-timeout",
+        "90",
+    ]);
+    let crate::cli::Command::Rebuild(args) = cli.command else { panic!("rebuild") };
+    let config = args.projection.config();
+    assert_eq!(config.reservation_timeout_ms(Some(WORKFLOW)), 30_000);
+    assert_eq!(config.reservation_timeout_ms(Some("WW00000000000000000000000000000002")), 600_000);
+    assert_eq!(config.reservation_timeout_ms(None), 90_000);
+    assert!(crate::cli::Cli::try_parse_from([
+        "taskrouter-tracer",
+        "rebuild",
+        "--reservation-timeout",
+        "WQ1=30"
+    ])
+    .is_err());
+}
