@@ -250,6 +250,8 @@ pub struct ActivitySpan {
     pub started_at_ms: i64,
     /// Until the next change; `None` for the current activity.
     pub duration_ms: Option<i64>,
+    /// What TaskRouter reported for the previous stretch (`WorkerTimeInPreviousActivityMs`).
+    pub reported_previous_ms: Option<i64>,
     pub event_id: i64,
 }
 
@@ -292,6 +294,7 @@ pub async fn worker_detail(pool: &SqlitePool, worker_sid: &str) -> Result<Option
             activity_name: row.try_get("activity_name")?,
             started_at_ms: started,
             duration_ms: None,
+            reported_previous_ms: row.try_get("reported_previous_ms")?,
             event_id: row.try_get("event_id")?,
         });
     }

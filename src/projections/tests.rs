@@ -778,3 +778,24 @@ fn reservation_timeouts_come_from_the_command_line_and_environment() {
     ])
     .is_err());
 }
+
+#[test]
+fn timeline_text_shows_order_evidence_and_flags() {
+    let p = fold(&timeout_then_accept(TASK, T0));
+    let detail = super::reads::TaskDetail {
+        task: p.task,
+        reservations: p.reservations,
+        timeline: p.timeline,
+        flags: p.flags,
+        as_of_ms: None,
+    };
+    let text = super::reads::render_text(&detail);
+    assert!(text.starts_with(&format!("Task {TASK}  status assigned")), "{text}");
+    assert!(text.contains("reservation.timeout"), "{text}");
+    assert!(
+        text.contains("Assignment callback for") && text.contains("(alice); we answered {}  [log 6]"),
+        "{text}"
+    );
+    assert!(text.contains("(* our arrival time"), "{text}");
+    assert!(text.contains("[timeout] Reservation") && text.contains("(evidence: log 5, 6, 7, 8)"), "{text}");
+}
