@@ -30,6 +30,63 @@ pub enum Command {
     Demo(Box<crate::simulator::cli::DemoArgs>),
     /// Drive a tracer (or any endpoint) with simulated TaskRouter traffic; prints the ground truth.
     Simulate(Box<crate::simulator::cli::SimulateArgs>),
+    /// Clear the projections (tasks, reservations, workers, timelines) and replay the whole log.
+    Rebuild(RebuildArgs),
+    /// Print one task's timeline, reservations and flags.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionArgs {
+    /// A Workflow's reservation timeout, as WW…=SECONDS (repeatable; the env var takes a comma-separated list).
+    #[arg(long = "reservation-timeout", env = "TRACER_RESERVATION_TIMEOUTS", value_delimiter = ',',
+          value_parser = parse_workflow_timeout, value_name = "WW…=SECONDS")]
+    pub reservation_timeouts: Vec<(String, u64)>,
+    /// The reservation timeout of every other Workflow, in seconds (TaskRouter's default is 120).
+    #[arg(long, env = "TRACER_DEFAULT_RESERVATION_TIMEOUT", default_value_t = 120)]
+    pub default_reservation_timeout: u64,
+}
+
+impl ProjectionArgs {
+    /// The projections' configuration.
+    pub fn config(&self) -> crate::projections::ProjectionConfig {
+        crate::projections::ProjectionConfig {
+            default_reservation_timeout_ms: (self.default_reservation_timeout as i64).saturating_mul(1000),
+            workflow_reservation_timeouts_ms: self
+                .reservation_timeouts
+                .iter()
+                .map(|(sid, seconds)| (sid.clone(), (*seconds as i64).saturating_mul(1000)))
+                .collect(),
+        }
+    }
+}
+
+fn parse_workflow_timeout(raw: &str) -> Result<(String, u64), String> {
+    let (sid, seconds) = raw.trim().split_once('=').ok_or_else(|| format!("{raw:?} is not WW…=SECONDS"))?;
+    if !sid.starts_with("WW") {
+        return Err(format!("{sid:?} is not a Workflow Sid (WW…)"));
+    }
+    let seconds = seconds.trim().parse().map_err(|_| format!("{seconds:?} is not a number of seconds"))?;
+    Ok((sid.to_string(), seconds))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub projection: ProjectionArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TimelineArgs {
+    /// The Task Sid (WT…).
+    pub task_sid: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Print the API's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +151,8 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,
+    #[command(flatten)]
+    pub projection: ProjectionArgs,
 }
 
 /// Secrets are shown only as whether they are set, so a `{:?}` can never leak them.

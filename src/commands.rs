@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{Command, DatabaseArgs, ServeArgs};
+use crate::cli::{Command, DatabaseArgs, RebuildArgs, ServeArgs, TimelineArgs};
+use crate::projections;
 use crate::startup::Application;
 use crate::storage::{self, event_log};
 
@@ -18,6 +19,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(args).await,
         Command::Demo(args) => crate::simulator::cli::demo(*args).await,
         Command::Simulate(args) => crate::simulator::cli::simulate(*args).await,
+        Command::Rebuild(args) => rebuild(args).await,
+        Command::Timeline(args) => timeline(args).await,
     }
 }
 
@@ -50,4 +53,44 @@ async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    let mut connection = storage::open_maintenance(&args.database.database).await?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "rebuilding {bar:40} {pos}/{len} facts then tasks ({per_sec}, {eta} left)",
+        )
+        .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let report = projections::rebuild(&mut connection, &args.projection.config(), |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt from {} facts: {} tasks, {} workers in {:.1} s",
+        report.facts,
+        report.tasks,
+        report.workers,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    let store = storage::open(&args.database.database).await?;
+    let detail = projections::reads::task_detail(&store.pool, &args.task_sid).await?;
+    store.pool.close().await;
+    let Some(detail) = detail else {
+        eprintln!("no task {} in the projections (try `rebuild`)", args.task_sid);
+        return Ok(ExitCode::from(3));
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print!("{}", projections::reads::render_text(&detail));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ pub mod export;
 pub mod health;
 pub mod pages;
 pub mod requests_query;
+pub mod tasks;
 pub mod webhooks;
 
 use actix_web::web;
@@ -15,5 +16,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(health::configure)
         .configure(export::configure)
         .configure(api::configure)
+        .configure(tasks::configure)
         .configure(pages::configure);
 }

@@ -14,6 +14,21 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// The schema, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Applies every migration to a fresh database through a plain connection (for tests and
+/// tools that build databases without the async pool; no migration bookkeeping is written).
+///
+/// # Errors
+/// Any SQLite error.
+pub fn apply_schema(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for migration in MIGRATOR.iter() {
+        connection.execute_batch(&migration.sql)?;
+    }
+    Ok(())
+}
+
 /// The read side: a small pool of connections for pages and APIs (WAL lets them read while
 /// the writer writes).
 #[derive(Clone)]
@@ -37,7 +52,7 @@ pub async fn open(path: &Path) -> anyhow::Result<ReadStore> {
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(options).await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    MIGRATOR.run(&pool).await?;
     Ok(ReadStore { pool, path: path.to_path_buf() })
 }
 

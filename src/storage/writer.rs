@@ -41,6 +41,8 @@ pub struct WriterConfig {
     pub busy_timeout: Duration,
     /// Requests waiting for the writer at most; past it, requests are refused at once.
     pub queue_capacity: usize,
+    /// What the projections' folds depend on (reservation timeouts).
+    pub projection: projections::ProjectionConfig,
 }
 
 /// What the writer did with a record.
@@ -183,10 +185,12 @@ fn run(
             }
         }
         let outcome = match head {
-            Some(current) => commit_batch(&mut connection, current, &batch, &pending_timings),
+            Some(current) => {
+                commit_batch(&mut connection, current, &batch, &pending_timings, &config.projection)
+            }
             None => event_log::head(&connection).and_then(|current| {
                 head = Some(current);
-                commit_batch(&mut connection, current, &batch, &pending_timings)
+                commit_batch(&mut connection, current, &batch, &pending_timings, &config.projection)
             }),
         };
         match outcome {
@@ -243,6 +247,7 @@ fn commit_batch(
     mut head: Head,
     batch: &[Job],
     pending_timings: &[(i64, u64)],
+    projection: &projections::ProjectionConfig,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     event_log::record_response_times(&tx, pending_timings)?;
@@ -265,7 +270,7 @@ fn commit_batch(
             }
         }
         if decision.is_fact {
-            projections::apply(&tx, head.id, record)?;
+            projections::apply(&tx, head.id, record, projection)?;
         }
         results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact });
     }

@@ -1,0 +1,178 @@
+//! The typed fact the folds consume, built from a log row (at ingest or at rebuild), and the
+//! causal order facts of one task are folded in.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{FormParams, TimeSource, WebhookFacts};
+
+/// What one log row says, with only the fields the projections use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub event_id: i64,
+    /// `EventType`, or `assignment` for an assignment callback.
+    pub event_type: String,
+    pub event_sid: Option<String>,
+    pub occurred_at_ms: i64,
+    /// True when TaskRouter gave no time and our arrival time stands in.
+    pub time_is_arrival: bool,
+    pub task_sid: Option<String>,
+    pub reservation_sid: Option<String>,
+    pub worker_sid: Option<String>,
+    pub worker_name: Option<String>,
+    pub workflow_sid: Option<String>,
+    pub workflow_name: Option<String>,
+    pub task_queue_sid: Option<String>,
+    pub task_queue_name: Option<String>,
+    pub priority: Option<i64>,
+    pub attributes: Option<String>,
+    pub assignment_status: Option<String>,
+    pub description: Option<String>,
+    pub canceled_reason: Option<String>,
+    pub activity_sid: Option<String>,
+    pub activity_name: Option<String>,
+    pub previous_activity_name: Option<String>,
+    pub time_in_previous_activity_ms: Option<i64>,
+    /// What we answered an assignment callback.
+    pub response_body: Option<String>,
+}
+
+impl Fact {
+    /// Builds the fact of log row `event_id` from its indexed facts and decoded parameters.
+    pub fn from_parts(
+        event_id: i64,
+        facts: &WebhookFacts,
+        params: Option<&FormParams>,
+        response_body: Option<&str>,
+    ) -> Self {
+        let text = |name: &str| params.and_then(|p| p.non_empty(name)).map(str::to_string);
+        let number = |name: &str| params.and_then(|p| p.non_empty(name)).and_then(|v| v.trim().parse().ok());
+        let is_assignment = facts.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE;
+        Fact {
+            event_id,
+            event_type: facts.event_type.clone(),
+            event_sid: facts.event_sid.clone(),
+            occurred_at_ms: facts.occurred_at.epoch_ms,
+            time_is_arrival: facts.occurred_at.source == TimeSource::Arrival,
+            task_sid: facts.task_sid.clone(),
+            reservation_sid: facts.reservation_sid.clone(),
+            worker_sid: facts.worker_sid.clone(),
+            worker_name: text("WorkerName"),
+            workflow_sid: facts.workflow_sid.clone(),
+            workflow_name: text("WorkflowName"),
+            task_queue_sid: facts.task_queue_sid.clone(),
+            task_queue_name: text("TaskQueueName"),
+            priority: number("TaskPriority"),
+            attributes: text("TaskAttributes"),
+            assignment_status: text("TaskAssignmentStatus"),
+            description: text("EventDescription"),
+            canceled_reason: text("TaskCanceledReason"),
+            activity_sid: text("WorkerActivitySid"),
+            activity_name: text("WorkerActivityName"),
+            previous_activity_name: text("WorkerPreviousActivityName"),
+            time_in_previous_activity_ms: number("WorkerTimeInPreviousActivityMs"),
+            response_body: if is_assignment { response_body.map(str::to_string) } else { None },
+        }
+    }
+
+    pub fn is_assignment(&self) -> bool {
+        self.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE
+    }
+}
+
+/// Where an event type sits in a task's lifecycle when times tie: what causes comes first.
+///
+/// TaskRouter stamps up to four events of one task with the same millisecond, so time alone
+/// cannot order them. The ranks follow cause and effect: a task exists before it enters its
+/// workflow and queue, is matched before it is reserved, a reservation exists before its
+/// assignment callback, is answered after it, an accept causes the other reservations'
+/// rescinds, and a reservation wraps up and completes before the task it belongs to does.
+pub fn causal_rank(event_type: &str) -> u8 {
+    match event_type {
+        "task.created" => 0,
+        "workflow.entered" => 1,
+        "task-queue.entered" => 2,
+        "task-queue.moved" => 3,
+        "workflow.target-matched" => 4,
+        "task.updated" => 5,
+        "reservation.created" => 10,
+        "assignment" => 11,
+        "reservation.accepted" => 20,
+        "reservation.rescinded" => 21,
+        "reservation.rejected" => 22,
+        "reservation.timeout" => 23,
+        "reservation.canceled" => 24,
+        "reservation.failed" => 25,
+        "task-queue.timeout" => 30,
+        "workflow.timeout" => 31,
+        "workflow.skipped" => 32,
+        "task.transfer-initiated" => 35,
+        "task.transfer-attempt-failed" => 36,
+        "task.transfer-failed" => 37,
+        "task.transfer-canceled" => 38,
+        "task.transfer-completed" => 39,
+        "reservation.wrapup" => 40,
+        "task.wrapup" => 41,
+        "reservation.completed" => 50,
+        "task.completed" => 51,
+        "task.canceled" => 52,
+        "task.deleted" => 60,
+        "task.system-deleted" => 61,
+        _ => 6,
+    }
+}
+
+/// The time a fact is placed at in its task's order, from the facts of that task alone.
+///
+/// Two corrections to TaskRouter's clock keep causes before effects: nothing of a task is
+/// placed before its `task.created` (a `workflow.target-matched` can be stamped 1 ms earlier),
+/// and nothing of a reservation before its `reservation.created`. An assignment callback, which
+/// carries no time, is placed right at its `reservation.created` when that is known (its rank
+/// then puts it just after).
+fn placement_times(facts: &[Fact]) -> Vec<i64> {
+    let task_created =
+        facts.iter().filter(|f| f.event_type == "task.created").map(|f| f.occurred_at_ms).min();
+    let mut created: HashMap<&str, i64> = HashMap::new();
+    for fact in facts.iter().filter(|f| f.event_type == "reservation.created") {
+        if let Some(sid) = fact.reservation_sid.as_deref() {
+            let at = created.entry(sid).or_insert(fact.occurred_at_ms);
+            *at = (*at).min(fact.occurred_at_ms);
+        }
+    }
+    facts
+        .iter()
+        .map(|fact| {
+            let not_before_task = |t: i64| task_created.map_or(t, |c| c.max(t));
+            let reservation_start = fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
+            let own = not_before_task(fact.occurred_at_ms);
+            match fact.event_type.as_str() {
+                "task.created" | "reservation.created" => own,
+                _ if fact.is_assignment() => reservation_start.map_or(own, not_before_task),
+                _ if fact.event_type.starts_with("reservation.") => {
+                    reservation_start.map_or(own, |s| own.max(not_before_task(s)))
+                }
+                _ => own,
+            }
+        })
+        .collect()
+}
+
+/// Sorts one task's facts into lifecycle order: placement time, causal rank, then facts' own
+/// identity (time, reservation, event Sid) so the order never depends on arrival; the log id
+/// breaks only ties between otherwise identical facts.
+pub fn sort_causally(facts: &mut Vec<Fact>) {
+    let times = placement_times(facts);
+    let mut keyed: Vec<(i64, u8, Fact)> =
+        times.into_iter().zip(facts.drain(..)).map(|(t, f)| (t, causal_rank(&f.event_type), f)).collect();
+    keyed.sort_by(|(ta, ra, a), (tb, rb, b)| {
+        ta.cmp(tb)
+            .then(ra.cmp(rb))
+            .then_with(|| a.event_type.cmp(&b.event_type))
+            .then_with(|| a.occurred_at_ms.cmp(&b.occurred_at_ms))
+            .then_with(|| a.reservation_sid.cmp(&b.reservation_sid))
+            .then_with(|| a.event_sid.cmp(&b.event_sid))
+            .then_with(|| a.event_id.cmp(&b.event_id))
+    });
+    facts.extend(keyed.into_iter().map(|(_, _, f)| f));
+}

@@ -1,0 +1,799 @@
+//! Tests of the lifecycle folds (pure, no database) and a property test of the SQL shell:
+//! shuffled, duplicated and dropped deliveries against in-order delivery and a full rebuild.
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+
+use super::fold::{fold_task, overdue_flag, ProjectionConfig, TaskProjection};
+use super::Fact;
+use crate::domain::webhook::{encode_form, extract_facts, parse_form};
+use crate::domain::Endpoint;
+use crate::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
+
+const TASK: &str = "WT00000000000000000000000000000001";
+const WORKFLOW: &str = "WW00000000000000000000000000000001";
+const QUEUE: &str = "WQ00000000000000000000000000000001";
+const ALICE: (&str, &str) = ("WK0000000000000000000000000000a11c", "alice");
+const BOB: (&str, &str) = ("WK00000000000000000000000000000b0b", "bob");
+const CAROL: (&str, &str) = ("WK000000000000000000000000000ca401", "carol");
+const T0: i64 = 1_673_113_052_912;
+
+/// One webhook as TaskRouter would deliver it (what the test controls: body, arrival, our answer).
+#[derive(Debug, Clone)]
+struct Delivery {
+    endpoint: Endpoint,
+    params: Vec<(String, String)>,
+    arrival_ms: i64,
+    response: Option<String>,
+}
+
+fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
+    list.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()
+}
+
+fn event_sid(parts: &str) -> String {
+    // FNV-1a twice: a stable, content-derived event Sid.
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    for byte in parts.bytes() {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        b = (b ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3 ^ 0x10);
+    }
+    format!("EV{a:016x}{b:016x}")
+}
+
+fn task_event(kind: &str, task: &str, at: i64) -> Delivery {
+    let mut params = pairs(&[
+        ("EventType", kind.into()),
+        ("Sid", event_sid(&format!("{kind}{task}{at}"))),
+        ("TimestampMs", at.to_string()),
+        ("Timestamp", (at / 1000).to_string()),
+        ("TaskSid", task.into()),
+        ("ResourceSid", task.into()),
+        ("ResourceType", "task".into()),
+        ("WorkflowSid", WORKFLOW.into()),
+        ("WorkflowName", "Support WorkFlow".into()),
+        ("TaskQueueSid", QUEUE.into()),
+        ("TaskQueueName", "support".into()),
+        ("TaskPriority", "1".into()),
+        ("TaskAttributes", r#"{"selected_product":"support"}"#.into()),
+        ("EventDescription", format!("Task {task} {kind}")),
+    ]);
+    if kind == "task.canceled" {
+        params.push(("TaskCanceledReason".into(), "hangup".into()));
+    }
+    Delivery { endpoint: Endpoint::Events, params, arrival_ms: at + 40, response: None }
+}
+
+fn reservation_event(kind: &str, task: &str, reservation: &str, worker: (&str, &str), at: i64) -> Delivery {
+    let mut delivery = task_event(kind, task, at);
+    delivery.params.retain(|(n, _)| {
+        !matches!(n.as_str(), "ResourceSid" | "ResourceType" | "Sid" | "TaskCanceledReason")
+    });
+    delivery.params.extend(pairs(&[
+        ("Sid", event_sid(&format!("{kind}{reservation}{at}"))),
+        ("ResourceSid", reservation.into()),
+        ("ResourceType", "reservation".into()),
+        ("ReservationSid", reservation.into()),
+        ("WorkerSid", worker.0.into()),
+        ("WorkerName", worker.1.into()),
+        ("WorkerActivityName", "Available".into()),
+    ]));
+    delivery
+}
+
+fn assignment(task: &str, reservation: &str, worker: (&str, &str), arrival: i64, answer: &str) -> Delivery {
+    let params = pairs(&[
+        ("TaskSid", task.into()),
+        ("ReservationSid", reservation.into()),
+        ("WorkerSid", worker.0.into()),
+        ("WorkflowSid", WORKFLOW.into()),
+        ("TaskQueueSid", QUEUE.into()),
+        ("TaskAttributes", r#"{"selected_product":"support"}"#.into()),
+        ("TaskPriority", "1".into()),
+        ("TaskAge", "3".into()),
+    ]);
+    Delivery { endpoint: Endpoint::Assignment, params, arrival_ms: arrival, response: Some(answer.into()) }
+}
+
+fn activity_update(worker: (&str, &str), at: i64, from: &str, to: &str) -> Delivery {
+    let params = pairs(&[
+        ("EventType", "worker.activity.update".into()),
+        ("Sid", event_sid(&format!("activity{}{at}", worker.0))),
+        ("TimestampMs", at.to_string()),
+        ("WorkerSid", worker.0.into()),
+        ("WorkerName", worker.1.into()),
+        ("WorkerActivitySid", format!("WA{:0>32}", to.len())),
+        ("WorkerActivityName", to.into()),
+        ("WorkerPreviousActivityName", from.into()),
+        ("ResourceType", "worker".into()),
+        ("ResourceSid", worker.0.into()),
+    ]);
+    Delivery { endpoint: Endpoint::Events, params, arrival_ms: at + 30, response: None }
+}
+
+fn wr(task: &str, n: u32) -> String {
+    format!("WR{}{n:02}", &task[4..34])
+}
+
+/// The opening every captured task has: four events, target-matched 1 ms before task.created.
+fn opening(task: &str, t: i64) -> Vec<Delivery> {
+    vec![
+        task_event("task-queue.entered", task, t),
+        task_event("workflow.entered", task, t),
+        task_event("task.created", task, t),
+        task_event("workflow.target-matched", task, t - 1),
+    ]
+}
+
+fn happy(task: &str, t: i64) -> Vec<Delivery> {
+    let r = wr(task, 1);
+    let mut d = opening(task, t);
+    d.extend([
+        reservation_event("reservation.created", task, &r, ALICE, t + 56),
+        assignment(task, &r, ALICE, t + 60, "{}"),
+        reservation_event("reservation.accepted", task, &r, ALICE, t + 3_872),
+        task_event("task.wrapup", task, t + 8_033),
+        reservation_event("reservation.wrapup", task, &r, ALICE, t + 8_034),
+        reservation_event("reservation.completed", task, &r, ALICE, t + 8_887),
+        task_event("task.completed", task, t + 8_887),
+        task_event("task.updated", task, t + 8_891),
+    ]);
+    d
+}
+
+fn timeout_then_accept(task: &str, t: i64) -> Vec<Delivery> {
+    let (r1, r2) = (wr(task, 1), wr(task, 2));
+    let mut d = opening(task, t);
+    d.extend([
+        reservation_event("reservation.created", task, &r1, ALICE, t + 50),
+        assignment(task, &r1, ALICE, t + 52, "{}"),
+        reservation_event("reservation.timeout", task, &r1, ALICE, t + 120_550),
+        activity_update(ALICE, t + 120_560, "Available", "Offline"),
+        task_event("workflow.target-matched", task, t + 120_570),
+        reservation_event("reservation.created", task, &r2, BOB, t + 120_600),
+        assignment(task, &r2, BOB, t + 120_603, r#"{"instruction":"accept"}"#),
+        reservation_event("reservation.accepted", task, &r2, BOB, t + 120_700),
+    ]);
+    d
+}
+
+fn reject_then_accept(task: &str, t: i64) -> Vec<Delivery> {
+    let (r1, r2) = (wr(task, 1), wr(task, 2));
+    let mut d = opening(task, t);
+    d.extend([
+        reservation_event("reservation.created", task, &r1, BOB, t + 50),
+        reservation_event("reservation.rejected", task, &r1, BOB, t + 4_050),
+        activity_update(BOB, t + 4_051, "Available", "Break"),
+        reservation_event("reservation.created", task, &r2, CAROL, t + 4_100),
+        reservation_event("reservation.accepted", task, &r2, CAROL, t + 6_100),
+    ]);
+    d
+}
+
+/// Corpus 31's shape: three parallel reservations, two rescinded (stamped before the accept).
+fn three_parallel(task: &str, t: i64) -> Vec<Delivery> {
+    let r: Vec<String> = (1..=3).map(|n| wr(task, n)).collect();
+    let mut d = opening(task, t);
+    d.extend([
+        reservation_event("reservation.created", task, &r[0], ALICE, t + 56),
+        reservation_event("reservation.created", task, &r[1], BOB, t + 62),
+        reservation_event("reservation.created", task, &r[2], CAROL, t + 98),
+        reservation_event("reservation.rescinded", task, &r[0], ALICE, t + 3_086),
+        reservation_event("reservation.rescinded", task, &r[1], BOB, t + 3_093),
+        task_event("task.updated", task, t + 3_835),
+        reservation_event("reservation.accepted", task, &r[2], CAROL, t + 3_872),
+        task_event("task.wrapup", task, t + 8_033),
+        reservation_event("reservation.wrapup", task, &r[2], CAROL, t + 8_034),
+        reservation_event("reservation.completed", task, &r[2], CAROL, t + 8_887),
+        task_event("task.completed", task, t + 8_887),
+    ]);
+    d
+}
+
+/// Corpus 30's shape: seven reservations canceled one after another, then the task canceled.
+fn seven_canceled(task: &str, t: i64) -> Vec<Delivery> {
+    let mut d = opening(task, t);
+    let mut at = t + 3_209;
+    for n in 1..=7 {
+        let r = wr(task, n);
+        d.push(task_event("workflow.target-matched", task, at));
+        d.push(reservation_event("reservation.created", task, &r, ALICE, at + 35));
+        d.push(reservation_event("reservation.canceled", task, &r, ALICE, at + 4_300));
+        at += 4_310;
+    }
+    d.push(task_event("task.canceled", task, at));
+    d.push(task_event("task.updated", task, at + 5));
+    d
+}
+
+fn canceled_in_queue(task: &str, t: i64) -> Vec<Delivery> {
+    let mut d = opening(task, t);
+    d.push(task_event("task.canceled", task, t + 9_000));
+    d
+}
+
+fn ttl_canceled(task: &str, t: i64) -> Vec<Delivery> {
+    let mut d = opening(task, t);
+    let mut cancel = task_event("task.canceled", task, t + 86_400_000);
+    for (name, value) in cancel.params.iter_mut() {
+        if name == "EventDescription" {
+            *value = "Task TTL Exceeded".into();
+        }
+    }
+    cancel.params.retain(|(n, _)| n != "TaskCanceledReason");
+    d.push(cancel);
+    d
+}
+
+fn workflow_timeout(task: &str, t: i64) -> Vec<Delivery> {
+    let r = wr(task, 1);
+    let mut d = opening(task, t);
+    d.extend([
+        reservation_event("reservation.created", task, &r, ALICE, t + 50),
+        reservation_event("reservation.rejected", task, &r, ALICE, t + 2_000),
+        task_event("workflow.timeout", task, t + 300_000),
+        task_event("task.canceled", task, t + 300_000),
+    ]);
+    d
+}
+
+fn record(delivery: &Delivery) -> NewRecord {
+    let body = encode_form(&delivery.params);
+    let params = parse_form(body.as_bytes()).expect("well-formed");
+    let facts = extract_facts(delivery.endpoint, &params, delivery.arrival_ms).expect("facts");
+    NewRecord {
+        kind: RecordKind::Webhook,
+        received_at_ms: delivery.arrival_ms,
+        endpoint: delivery.endpoint.as_str().into(),
+        method: "POST".into(),
+        path: format!("/webhooks/{}", delivery.endpoint.as_str()),
+        headers: Vec::new(),
+        body: body.into_bytes(),
+        body_truncated: false,
+        remote_addr: None,
+        signature_verdict: "unchecked",
+        signature_detail: None,
+        rejection: None,
+        response_status: 200,
+        response_body: delivery.response.clone(),
+        upstream: None,
+        related_to: None,
+        facts: Some(facts),
+        params: Some(params),
+        trusted: true,
+        idempotency_token: None,
+    }
+}
+
+fn to_fact(id: i64, delivery: &Delivery) -> Fact {
+    let record = record(delivery);
+    Fact::from_parts(
+        id,
+        record.facts.as_ref().unwrap(),
+        record.params.as_ref(),
+        record.response_body.as_deref(),
+    )
+}
+
+/// Folds `deliveries` (log ids in the given order) as the SQL shell would for [`TASK`].
+fn fold(deliveries: &[Delivery]) -> TaskProjection {
+    fold_with(deliveries, &ProjectionConfig::default())
+}
+
+fn fold_with(deliveries: &[Delivery], config: &ProjectionConfig) -> TaskProjection {
+    let facts: Vec<Fact> = deliveries.iter().enumerate().map(|(i, d)| to_fact(i as i64 + 1, d)).collect();
+    let (task, workers): (Vec<Fact>, Vec<Fact>) = facts.into_iter().partition(|f| f.task_sid.is_some());
+    fold_task(TASK, &task, &workers, config)
+}
+
+fn kinds(projection: &TaskProjection) -> Vec<&str> {
+    projection.timeline.iter().map(|e| e.kind.as_str()).collect()
+}
+
+fn flag<'a>(projection: &'a TaskProjection, kind: &str) -> Vec<&'a super::fold::Flag> {
+    projection.flags.iter().filter(|f| f.kind == kind).collect()
+}
+
+#[test]
+fn happy_path_orders_ties_causally_and_completes() {
+    let p = fold(&happy(TASK, T0));
+    assert_eq!(
+        kinds(&p),
+        [
+            "task.created",
+            "workflow.entered",
+            "task-queue.entered",
+            "workflow.target-matched",
+            "reservation.created",
+            "assignment",
+            "reservation.accepted",
+            "task.wrapup",
+            "reservation.wrapup",
+            "reservation.completed",
+            "task.completed",
+            "task.updated"
+        ]
+    );
+    assert_eq!(p.task.status, "completed");
+    assert_eq!(p.task.created_at_ms, Some(T0));
+    assert_eq!(p.task.assigned_at_ms, Some(T0 + 3_872));
+    assert_eq!(p.task.finished_at_ms, Some(T0 + 8_887));
+    assert_eq!(p.task.reservation_count, 1);
+    let r = &p.reservations[0];
+    assert_eq!((r.status.as_str(), r.pending_ms, r.timeout_ms), ("completed", Some(3_816), 120_000));
+    assert!(r.callback_answer.as_deref().unwrap().starts_with("{}"));
+    assert_eq!(r.callback_event_id, Some(6));
+    assert_eq!(p.timeline[5].evidence, vec![6]);
+    assert_eq!(p.timeline[5].time_source, "arrival");
+    assert!(p.flags.is_empty(), "{:?}", p.flags);
+}
+
+#[test]
+fn timeout_then_re_reserve_and_accept_explains_the_timeout() {
+    let p = fold(&timeout_then_accept(TASK, T0));
+    assert_eq!(p.task.status, "assigned");
+    assert_eq!(p.task.reservation_count, 2);
+    assert_eq!(p.reservations[0].status, "timeout");
+    assert_eq!(p.reservations[1].status, "accepted");
+    let timeouts = flag(&p, "timeout");
+    assert_eq!(timeouts.len(), 1);
+    let text = &timeouts[0].explanation;
+    assert!(text.contains("stayed pending 120.5 s against a reservation timeout of 120.0 s"), "{text}");
+    assert!(text.contains("answered {}") && text.contains("no accept was ever made"), "{text}");
+    assert!(text.contains("went to Offline (from Available) 10 ms later"), "{text}");
+    // created, callback, timeout, activity update
+    assert_eq!(timeouts[0].evidence, vec![5, 6, 7, 8]);
+    assert_eq!(p.flags.len(), 1);
+}
+
+#[test]
+fn per_workflow_timeout_applies() {
+    let mut config = ProjectionConfig::default();
+    config.workflow_reservation_timeouts_ms.insert(WORKFLOW.into(), 30_000);
+    let p = fold_with(&timeout_then_accept(TASK, T0), &config);
+    assert_eq!(p.reservations[0].timeout_ms, 30_000);
+    assert!(flag(&p, "timeout")[0].explanation.contains("timeout of 30.0 s"));
+}
+
+#[test]
+fn accept_after_the_timeout_is_too_late_and_impossible() {
+    let r = wr(TASK, 1);
+    let mut d = opening(TASK, T0);
+    d.extend([
+        reservation_event("reservation.created", TASK, &r, ALICE, T0 + 50),
+        reservation_event("reservation.timeout", TASK, &r, ALICE, T0 + 120_050),
+        reservation_event("reservation.accepted", TASK, &r, ALICE, T0 + 121_550),
+    ]);
+    let p = fold(&d);
+    let text = &flag(&p, "timeout")[0].explanation;
+    assert!(text.contains("accept was made too late") && text.contains("1.5 s after the timeout"), "{text}");
+    assert!(text.contains("No activity change"), "{text}");
+    assert_eq!(flag(&p, "impossible").len(), 1);
+    assert_eq!(p.task.status, "pending");
+}
+
+#[test]
+fn reject_names_the_workers_new_activity() {
+    let p = fold(&reject_then_accept(TASK, T0));
+    assert_eq!(p.task.status, "assigned");
+    let rejected = flag(&p, "rejected");
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].explanation.contains("bob rejected"), "{}", rejected[0].explanation);
+    assert!(rejected[0].explanation.contains("went to Break"), "{}", rejected[0].explanation);
+}
+
+#[test]
+fn three_parallel_reservations_two_rescinded_one_completed() {
+    let p = fold(&three_parallel(TASK, T0));
+    assert_eq!(p.task.status, "completed");
+    assert_eq!(p.task.reservation_count, 3);
+    let statuses: Vec<&str> = p.reservations.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["rescinded", "rescinded", "completed"]);
+    let rescinded = flag(&p, "rescinded");
+    assert_eq!(rescinded.len(), 2);
+    assert!(rescinded[0].explanation.contains(&format!("{} (carol) was accepted", wr(TASK, 3))));
+    assert_eq!(p.flags.len(), 2, "{:?}", p.flags);
+}
+
+#[test]
+fn seven_canceled_reservations_then_task_canceled() {
+    let p = fold(&seven_canceled(TASK, T0));
+    assert_eq!(p.task.status, "canceled");
+    assert_eq!(p.task.cancel_cause.as_deref(), Some("hangup"));
+    assert_eq!(p.task.reservation_count, 7);
+    assert!(p.reservations.iter().all(|r| r.status == "canceled"));
+    assert!(p.flags.is_empty(), "{:?}", p.flags);
+    assert_eq!(p.timeline.len(), 4 + 21 + 2);
+}
+
+#[test]
+fn task_canceled_in_queue() {
+    let p = fold(&canceled_in_queue(TASK, T0));
+    assert_eq!((p.task.status.as_str(), p.task.cancel_cause.as_deref()), ("canceled", Some("hangup")));
+    assert!(p.reservations.is_empty() && p.flags.is_empty());
+}
+
+#[test]
+fn ttl_cancel_is_named() {
+    let p = fold(&ttl_canceled(TASK, T0));
+    assert_eq!((p.task.status.as_str(), p.task.cancel_cause.as_deref()), ("canceled", Some("ttl")));
+}
+
+#[test]
+fn workflow_timeout_cancels() {
+    let p = fold(&workflow_timeout(TASK, T0));
+    assert_eq!(p.task.status, "canceled");
+    assert_eq!(p.task.cancel_cause.as_deref(), Some("workflow-timeout"));
+    assert_eq!(kinds(&p).last(), Some(&"task.canceled"));
+}
+
+#[test]
+fn out_of_order_delivery_gives_the_same_projection() {
+    let in_order = happy(TASK, T0);
+    let facts: Vec<Fact> = in_order.iter().enumerate().map(|(i, d)| to_fact(i as i64 + 1, d)).collect();
+    let mut reversed = facts.clone();
+    reversed.reverse();
+    let config = ProjectionConfig::default();
+    assert_eq!(fold_task(TASK, &facts, &[], &config), fold_task(TASK, &reversed, &[], &config));
+}
+
+#[test]
+fn duplicate_delivery_changes_nothing() {
+    let deliveries = happy(TASK, T0);
+    let once = fold(&deliveries);
+    let mut twice = deliveries.clone();
+    twice.push(deliveries[6].clone());
+    twice.push(deliveries[0].clone());
+    let p = fold(&twice);
+    assert_eq!(p.task, once.task);
+    assert_eq!(p.reservations, once.reservations);
+    assert_eq!(kinds(&p), kinds(&once));
+    assert_eq!(p.flags, once.flags);
+}
+
+#[test]
+fn missing_task_created_and_accept_without_reservation_are_gaps() {
+    let r = wr(TASK, 1);
+    let d = vec![
+        task_event("task-queue.entered", TASK, T0),
+        reservation_event("reservation.accepted", TASK, &r, ALICE, T0 + 500),
+        task_event("task.completed", TASK, T0 + 900),
+    ];
+    let p = fold(&d);
+    let gaps = flag(&p, "gap");
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert!(gaps[0].explanation.contains("No task.created"));
+    assert!(
+        gaps[1].explanation.contains("reservation.accepted arrived")
+            && gaps[1].explanation.contains("never recorded")
+    );
+    assert_eq!(p.task.status, "completed");
+}
+
+#[test]
+fn completion_without_accept_and_outcome_after_final_are_flagged() {
+    let r = wr(TASK, 1);
+    let mut d = opening(TASK, T0);
+    d.extend([
+        reservation_event("reservation.created", TASK, &r, ALICE, T0 + 50),
+        task_event("task.completed", TASK, T0 + 900),
+        reservation_event("reservation.accepted", TASK, &r, ALICE, T0 + 1_000),
+    ]);
+    let p = fold(&d);
+    assert!(flag(&p, "gap").iter().any(|f| f.explanation.contains("no reservation.accepted")));
+    assert!(flag(&p, "impossible").iter().any(|f| f.explanation.contains("already completed")));
+}
+
+#[test]
+fn cancel_after_an_accept_attempt_is_flagged() {
+    let r = wr(TASK, 1);
+    let mut d = opening(TASK, T0);
+    d.extend([
+        reservation_event("reservation.created", TASK, &r, ALICE, T0 + 50),
+        assignment(TASK, &r, ALICE, T0 + 55, r#"{"instruction":"dequeue","from":"+15550000101"}"#),
+        reservation_event("reservation.canceled", TASK, &r, ALICE, T0 + 2_055),
+        task_event("task.canceled", TASK, T0 + 2_058),
+    ]);
+    let p = fold(&d);
+    let canceled = flag(&p, "canceled-after-accept");
+    assert_eq!(canceled.len(), 1);
+    assert!(
+        canceled[0].explanation.contains("canceled 2.0 s after an accept attempt"),
+        "{}",
+        canceled[0].explanation
+    );
+}
+
+#[test]
+fn overdue_is_judged_against_the_latest_fact() {
+    let r = wr(TASK, 1);
+    let mut d = opening(TASK, T0);
+    d.push(reservation_event("reservation.created", TASK, &r, ALICE, T0 + 50));
+    let p = fold(&d);
+    let pending = &p.reservations[0];
+    assert!(overdue_flag(pending, T0 + 50 + 120_000).is_none());
+    let flag = overdue_flag(pending, T0 + 50 + 130_000).expect("overdue");
+    assert!(flag.explanation.contains("pending 130.0 s"), "{}", flag.explanation);
+    assert_eq!(flag.evidence, vec![5]);
+}
+
+// ---- the SQL shell: incremental == rebuild == in order ----
+
+fn open_database() -> rusqlite::Connection {
+    let connection = rusqlite::Connection::open_in_memory().expect("in-memory database");
+    crate::storage::apply_schema(&connection).expect("schema");
+    connection
+}
+
+/// Appends deliveries as the writer does (a duplicate body or event Sid is stored but is not a
+/// fact) and applies the new facts.
+fn ingest(connection: &mut rusqlite::Connection, deliveries: &[Delivery], config: &ProjectionConfig) {
+    let tx = connection.transaction().expect("transaction");
+    let mut head = event_log::head(&tx).expect("head");
+    let mut seen = HashSet::new();
+    for delivery in deliveries {
+        let record = record(delivery);
+        let key =
+            record.facts.as_ref().unwrap().event_sid.clone().unwrap_or_else(|| encode_form(&delivery.params));
+        let is_fact = seen.insert(key);
+        head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact })
+            .expect("append");
+        if is_fact {
+            super::apply(&tx, head.id, &record, config).expect("apply");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+/// The projection tables without log ids, which differ between delivery orders.
+fn dump_without_ids(connection: &rusqlite::Connection) -> String {
+    let queries = [
+        "SELECT * FROM proj_tasks ORDER BY task_sid",
+        "SELECT reservation_sid, task_sid, worker_sid, worker_name, status, created_at_ms, answered_at_ms, \
+         finished_at_ms, pending_ms, timeout_ms, callback_answer, outcome FROM proj_reservations ORDER BY 1",
+        "SELECT task_sid, position, occurred_at_ms, time_source, kind, reservation_sid, worker_sid, summary \
+         FROM proj_timeline ORDER BY 1, 2",
+        "SELECT task_sid, position, kind, reservation_sid, explanation FROM proj_flags ORDER BY 1, 2",
+        "SELECT worker_sid, name, activity_sid, activity_name, activity_since_ms FROM proj_workers ORDER BY 1",
+        "SELECT worker_sid, started_at_ms, activity_name FROM proj_worker_activity ORDER BY 1, 2, 3",
+    ];
+    let mut out = String::new();
+    for sql in queries {
+        let mut statement = connection.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        let mut rows = statement.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                out.push_str(&format!("{:?}|", row.get::<_, rusqlite::types::Value>(i).unwrap()));
+            }
+            out.push('\n');
+        }
+        out.push_str("--\n");
+    }
+    out
+}
+
+type Scenario = fn(&str, i64) -> Vec<Delivery>;
+const SCENARIOS: [Scenario; 8] = [
+    happy,
+    timeout_then_accept,
+    reject_then_accept,
+    three_parallel,
+    seven_canceled,
+    canceled_in_queue,
+    ttl_canceled,
+    workflow_timeout,
+];
+
+fn lifecycles(picks: &[usize]) -> Vec<Delivery> {
+    picks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, pick)| {
+            let task = format!("WT{:032x}", 0xabc0 + i);
+            SCENARIOS[pick % SCENARIOS.len()](&task, T0 + i as i64 * 7_000)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_delivery_order_matches_in_order_and_rebuild(
+        picks in proptest::collection::vec(0usize..8, 1..4),
+        order_seed in any::<u64>(),
+        duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+        drops in proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
+    ) {
+        let config = ProjectionConfig::default();
+        let canonical = lifecycles(&picks);
+        let mut delivered: Vec<Delivery> = canonical.clone();
+        let dropped: HashSet<usize> = drops.iter().map(|i| i.index(canonical.len())).collect();
+        delivered = delivered.into_iter().enumerate().filter(|(i, _)| !dropped.contains(i)).map(|(_, d)| d).collect();
+        for index in &duplicates {
+            if !delivered.is_empty() {
+                let copy = delivered[index.index(delivered.len())].clone();
+                delivered.push(copy);
+            }
+        }
+        // A deterministic shuffle from the seed (Fisher–Yates over a xorshift stream).
+        let mut state = order_seed | 1;
+        for i in (1..delivered.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            delivered.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+
+        let mut shuffled = open_database();
+        ingest(&mut shuffled, &delivered, &config);
+        let incremental = super::dump(&shuffled).unwrap();
+        let incremental_without_ids = dump_without_ids(&shuffled);
+        super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
+        prop_assert_eq!(&incremental, &super::dump(&shuffled).unwrap());
+
+        if dropped.is_empty() {
+            let mut in_order = open_database();
+            ingest(&mut in_order, &canonical, &config);
+            prop_assert_eq!(incremental_without_ids, dump_without_ids(&in_order));
+        }
+    }
+}
+
+// ---- measurements (run explicitly; see the commands in each doc comment) ----
+
+/// Realistic deliveries: the scenarios above cycled over `tasks` tasks, 7 s apart.
+fn bench_deliveries(tasks: usize) -> Vec<Delivery> {
+    let picks: Vec<usize> = (0..tasks).collect();
+    lifecycles(&picks)
+}
+
+fn append_batches(connection: &mut rusqlite::Connection, records: &[NewRecord], batch: usize, project: bool) {
+    let config = ProjectionConfig::default();
+    for chunk in records.chunks(batch) {
+        let tx = connection.transaction().expect("transaction");
+        let mut head = event_log::head(&tx).expect("head");
+        for record in chunk {
+            head = event_log::append(&tx, head, record, AppendDecision { duplicate_of: None, is_fact: true })
+                .expect("append");
+            if project {
+                super::apply(&tx, head.id, record, &config).expect("apply");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+}
+
+/// What the projections add per ingested fact, in the writer's batch shape (512 per transaction).
+/// `cargo test --lib measure_projection_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement"]
+fn measure_projection_cost_per_event() {
+    let tasks: usize = std::env::var("TRACER_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let records: Vec<NewRecord> = bench_deliveries(tasks).iter().map(record).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut timings = Vec::new();
+    for project in [false, true] {
+        let path = dir.path().join(format!("bench-{project}.db"));
+        let mut connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        connection.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        crate::storage::apply_schema(&connection).unwrap();
+        let started = std::time::Instant::now();
+        append_batches(&mut connection, &records, 512, project);
+        timings.push(started.elapsed());
+    }
+    let per_event = |d: std::time::Duration| d.as_secs_f64() * 1e6 / records.len() as f64;
+    println!(
+        "{} facts ({tasks} tasks): append only {:.1} µs/fact, append + projections {:.1} µs/fact, projections add {:.1} µs/fact",
+        records.len(),
+        per_event(timings[0]),
+        per_event(timings[1]),
+        per_event(timings[1]) - per_event(timings[0])
+    );
+}
+
+/// Writes a log of about `TRACER_BENCH_EVENTS` facts (no projections) to `TRACER_BENCH_DB`, for
+/// timing `taskrouter-tracer rebuild --database $TRACER_BENCH_DB`.
+/// `TRACER_BENCH_DB=/tmp/x.db TRACER_BENCH_EVENTS=1000000 cargo test --lib generate_bench_log -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement"]
+fn generate_bench_log() {
+    let path = std::path::PathBuf::from(std::env::var("TRACER_BENCH_DB").expect("TRACER_BENCH_DB"));
+    let target: usize =
+        std::env::var("TRACER_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async { crate::storage::open(&path).await.unwrap().pool.close().await });
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    connection.pragma_update(None, "synchronous", "OFF").unwrap();
+    let started = std::time::Instant::now();
+    let mut written = 0;
+    let mut next_task = 0usize;
+    while written < target {
+        // 2,000 tasks (about 20,000 facts) per transaction.
+        let picks: Vec<usize> = (next_task..next_task + 2_000).collect();
+        let deliveries: Vec<Delivery> = picks
+            .iter()
+            .flat_map(|i| {
+                let task = format!("WT{i:032x}");
+                SCENARIOS[i % SCENARIOS.len()](&task, T0 + *i as i64 * 7_000)
+            })
+            .take(target - written)
+            .collect();
+        let records: Vec<NewRecord> = deliveries.iter().map(record).collect();
+        append_batches(&mut connection, &records, records.len().max(1), false);
+        written += records.len();
+        next_task += 2_000;
+    }
+    println!("wrote {written} facts ({next_task} tasks at most) in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn transfers_and_failed_reservations_are_recorded() {
+    let (r1, r2) = (wr(TASK, 1), wr(TASK, 2));
+    let mut d = happy(TASK, T0);
+    d.truncate(7); // up to the accept
+    d.extend([
+        task_event("task.transfer-initiated", TASK, T0 + 5_000),
+        reservation_event("reservation.created", TASK, &r2, BOB, T0 + 5_010),
+        reservation_event("reservation.failed", TASK, &r2, BOB, T0 + 5_500),
+        task_event("task.transfer-failed", TASK, T0 + 5_501),
+    ]);
+    let p = fold(&d);
+    assert_eq!(p.task.status, "assigned", "a failed transfer leaves the task with its first worker");
+    assert_eq!(p.task.transfer_count, 1);
+    assert_eq!(p.reservations[0].reservation_sid, r1);
+    assert_eq!(p.reservations[1].status, "failed");
+    assert!(p.flags.is_empty(), "{:?}", p.flags);
+}
+
+#[test]
+fn reservation_timeouts_come_from_the_command_line_and_environment() {
+    use clap::Parser;
+    let cli = crate::cli::Cli::parse_from([
+        "taskrouter-tracer",
+        "rebuild",
+        "--reservation-timeout",
+        "WW00000000000000000000000000000001=30",
+        "--reservation-timeout",
+        "WW00000000000000000000000000000002=600",
+        "--default-reservation-timeout",
+        "90",
+    ]);
+    let crate::cli::Command::Rebuild(args) = cli.command else { panic!("rebuild") };
+    let config = args.projection.config();
+    assert_eq!(config.reservation_timeout_ms(Some(WORKFLOW)), 30_000);
+    assert_eq!(config.reservation_timeout_ms(Some("WW00000000000000000000000000000002")), 600_000);
+    assert_eq!(config.reservation_timeout_ms(None), 90_000);
+    assert!(crate::cli::Cli::try_parse_from([
+        "taskrouter-tracer",
+        "rebuild",
+        "--reservation-timeout",
+        "WQ1=30"
+    ])
+    .is_err());
+}
+
+#[test]
+fn timeline_text_shows_order_evidence_and_flags() {
+    let p = fold(&timeout_then_accept(TASK, T0));
+    let detail = super::reads::TaskDetail {
+        task: p.task,
+        reservations: p.reservations,
+        timeline: p.timeline,
+        flags: p.flags,
+        as_of_ms: None,
+    };
+    let text = super::reads::render_text(&detail);
+    assert!(text.starts_with(&format!("Task {TASK}  status assigned")), "{text}");
+    assert!(text.contains("reservation.timeout"), "{text}");
+    assert!(
+        text.contains("Assignment callback for") && text.contains("(alice); we answered {}  [log 6]"),
+        "{text}"
+    );
+    assert!(text.contains("(* our arrival time"), "{text}");
+    assert!(text.contains("[timeout] Reservation") && text.contains("(evidence: log 5, 6, 7, 8)"), "{text}");
+}
