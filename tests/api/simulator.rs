@@ -380,6 +380,23 @@ async fn tracer_log_matches_the_ground_truth_exactly() {
     let rows = app.count("SELECT COUNT(*) FROM events") as u64;
     let emitted: u64 = truth.events_emitted.values().sum();
     assert_eq!(rows, emitted + total.reservations_created + truth.delivery.duplicates_sent);
+
+    // Every task's final state, as the projections reconstructed it from shuffled, duplicated
+    // deliveries, equals what the simulator did.
+    let projected: BTreeMap<String, String> = app
+        .query("SELECT task_sid, status FROM proj_tasks", |row| Ok((row.get(0)?, row.get(1)?)))
+        .into_iter()
+        .collect();
+    assert_eq!(projected.len(), truth.task_status.len(), "one projected task per simulated task");
+    let differing: Vec<_> = truth
+        .task_status
+        .iter()
+        .filter(|(sid, status)| projected.get(*sid) != Some(*status))
+        .map(|(sid, status)| (sid.clone(), status.clone(), projected.get(sid).cloned()))
+        .collect();
+    assert!(differing.is_empty(), "final states differ (sid, simulator, tracer): {differing:?}");
+    let projected_reservations = app.count("SELECT COUNT(*) FROM proj_reservations") as u64;
+    assert_eq!(projected_reservations, total.reservations_created);
 }
 
 #[tokio::test]
