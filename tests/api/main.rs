@@ -7,6 +7,7 @@ mod forwarding;
 mod helpers;
 mod inspector;
 mod log_integrity;
+mod official_client;
 mod projections;
 mod simulator;
 mod taskrouter_client;
