@@ -112,9 +112,16 @@ impl Writer {
         let health = Arc::new(StorageHealth::default());
         let thread_health = health.clone();
         let capacity = config.queue_capacity;
+        let alive = Arc::new(());
+        let checkpointer_sees = Arc::downgrade(&alive);
+        let path = config.database.clone();
+        std::thread::Builder::new().name("log-writer".into()).spawn(move || {
+            let _alive = alive;
+            run(connection, config, receiver, metrics, thread_health)
+        })?;
         std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || run(connection, config, receiver, metrics, thread_health))?;
+            .name("log-checkpointer".into())
+            .spawn(move || checkpoint_loop(path, checkpointer_sees))?;
         Ok(Self { sender, capacity, health })
     }
 
@@ -143,7 +150,25 @@ fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     };
     connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Checkpoints run on their own thread (see `checkpoint_loop`), so a commit never waits for one.
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.pragma_update(None, "cache_size", -32_768)?;
     Ok(connection)
+}
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Copies the WAL into the database file in the background (PASSIVE: it never blocks the
+/// writer or readers), so the WAL stays small without the writer paying for it. Stops when the
+/// writer stops.
+fn checkpoint_loop(path: PathBuf, writer_alive: std::sync::Weak<()>) {
+    let Ok(connection) = Connection::open(&path) else { return };
+    let _ = connection.busy_timeout(Duration::from_millis(100));
+    while writer_alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
 }
 
 /// How long the thread idles before writing pending response times on their own.
