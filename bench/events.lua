@@ -1,6 +1,7 @@
 -- wrk script: POST a realistic ~1.5 KB TaskRouter event callback with a unique event Sid per
 -- request (so none is a duplicate). Used by bench/ingest.sh.
 local counter = 0
+local path = os.getenv("WRK_PATH") or "/webhooks/events"
 local thread_id = 0
 local threads = {}
 
@@ -30,5 +31,5 @@ function request()
     "&TimestampMs=" .. ms .. "&TaskQueueTargetExpression=skill+has+%22support%22&WorkspaceSid=WS371fcddcddd399063a3e0e3dcda55e5e" ..
     "&TaskQueueSid=WQe285a28ad47406f4dfb8f146598eb14f&EventDescription=Task+" .. task .. "+updated&TaskSid=" .. task ..
     "&ResourceSid=" .. task
-  return wrk.format("POST", "/webhooks/events", {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+  return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end

@@ -148,6 +148,10 @@ pub struct ServeArgs {
     /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
     #[arg(long, env = "TRACER_FORWARD_TO")]
     pub forward_to: Option<String>,
+    /// Also serve POST /bench/baseline: the same server stack reading the body and answering 204
+    /// without touching storage, for benchmarks to compare ingest against.
+    #[arg(long, env = "TRACER_BENCH_BASELINE", hide = true)]
+    pub bench_baseline: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,

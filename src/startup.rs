@@ -67,11 +67,18 @@ impl Application {
             web::Data::new(AppState { ingest, relay, store, metrics, writer_health: writer.health.clone() });
         let listener = TcpListener::bind(args.listen)?;
         let port = listener.local_addr()?.port();
-        let mut server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
-                .listen(listener)?
-                .client_request_timeout(Duration::from_secs(10))
-                .client_disconnect_timeout(Duration::from_secs(2));
+        let bench_baseline = args.bench_baseline;
+        let mut server = HttpServer::new(move || {
+            let app = App::new().app_data(state.clone()).configure(routes::configure);
+            if bench_baseline {
+                app.route("/bench/baseline", web::post().to(routes::webhooks::baseline))
+            } else {
+                app
+            }
+        })
+        .listen(listener)?
+        .client_request_timeout(Duration::from_secs(10))
+        .client_disconnect_timeout(Duration::from_secs(2));
         if let Some(workers) = args.workers {
             server = server.workers(workers.max(1));
         }

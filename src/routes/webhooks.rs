@@ -17,6 +17,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/webhooks/events", web::post().to(events));
 }
 
+/// The benchmark baseline: reads the body as the webhook endpoints do and answers 204, storing
+/// nothing (registered only with `--bench-baseline`).
+pub async fn baseline(mut payload: web::Payload) -> HttpResponse {
+    let mut length = 0;
+    while let Some(Ok(chunk)) = payload.next().await {
+        length += chunk.len();
+    }
+    HttpResponse::NoContent().insert_header(("X-Body-Length", length.to_string())).finish()
+}
+
 async fn assignment(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     receive(Endpoint::Assignment, request, payload, state).await
 }
