@@ -30,6 +30,8 @@ pub enum Command {
     Demo(Box<crate::simulator::cli::DemoArgs>),
     /// Drive a tracer (or any endpoint) with simulated TaskRouter traffic; prints the ground truth.
     Simulate(Box<crate::simulator::cli::SimulateArgs>),
+    /// Build a large log fast from simulated traffic (for benchmarks): same rows as ingest writes.
+    Generate(crate::generate::GenerateArgs),
     /// Clear the projections (tasks, reservations, workers, timelines) and replay the whole log.
     Rebuild(RebuildArgs),
     /// Print one task's timeline, reservations and flags.

@@ -19,6 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(args).await,
         Command::Demo(args) => crate::simulator::cli::demo(*args).await,
         Command::Simulate(args) => crate::simulator::cli::simulate(*args).await,
+        Command::Generate(args) => generate(args).await,
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
     }
@@ -92,5 +93,24 @@ async fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", projections::reads::render_text(&detail));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn generate(args: crate::generate::GenerateArgs) -> anyhow::Result<ExitCode> {
+    let report = crate::generate::generate(&args).await?;
+    let rows = report.rows.max(1) as f64;
+    println!("rows written: {}", report.rows);
+    println!(
+        "time: {:.1} s ({:.0} rows/s)",
+        report.elapsed.as_secs_f64(),
+        report.rows as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "database: {} bytes, {:.0} bytes per row; raw bodies {:.0} bytes per row ({:.2}x)",
+        report.database_bytes,
+        report.database_bytes as f64 / rows,
+        report.body_bytes as f64 / rows,
+        report.database_bytes as f64 / report.body_bytes.max(1) as f64
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -99,54 +99,17 @@ impl Ingest {
         format!("{}{}", base.trim_end_matches('/'), path_and_query)
     }
 
-    /// Decides, records, and returns what to answer. `success_body` is the 2xx answer for a
-    /// request that is stored (the assignment instruction, or empty for events).
-    pub async fn receive(&self, request: ReceivedRequest, success_body: &str) -> IngestOutcome {
+    /// Decides what to answer and the row to store, without storing it or calling out: the
+    /// part of ingest that bulk tools share. `success_body` is the 2xx answer to an accepted
+    /// request (the assignment instruction, or empty for events).
+    pub fn decide(&self, request: ReceivedRequest, success_body: &str) -> Decision {
         let evaluation = self.evaluate(&request);
-        let mut content_type = JSON.to_string();
-        let (mut status, mut body) = match &evaluation.rejection {
+        let (status, body) = match &evaluation.rejection {
             Some((status, message)) => (*status, error_json(message)),
             None => match request.endpoint {
                 Endpoint::Assignment => (200, success_body.to_string()),
                 Endpoint::Events => (204, String::new()),
             },
-        };
-        // Only requests the tracer accepts are relayed: re-signing a forged one would make the
-        // app's own validator pass it.
-        let upstream = match (&self.config.forward_to, &evaluation.rejection) {
-            (Some(target), None) => {
-                let answer = self
-                    .relay
-                    .send(Outgoing {
-                        url: format!("{}{}", target.trim_end_matches('/'), request.path_and_query),
-                        headers: &request.headers,
-                        body: request.body.clone(),
-                        params: evaluation.params.as_ref().map(|p| p.pairs()),
-                        is_assignment: request.endpoint == Endpoint::Assignment,
-                        timeout: match request.endpoint {
-                            Endpoint::Assignment => Duration::from_millis(ASSIGNMENT_DEADLINE_MS + 500),
-                            Endpoint::Events => Duration::from_secs(15),
-                        },
-                    })
-                    .await;
-                match answer.status {
-                    Some(app_status) => {
-                        status = app_status;
-                        body = answer.body.clone();
-                        content_type = answer.content_type.clone().unwrap_or_default();
-                    }
-                    None => {
-                        status = 502;
-                        body = error_json(&format!(
-                            "the app at {} did not answer: {}",
-                            answer.url,
-                            answer.error.as_deref().unwrap_or("unknown error")
-                        ));
-                    }
-                }
-                Some(answer)
-            }
-            _ => None,
         };
         let trusted =
             evaluation.rejection.is_none() && evaluation.facts.is_some() && evaluation.verdict.is_trusted();
@@ -165,21 +128,62 @@ impl Ingest {
             signature_detail: Some(evaluation.verdict.explanation()),
             rejection: evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact),
             response_status: status,
-            response_body: Some(body.clone()),
-            upstream: upstream.as_ref().and_then(|u| serde_json::to_string(u).ok()),
+            response_body: Some(body),
+            upstream: None,
             related_to: None,
             facts: evaluation.facts,
             params: evaluation.params,
             trusted,
             idempotency_token: evaluation.idempotency_token,
         };
-        let stored = self.writer.append(record, request.arrived).await;
+        Decision { record, accepted: evaluation.rejection.is_none(), verdict, arrived: request.arrived }
+    }
+
+    /// Decides, forwards when configured, records, and returns what to answer.
+    pub async fn receive(&self, request: ReceivedRequest, success_body: &str) -> IngestOutcome {
+        let endpoint = request.endpoint;
+        let Decision { mut record, accepted, verdict, arrived } = self.decide(request, success_body);
+        let mut content_type = JSON.to_string();
+        // Only requests the tracer accepts are relayed: re-signing a forged one would make the
+        // app's own validator pass it.
+        if let (Some(target), true) = (&self.config.forward_to, accepted) {
+            let answer = self
+                .relay
+                .send(Outgoing {
+                    url: format!("{}{}", target.trim_end_matches('/'), record.path),
+                    headers: &record.headers,
+                    body: record.body.clone(),
+                    params: record.params.as_ref().map(|p| p.pairs()),
+                    is_assignment: endpoint == Endpoint::Assignment,
+                    timeout: match endpoint {
+                        Endpoint::Assignment => Duration::from_millis(ASSIGNMENT_DEADLINE_MS + 500),
+                        Endpoint::Events => Duration::from_secs(15),
+                    },
+                })
+                .await;
+            match answer.status {
+                Some(app_status) => {
+                    record.response_status = app_status;
+                    record.response_body = Some(answer.body.clone());
+                    content_type = answer.content_type.clone().unwrap_or_default();
+                }
+                None => {
+                    record.response_status = 502;
+                    record.response_body = Some(error_json(&format!(
+                        "the app at {} did not answer: {}",
+                        answer.url,
+                        answer.error.as_deref().unwrap_or("unknown error")
+                    )));
+                }
+            }
+            record.upstream = serde_json::to_string(&answer).ok();
+        }
+        let status = record.response_status;
+        let body = record.response_body.clone().unwrap_or_default();
+        let stored = self.writer.append(record, arrived).await;
         match stored {
             Ok(appended) => {
-                let body = match evaluation.rejection {
-                    Some(_) => add_record_id(&body, appended.id),
-                    None => body,
-                };
+                let body = if accepted { body } else { add_record_id(&body, appended.id) };
                 IngestOutcome { status, content_type, body, verdict, stored }
             }
             Err(ref error) => IngestOutcome {
@@ -283,6 +287,16 @@ impl Ingest {
             idempotency_token,
         }
     }
+}
+
+/// What ingest decided about one request, before storing it.
+pub struct Decision {
+    /// The row to store; `response_status`/`response_body` are what to answer.
+    pub record: NewRecord,
+    /// Whether the tracer accepted the request (2xx of its own).
+    pub accepted: bool,
+    pub verdict: &'static str,
+    pub arrived: Instant,
 }
 
 struct Evaluation {

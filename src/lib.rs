@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod commands;
 pub mod domain;
+pub mod generate;
 pub mod ingest;
 pub mod metrics;
 pub mod projections;

@@ -142,6 +142,8 @@ impl Writer {
 
 fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
+    // The append and the projections use a few dozen statements; keep them all prepared.
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     connection.busy_timeout(config.busy_timeout)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     let synchronous = match config.synchronous {
@@ -155,6 +157,9 @@ fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "cache_size", -32_768)?;
     Ok(connection)
 }
+
+/// Prepared statements kept per connection.
+pub const STATEMENT_CACHE: usize = 128;
 
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
@@ -269,16 +274,31 @@ fn describe(error: &rusqlite::Error) -> String {
 
 fn commit_batch(
     connection: &mut Connection,
-    mut head: Head,
+    head: Head,
     batch: &[Job],
+    pending_timings: &[(i64, u64)],
+    projection: &projections::ProjectionConfig,
+) -> rusqlite::Result<(Head, Vec<Appended>)> {
+    commit_records(connection, head, batch.iter().map(|job| &job.record), pending_timings, projection)
+}
+
+/// The one write transaction: for each record, dedup → append → delivery keys → projections,
+/// then commit. The writer thread runs it per batch; bulk tools (`generate`) run it directly so
+/// their rows are exactly what ingest writes.
+///
+/// # Errors
+/// Any SQLite error; nothing of the batch is then stored.
+pub fn commit_records<'a>(
+    connection: &mut Connection,
+    mut head: Head,
+    records: impl Iterator<Item = &'a NewRecord>,
     pending_timings: &[(i64, u64)],
     projection: &projections::ProjectionConfig,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     event_log::record_response_times(&tx, pending_timings)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let record = &job.record;
+    let mut results = Vec::with_capacity(records.size_hint().0);
+    for record in records {
         let keys = delivery_keys(record);
         let duplicate_of = find_first_delivery(&tx, &keys)?;
         let decision = AppendDecision {

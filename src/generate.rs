@@ -1,0 +1,171 @@
+//! `taskrouter-tracer generate`: builds a large log fast, for benchmarks and measurements.
+//!
+//! The simulator's engine runs in virtual time (no HTTP); every callback it emits is signed
+//! for the tracer's URL, judged by the same [`Ingest::decide`] the webhook endpoints use, and
+//! committed through the same [`writer::commit_records`] transaction (dedup, hash chain,
+//! projections). Only the transport is skipped and commits are large, so the rows are exactly
+//! what ingest would have written for that traffic.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::domain::webhook::encode_form;
+use crate::domain::Endpoint;
+use crate::ingest::{Ingest, IngestConfig, ReceivedRequest, SignatureMode};
+use crate::projections::ProjectionConfig;
+use crate::relay::Relay;
+use crate::signature;
+use crate::simulator::engine::{Engine, OutboundKind};
+use crate::simulator::scenario::{self, CallbackUrls, DemoTraffic};
+use crate::storage::writer::{self, Writer, WriterConfig};
+use crate::storage::{self, event_log};
+
+/// The URL the generated callbacks were "sent" to (signatures are computed for it).
+const TRACER_BASE: &str = "https://tracer.example.com";
+const AUTH_TOKEN: &str = "generated-log-auth-token";
+const ACCOUNT: &str = "AC0000000000000000000000000000be11";
+
+/// What to generate.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub database: crate::cli::DatabaseArgs,
+    /// Log rows to add (about; the last task's callbacks finish the batch).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Seed of the simulated traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated tasks per minute of virtual time.
+    #[arg(long, default_value_t = 240.0)]
+    pub rate: f64,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 20_000)]
+    pub batch: usize,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    pub rows: u64,
+    pub elapsed: Duration,
+    pub database_bytes: u64,
+    pub body_bytes: u64,
+}
+
+/// Generates the log.
+///
+/// # Errors
+/// When the database cannot be opened or written.
+pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
+    let path: PathBuf = args.database.database.clone();
+    storage::open(&path).await?.pool.close().await;
+    // Decisions need an `Ingest`; its writer is never used, the rows go through `commit_records`.
+    let idle_writer = Writer::start(
+        WriterConfig {
+            database: path.clone(),
+            synchronous: writer::Synchronous::Normal,
+            max_batch: 1,
+            busy_timeout: Duration::from_secs(5),
+            queue_capacity: 1,
+            projection: ProjectionConfig::default(),
+        },
+        Default::default(),
+    )?;
+    let ingest = Ingest::new(
+        IngestConfig {
+            auth_token: Some(AUTH_TOKEN.to_string()),
+            signature_mode: SignatureMode::Enforce,
+            public_url: Some(TRACER_BASE.to_string()),
+            body_limit: 64 * 1024,
+            forward_to: None,
+        },
+        idle_writer,
+        Relay::new(None),
+    );
+    let mut connection = rusqlite::Connection::open(&path)?;
+    connection.set_prepared_statement_cache_capacity(writer::STATEMENT_CACHE);
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // A generated log is rebuilt from scratch if the machine dies; durability per batch is moot.
+    connection.pragma_update(None, "synchronous", "OFF")?;
+    connection.pragma_update(None, "cache_size", -262_144)?;
+    let mut head = event_log::head(&connection)?;
+
+    let mut engine = Engine::new(args.seed, 1_700_000_000_000, Some(ACCOUNT.to_string()));
+    let traffic =
+        DemoTraffic { tasks_per_minute: args.rate, arrivals_for_ms: i64::MAX / 4, reservation_timeout: 120 };
+    scenario::build_demo(&mut engine, &CallbackUrls::tracer(TRACER_BASE), &traffic);
+
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template("generating {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let (mut rows, mut body_bytes) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(args.batch);
+    let projection = ProjectionConfig::default();
+    while rows < args.events {
+        let Some(outbound) = engine.take_outbox() else {
+            match engine.next_timer_at() {
+                Some(at) => engine.advance_to(at),
+                None => break,
+            }
+            continue;
+        };
+        let endpoint = match outbound.kind {
+            OutboundKind::Assignment { .. } => Endpoint::Assignment,
+            OutboundKind::Event { .. } => Endpoint::Events,
+        };
+        let path_and_query = outbound.url.strip_prefix(TRACER_BASE).unwrap_or("/").to_string();
+        let body = encode_form(&outbound.params).into_bytes();
+        body_bytes += body.len() as u64;
+        let headers = vec![
+            ("host".to_string(), "tracer.example.com".to_string()),
+            ("user-agent".to_string(), "TwilioProxy/1.1".to_string()),
+            ("content-type".to_string(), "application/x-www-form-urlencoded".to_string()),
+            ("content-length".to_string(), body.len().to_string()),
+            (
+                "x-twilio-signature".to_string(),
+                signature::compute(AUTH_TOKEN, &outbound.url, &outbound.params),
+            ),
+            ("i-twilio-idempotency-token".to_string(), outbound.idempotency_token.clone()),
+        ];
+        let decision = ingest.decide(
+            ReceivedRequest {
+                endpoint,
+                method: "POST".to_string(),
+                path_and_query,
+                headers,
+                body,
+                body_truncated: false,
+                read_error: None,
+                remote_addr: Some("127.0.0.1:40000".to_string()),
+                claimed_base_urls: Vec::new(),
+                arrived: Instant::now(),
+                arrival_ms: engine.now_ms(),
+            },
+            "{}",
+        );
+        batch.push(decision.record);
+        rows += 1;
+        if batch.len() >= args.batch || rows >= args.events {
+            head = writer::commit_records(&mut connection, head, batch.iter(), &[], &projection)?.0;
+            bar.inc(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        writer::commit_records(&mut connection, head, batch.iter(), &[], &projection)?;
+        bar.inc(batch.len() as u64);
+    }
+    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    bar.finish_and_clear();
+    Ok(GenerateReport {
+        rows,
+        elapsed: started.elapsed(),
+        database_bytes: storage::database_bytes(&path),
+        body_bytes,
+    })
+}
