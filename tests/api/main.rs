@@ -10,4 +10,8 @@ mod log_integrity;
 mod projections;
 mod simulator;
 mod taskrouter_client;
+mod web_actions;
+mod web_browser;
+mod web_pages;
+mod web_session;
 mod webhooks;
