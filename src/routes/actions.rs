@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::pages::{format_ms, render};
-use super::security::{check_csrf, csrf_for};
+use super::security::{csrf_for, csrf_refusal};
 use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
 use crate::projections::fold::ReservationView;
@@ -69,7 +69,7 @@ async fn answer(
     state: web::Data<AppState>,
     answer: ReservationAnswer,
 ) -> HttpResponse {
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     let (task_sid, reservation_sid) = path.into_inner();
@@ -284,7 +284,7 @@ async fn create_task(
     form: web::Form<NewTaskForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     let form = form.into_inner();
@@ -388,7 +388,7 @@ async fn save_setting(http: HttpRequest, body: web::Bytes, state: web::Data<AppS
             return plain(actix_web::http::StatusCode::BAD_REQUEST, format!("unreadable form: {error}"))
         }
     };
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     let rule = match rule_from_form(&form.rule, chrono::Utc::now().timestamp_millis()) {
@@ -420,7 +420,7 @@ async fn delete_setting(
     form: web::Form<DeleteForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     if let Err(error) = settings::delete_instruction_rule(&state.store.pool, &form.scope, &form.target).await

@@ -236,7 +236,7 @@ async fn replay_form(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     // Forms that change something must come from this site's own pages.
-    if let Err(refused) = super::security::check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = super::security::csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     let original = match state.store.request(id.into_inner()).await {

@@ -140,16 +140,13 @@ pub fn csrf_for(request: &HttpRequest, state: &AppState) -> String {
     state.security.csrf_token(&session(request))
 }
 
-/// `Ok` when a POST carries this session's CSRF token, else the 403 to answer.
-///
-/// # Errors
-/// The 403 answer.
-pub fn check_csrf(request: &HttpRequest, state: &AppState, token: &str) -> Result<(), HttpResponse> {
+/// `None` when a POST carries this session's CSRF token, else the 403 to answer.
+pub fn csrf_refusal(request: &HttpRequest, state: &AppState, token: &str) -> Option<HttpResponse> {
     let session = session(request);
     if session.bearer || (!session.id.is_empty() && state.security.csrf_matches(&session, token)) {
-        Ok(())
+        None
     } else {
-        Err(HttpResponse::Forbidden().content_type("text/plain; charset=utf-8").body(
+        Some(HttpResponse::Forbidden().content_type("text/plain; charset=utf-8").body(
             "refused: this form's security token is missing or stale (CSRF check). Reload the page and send it again.",
         ))
     }
@@ -277,7 +274,7 @@ struct LoginForm {
 }
 
 async fn login(http: HttpRequest, form: web::Form<LoginForm>, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     if !state.security.password_matches(&form.password) {
@@ -307,7 +304,7 @@ struct CsrfOnly {
 }
 
 async fn logout(http: HttpRequest, form: web::Form<CsrfOnly>, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(refused) = check_csrf(&http, &state, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
         return refused;
     }
     HttpResponse::SeeOther()
