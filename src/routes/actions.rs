@@ -107,6 +107,8 @@ async fn reject(
 struct LookupQuery {
     #[serde(default)]
     sid: String,
+    /// The action that led here (a task just created), whose outcome is shown.
+    action: Option<i64>,
 }
 
 /// A reservation TaskRouter reports, and whether the log knows it.
@@ -131,6 +133,7 @@ struct LookupPage {
     log_reservations: Vec<ReservationView>,
     log_task_status: Option<String>,
     recorded: Vec<(i64, String, String, String)>,
+    notice: Option<(bool, String)>,
 }
 
 fn looks_like_sid(sid: &str) -> bool {
@@ -151,7 +154,13 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
         log_reservations: Vec::new(),
         log_task_status: None,
         recorded: Vec::new(),
+        notice: None,
     };
+    if let Some(id) = query.action {
+        if let Ok(Some(row)) = state.store.request(id).await {
+            page.notice = (row.kind == "action").then(|| super::lifecycle::action_summary(&row));
+        }
+    }
     if sid.is_empty() {
         return render(&page);
     }
@@ -331,6 +340,9 @@ struct SettingsPage {
     error: Option<String>,
     saved: bool,
     login_required: bool,
+    activities: Vec<crate::taskrouter_client::Activity>,
+    queues: Vec<(String, Option<String>)>,
+    workflows: Vec<(String, Option<String>)>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +358,13 @@ async fn settings_view(
     saved: bool,
 ) -> HttpResponse {
     let rules = settings::instruction_rules(&state.store.pool).await.unwrap_or_default();
+    // Suggestions only: the form still takes any SID when these cannot be listed.
+    let activities = match state.actions.workspace_for(None).await {
+        Ok(workspace) => state.actions.activities(&workspace).await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let (queues, workflows) =
+        crate::projections::overview::queues_and_workflows(&state.store.pool).await.unwrap_or_default();
     let mut response = render(&SettingsPage {
         storage_problem: state.writer_health.problem(),
         csrf: csrf_for(http, state),
@@ -357,6 +376,9 @@ async fn settings_view(
         error: error.clone(),
         saved,
         login_required: state.security.requires_login(),
+        activities,
+        queues,
+        workflows,
     });
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;

@@ -126,6 +126,8 @@ async fn create_accept_twice_and_the_action_on_the_timeline() {
     let location = location.unwrap();
     let task = location.split("sid=").nth(1).unwrap().split('&').next().unwrap().to_string();
     assert!(task.starts_with("WT"));
+    let (_, _, created) = session.get(&location).await;
+    assert!(created.contains("create task sent through the REST API: TaskRouter answered 201"), "{created}");
     let reservation = reservation_in(&app, &task, "pending").await;
 
     // The task page offers Accept, and the reject form lists the workspace's activities.
