@@ -42,6 +42,8 @@ pub struct Lane {
 pub struct Tick {
     pub x: i64,
     pub label: String,
+    /// SVG `text-anchor`, so the first and last labels stay inside the chart.
+    pub anchor: &'static str,
 }
 
 /// The chart, ready to draw.
@@ -76,10 +78,27 @@ fn short(sid: &str) -> String {
     }
 }
 
+/// Where an entry is drawn: its time, except that an assignment callback (which carries no
+/// timestamp, so its time is our arrival clock) is drawn at its reservation's creation, when
+/// TaskRouter sent it, so the two clocks are never mixed on one axis.
+fn drawn_at(entry: &TimelineEntry, reservations: &[ReservationView]) -> i64 {
+    if entry.time_source == "arrival" {
+        if let Some(created) = entry
+            .reservation_sid
+            .as_ref()
+            .and_then(|sid| reservations.iter().find(|r| &r.reservation_sid == sid))
+            .and_then(|r| r.created_at_ms)
+        {
+            return created;
+        }
+    }
+    entry.occurred_at_ms
+}
+
 /// Lays out `entries` (TaskRouter's and the actions', any order) over the reservations' lanes.
 /// `now_ms` closes the pending stretch of reservations still pending.
 pub fn layout(reservations: &[ReservationView], entries: &[TimelineEntry], now_ms: i64) -> Chart {
-    let mut times: Vec<i64> = entries.iter().map(|e| e.occurred_at_ms).collect();
+    let mut times: Vec<i64> = entries.iter().map(|e| drawn_at(e, reservations)).collect();
     for r in reservations {
         if let Some(created) = r.created_at_ms {
             times.push(created);
@@ -142,7 +161,7 @@ pub fn layout(reservations: &[ReservationView], entries: &[TimelineEntry], now_m
     let marks = entries
         .iter()
         .map(|e| Mark {
-            x: x(e.occurred_at_ms),
+            x: x(drawn_at(e, reservations)),
             y: lane_y(lane_of(e)),
             class: class_of(&e.kind),
             diamond: e.kind.starts_with("action."),
@@ -154,6 +173,11 @@ pub fn layout(reservations: &[ReservationView], entries: &[TimelineEntry], now_m
         .map(|i| {
             let ms = start + (end - start) * i / 4;
             Tick {
+                anchor: match i {
+                    0 => "start",
+                    4 => "end",
+                    _ => "middle",
+                },
                 x: x(ms),
                 label: chrono::DateTime::from_timestamp_millis(ms)
                     .map(|t| t.format("%H:%M:%S").to_string())
@@ -199,11 +223,18 @@ mod tests {
             callback_answer: None,
             outcome: None,
         };
+        let mut callback = entry("assignment", 9_999_999, Some("WR1"), 2);
+        callback.time_source = "arrival".into();
         let chart = layout(
             &[reservation],
-            &[entry("task.created", 0, None, 1), entry("reservation.timeout", 121_000, Some("WR1"), 3)],
+            &[
+                entry("task.created", 0, None, 1),
+                entry("reservation.timeout", 121_000, Some("WR1"), 3),
+                callback,
+            ],
             200_000,
         );
+        assert_eq!(chart.marks[2].x, chart.bars[0].x, "the callback sits at its reservation's creation");
         assert_eq!(chart.lanes.len(), 2);
         assert_eq!(chart.marks[1].y, chart.lanes[1].y, "the timeout is on the reservation's lane");
         assert_eq!(chart.marks[1].href, "/requests/3");
