@@ -20,7 +20,7 @@ for mode in "baseline-no-storage:--bench-baseline" "one-fsync-per-request:--comm
   for _ in $(seq 100); do curl -sf http://127.0.0.1:18787/healthz >/dev/null && break; sleep 0.1; done
   echo "== $name ($flags), $connections connections, ${seconds}s"
   path=/webhooks/events
-  [[ $name == baseline-no-storage ]] && path=/bench/baseline
+  [[ $name == baseline-no-storage ]] && path=/webhooks/bench-baseline
   WRK_PATH=$path wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/events.lua http://127.0.0.1:18787 | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors|requests in"
   rows=$(curl -s http://127.0.0.1:18787/metrics | awk '/^tracer_commit_batch_size_count/ {c=$2} /^tracer_commit_batch_size_sum/ {s=$2} END {if (c>0) printf "%d commits, %.1f rows per commit", c, s/c}')
   echo "   $rows"

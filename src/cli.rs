@@ -150,7 +150,7 @@ pub struct ServeArgs {
     /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
     #[arg(long, env = "TRACER_FORWARD_TO")]
     pub forward_to: Option<String>,
-    /// Also serve POST /bench/baseline: the same server stack reading the body and answering 204
+    /// Also serve POST /webhooks/bench-baseline: the same server stack reading the body and answering 204
     /// without touching storage, for benchmarks to compare ingest against.
     #[arg(long, env = "TRACER_BENCH_BASELINE", hide = true)]
     pub bench_baseline: bool,
@@ -159,6 +159,34 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
     #[command(flatten)]
     pub projection: ProjectionArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// The pages' actions (REST calls to TaskRouter) and who may use them.
+#[derive(Args, Clone)]
+pub struct WebArgs {
+    /// Where the tracer's REST calls (accept, reject, look up, create) go: TaskRouter, or the
+    /// simulator's REST API.
+    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
+    pub taskrouter_base_url: String,
+    /// The Workspace (WS…) the actions act in; unset: the workspace recorded with the task.
+    #[arg(long, env = "TWILIO_WORKSPACE_SID")]
+    pub workspace_sid: Option<String>,
+    /// The password of the pages and the JSON API; required when listening on anything but
+    /// loopback. Never logged or shown.
+    #[arg(long, env = "TRACER_UI_PASSWORD", hide_env_values = true)]
+    pub ui_password: Option<String>,
+}
+
+impl std::fmt::Debug for WebArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebArgs")
+            .field("taskrouter_base_url", &self.taskrouter_base_url)
+            .field("workspace_sid", &self.workspace_sid)
+            .field("ui_password", &if self.ui_password.is_some() { "[set]" } else { "[unset]" })
+            .finish()
+    }
 }
 
 /// Secrets are shown only as whether they are set, so a `{:?}` can never leak them.

@@ -6,11 +6,13 @@
 //! write transaction) → `storage::event_log` (the only writer of `events`) → `projections`
 //! (pure folds, same transaction) → pages and reports (read `storage::reads` and projections).
 
+pub mod actions;
 pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod generate;
 pub mod ingest;
+pub mod instructions;
 pub mod metrics;
 pub mod projections;
 pub mod relay;

@@ -24,6 +24,12 @@ pub struct AppState {
     pub store: ReadStore,
     pub metrics: Arc<Metrics>,
     pub writer_health: Arc<StorageHealth>,
+    /// REST calls made from the pages (accept, reject, create, look up), each logged.
+    pub actions: crate::actions::Actions,
+    /// How assignment callbacks are answered (cached settings).
+    pub instructions: crate::instructions::AssignmentInstructions,
+    /// Login and CSRF.
+    pub security: routes::security::WebSecurity,
 }
 
 /// A built, bound, not yet running server.
@@ -38,7 +44,13 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        // Checked first: a public listener without a password must not start at all.
+        let security = routes::security::WebSecurity::new(
+            args.web.ui_password.as_deref(),
+            !args.listen.ip().is_loopback(),
+        )?;
         let store = storage::open(&args.database.database).await?;
+        let instructions = crate::instructions::AssignmentInstructions::load(&store.pool).await?;
         let metrics = Arc::new(Metrics::default());
         let writer = Writer::start(
             WriterConfig {
@@ -63,15 +75,28 @@ impl Application {
             Relay::new(args.twilio.auth_token.clone()),
         );
         let relay = Relay::new(args.twilio.auth_token.clone());
-        let state =
-            web::Data::new(AppState { ingest, relay, store, metrics, writer_health: writer.health.clone() });
+        let actions =
+            crate::actions::Actions::new(&args.twilio, &args.web, writer.clone(), store.pool.clone());
+        let state = web::Data::new(AppState {
+            ingest,
+            relay,
+            store,
+            metrics,
+            writer_health: writer.health.clone(),
+            actions,
+            instructions,
+            security,
+        });
         let listener = TcpListener::bind(args.listen)?;
         let port = listener.local_addr()?.port();
         let bench_baseline = args.bench_baseline;
         let mut server = HttpServer::new(move || {
-            let app = App::new().app_data(state.clone()).configure(routes::configure);
+            let app = App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(routes::security::guard))
+                .configure(routes::configure);
             if bench_baseline {
-                app.route("/bench/baseline", web::post().to(routes::webhooks::baseline))
+                app.route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
             } else {
                 app
             }

@@ -10,6 +10,7 @@
 
 pub mod fact;
 pub mod fold;
+pub mod overview;
 pub mod reads;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,8 @@ pub struct TaskFilter {
     pub status: Option<String>,
     pub flag: Option<String>,
     pub queue: Option<String>,
+    /// A workflow's SID or name.
+    pub workflow: Option<String>,
     pub worker: Option<String>,
     /// Tasks first seen at or after this epoch ms.
     pub since: Option<i64>,
@@ -52,7 +54,7 @@ fn ids(text: &str) -> Vec<i64> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-fn to_task(row: &SqliteRow) -> Result<TaskView, sqlx::Error> {
+pub(crate) fn to_task(row: &SqliteRow) -> Result<TaskView, sqlx::Error> {
     Ok(TaskView {
         task_sid: row.try_get("task_sid")?,
         status: row.try_get("status")?,
@@ -76,7 +78,7 @@ fn to_task(row: &SqliteRow) -> Result<TaskView, sqlx::Error> {
     })
 }
 
-fn to_reservation(row: &SqliteRow) -> Result<ReservationView, sqlx::Error> {
+pub(crate) fn to_reservation(row: &SqliteRow) -> Result<ReservationView, sqlx::Error> {
     Ok(ReservationView {
         reservation_sid: row.try_get("reservation_sid")?,
         task_sid: row.try_get("task_sid")?,
@@ -203,6 +205,9 @@ pub async fn list_tasks(pool: &SqlitePool, filter: &TaskFilter) -> Result<TaskPa
     if filter.before.is_some() {
         sql.push_str(" AND (t.first_fact_at_ms < ?8 OR (t.first_fact_at_ms = ?8 AND t.task_sid < ?9))");
     }
+    if filter.workflow.is_some() {
+        sql.push_str(" AND (t.workflow_sid = ?11 OR t.workflow_name = ?11)");
+    }
     sql.push_str(" ORDER BY t.first_fact_at_ms DESC, t.task_sid DESC LIMIT ?10");
     let limit = filter.limit.clamp(1, 500);
     let rows = sqlx::query(&sql)
@@ -216,6 +221,7 @@ pub async fn list_tasks(pool: &SqlitePool, filter: &TaskFilter) -> Result<TaskPa
         .bind(filter.before.as_ref().map(|b| b.0))
         .bind(filter.before.as_ref().map(|b| b.1.clone()))
         .bind(i64::from(limit))
+        .bind(&filter.workflow)
         .fetch_all(pool)
         .await?;
     let mut tasks = Vec::with_capacity(rows.len());

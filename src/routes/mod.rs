@@ -1,10 +1,14 @@
 //! The HTTP edge: turns requests into domain calls and results into responses, nothing more.
 
+pub mod actions;
 pub mod api;
 pub mod export;
 pub mod health;
+pub mod lifecycle;
 pub mod pages;
 pub mod requests_query;
+pub mod security;
+pub mod svg_timeline;
 pub mod tasks;
 pub mod webhooks;
 
@@ -17,5 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(export::configure)
         .configure(api::configure)
         .configure(tasks::configure)
+        .configure(security::configure)
+        .configure(actions::configure)
+        .configure(lifecycle::configure)
         .configure(pages::configure);
 }

@@ -9,23 +9,18 @@ use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home))
-        .route("/requests", web::get().to(requests))
+    cfg.route("/requests", web::get().to(requests))
         .route("/requests/{id}", web::get().to(request_detail))
         .route("/requests/{id}/replay", web::post().to(replay_form));
 }
 
-async fn home() -> HttpResponse {
-    HttpResponse::Found().insert_header(("Location", "/requests")).finish()
-}
-
-fn format_ms(epoch_ms: i64) -> String {
+pub(crate) fn format_ms(epoch_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(epoch_ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
         .unwrap_or_else(|| epoch_ms.to_string())
 }
 
-fn render(page: &impl Template) -> HttpResponse {
+pub(crate) fn render(page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
         Err(error) => {
@@ -139,6 +134,7 @@ struct RequestPage {
     /// The replay form's defaults.
     replay_url: String,
     replay_params: String,
+    csrf: String,
 }
 
 fn looks_like_sid(value: &str) -> bool {
@@ -147,7 +143,11 @@ fn looks_like_sid(value: &str) -> bool {
         && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpResponse {
+async fn request_detail(
+    http: actix_web::HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let request = match state.store.request(id.into_inner()).await {
         Ok(Some(request)) => request,
         Ok(None) => return HttpResponse::NotFound().content_type("text/plain").body("no such request"),
@@ -195,6 +195,7 @@ async fn request_detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpR
         params.iter().map(|p: &ParamRow| format!("{}={}", p.name, p.value)).collect::<Vec<_>>().join("\n");
     let page = RequestPage {
         storage_problem: state.writer_health.problem(),
+        csrf: super::security::csrf_for(&http, &state),
         replays,
         replay_url,
         replay_params,
@@ -224,20 +225,8 @@ struct ReplayForm {
     mode: String,
     #[serde(default)]
     params: String,
-}
-
-/// Forms that change something must come from this site's own pages.
-fn same_origin(request: &actix_web::HttpRequest) -> bool {
-    let host = request.connection_info().host().to_string();
-    let origin = request
-        .headers()
-        .get("origin")
-        .or_else(|| request.headers().get("referer"))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    origin.is_some_and(|o| {
-        o.split("://").nth(1).is_some_and(|rest| rest.split('/').next() == Some(host.as_str()))
-    })
+    #[serde(default)]
+    csrf: String,
 }
 
 async fn replay_form(
@@ -246,10 +235,9 @@ async fn replay_form(
     form: web::Form<ReplayForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if !same_origin(&http) {
-        return HttpResponse::Forbidden()
-            .content_type("text/plain")
-            .body("refused: this form must be sent from the tracer's own page");
+    // Forms that change something must come from this site's own pages.
+    if let Some(refused) = super::security::csrf_refusal(&http, &state, &form.csrf) {
+        return refused;
     }
     let original = match state.store.request(id.into_inner()).await {
         Ok(Some(request)) => request,

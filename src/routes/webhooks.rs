@@ -101,11 +101,17 @@ async fn receive(
         arrived,
         arrival_ms,
     };
+    // The configured instruction for this callback's queue/workflow (an in-memory lookup); it
+    // is stored with the row as the answer given.
     let success_body = match endpoint {
-        Endpoint::Assignment => "{}",
-        Endpoint::Events => "",
+        Endpoint::Assignment => {
+            let params = crate::domain::webhook::parse_form(&received.body).ok();
+            let param = |name: &str| params.as_ref().and_then(|p| p.non_empty(name));
+            state.instructions.answer_for(param("TaskQueueSid"), param("WorkflowSid"))
+        }
+        Endpoint::Events => String::new(),
     };
-    let outcome = state.ingest.receive(received, success_body).await;
+    let outcome = state.ingest.receive(received, &success_body).await;
     state.metrics.count_request(endpoint.as_str(), outcome.verdict, outcome.status);
     state.metrics.ingest_latency.observe(arrived.elapsed().as_secs_f64());
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -181,8 +181,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     // The simulator's REST address is bound first so the tracer can be pointed at it.
     let (rest_listener, rest_base_url) = rest::bind(args.simulator_listen)?;
-    // TODO(rest-base-url): once ServeArgs has `taskrouter_base_url`, point the tracer's REST
-    // client at the simulator: `serve.taskrouter_base_url = Some(rest_base_url.clone());`
+    // The pages' actions (accept, reject, look up, create) go to the simulator, and the
+    // projections judge reservations against the simulated workflow's timeout.
+    serve.web.taskrouter_base_url = rest_base_url.clone();
+    serve.projection.default_reservation_timeout = args.reservation_timeout;
     tracing::debug!(%rest_base_url, "simulator REST API bound");
     let application = Application::build(serve).await?;
     let tracer_url = loopback_url(SocketAddr::new(args.listen.ip(), application.port()));

@@ -4,6 +4,8 @@
 
 pub mod event_log;
 pub mod reads;
+pub mod settings;
+pub mod web_reads;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -178,24 +178,18 @@ async fn a_replay_is_resigned_for_its_target_recorded_and_linked() {
         page.contains(r#"<a href="/requests/2">#2</a>"#) && page.contains(r#"<a href="/requests/3">#3</a>"#)
     );
 
-    // The page's form works from the page itself and is refused from elsewhere.
-    let form = [("url", url.as_str()), ("mode", "unchanged"), ("params", "")];
-    let no_client_redirects =
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let refused = no_client_redirects
-        .post(format!("{}/requests/1/replay", app.address))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
-    let accepted = no_client_redirects
-        .post(format!("{}/requests/1/replay", app.address))
-        .header("Origin", app.address.clone())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(accepted.status().as_u16(), 303);
-    assert_eq!(accepted.headers()["location"], "/requests/4");
+    // The page's form works with the page's CSRF token and is refused without it.
+    let mut session = crate::web_session::WebSession::new(&app);
+    let (refused, _, _) =
+        session.post("/requests/1/replay", &[("url", url.as_str()), ("mode", "unchanged")]).await;
+    assert_eq!(refused, 403);
+    let token = session.csrf("/requests/1").await;
+    let (status, location, _) = session
+        .post(
+            "/requests/1/replay",
+            &[("url", url.as_str()), ("mode", "unchanged"), ("params", ""), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/requests/4"));
 }

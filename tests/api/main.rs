@@ -11,4 +11,8 @@ mod official_client;
 mod projections;
 mod simulator;
 mod taskrouter_client;
+mod web_actions;
+mod web_browser;
+mod web_pages;
+mod web_session;
 mod webhooks;
