@@ -146,7 +146,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
                 arrived: Instant::now(),
                 arrival_ms: engine.now_ms(),
             },
-            "{}",
+            &|_| "{}".to_string(),
         );
         batch.push(decision.record);
         rows += 1;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::instruction::ASSIGNMENT_DEADLINE_MS;
-use crate::domain::webhook::{self, Endpoint};
+use crate::domain::webhook::{self, Endpoint, FormParams};
 use crate::relay::{Outgoing, Relay};
 use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
@@ -100,14 +100,20 @@ impl Ingest {
     }
 
     /// Decides what to answer and the row to store, without storing it or calling out: the
-    /// part of ingest that bulk tools share. `success_body` is the 2xx answer to an accepted
-    /// request (the assignment instruction, or empty for events).
-    pub fn decide(&self, request: ReceivedRequest, success_body: &str) -> Decision {
+    /// part of ingest that bulk tools share. `assignment_answer` gives the 2xx answer to an
+    /// accepted assignment callback from its parsed parameters (the configured instruction).
+    pub fn decide(
+        &self,
+        request: ReceivedRequest,
+        assignment_answer: &dyn Fn(&FormParams) -> String,
+    ) -> Decision {
         let evaluation = self.evaluate(&request);
         let (status, body) = match &evaluation.rejection {
             Some((status, message)) => (*status, error_json(message)),
             None => match request.endpoint {
-                Endpoint::Assignment => (200, success_body.to_string()),
+                Endpoint::Assignment => {
+                    (200, evaluation.params.as_ref().map_or_else(|| "{}".to_string(), assignment_answer))
+                }
                 Endpoint::Events => (204, String::new()),
             },
         };
@@ -140,9 +146,13 @@ impl Ingest {
     }
 
     /// Decides, forwards when configured, records, and returns what to answer.
-    pub async fn receive(&self, request: ReceivedRequest, success_body: &str) -> IngestOutcome {
+    pub async fn receive(
+        &self,
+        request: ReceivedRequest,
+        assignment_answer: &dyn Fn(&FormParams) -> String,
+    ) -> IngestOutcome {
         let endpoint = request.endpoint;
-        let Decision { mut record, accepted, verdict, arrived } = self.decide(request, success_body);
+        let Decision { mut record, accepted, verdict, arrived } = self.decide(request, assignment_answer);
         let mut content_type = JSON.to_string();
         // Only requests the tracer accepts are relayed: re-signing a forged one would make the
         // app's own validator pass it.

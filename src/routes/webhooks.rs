@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::domain::Endpoint;
+use crate::domain::{Endpoint, FormParams};
 use crate::ingest::ReceivedRequest;
 use crate::startup::AppState;
 
@@ -101,17 +101,13 @@ async fn receive(
         arrived,
         arrival_ms,
     };
-    // The configured instruction for this callback's queue/workflow (an in-memory lookup); it
-    // is stored with the row as the answer given.
-    let success_body = match endpoint {
-        Endpoint::Assignment => {
-            let params = crate::domain::webhook::parse_form(&received.body).ok();
-            let param = |name: &str| params.as_ref().and_then(|p| p.non_empty(name));
-            state.instructions.answer_for(param("TaskQueueSid"), param("WorkflowSid"))
-        }
-        Endpoint::Events => String::new(),
+    // The configured instruction for this callback's queue/workflow (an in-memory lookup on
+    // the parameters ingest already parsed); it is stored with the row as the answer given.
+    let instructions = &state.instructions;
+    let answer = |params: &FormParams| {
+        instructions.answer_for(params.non_empty("TaskQueueSid"), params.non_empty("WorkflowSid"))
     };
-    let outcome = state.ingest.receive(received, &success_body).await;
+    let outcome = state.ingest.receive(received, &answer).await;
     state.metrics.count_request(endpoint.as_str(), outcome.verdict, outcome.status);
     state.metrics.ingest_latency.observe(arrived.elapsed().as_secs_f64());
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
