@@ -21,6 +21,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => crate::simulator::cli::simulate(*args).await,
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
+        Command::Report(args) => crate::reports::cli::report(args).await,
     }
 }
 

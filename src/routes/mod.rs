@@ -4,6 +4,7 @@ pub mod api;
 pub mod export;
 pub mod health;
 pub mod pages;
+pub mod reports;
 pub mod requests_query;
 pub mod tasks;
 pub mod webhooks;
@@ -17,5 +18,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(export::configure)
         .configure(api::configure)
         .configure(tasks::configure)
+        .configure(reports::configure)
         .configure(pages::configure);
 }
