@@ -681,3 +681,6 @@ fn finish(mut acc: Accumulator, sid: Option<String>, names: &Names, request: &Re
         outcomes_over_time: acc.buckets,
     }
 }
+
+#[cfg(test)]
+mod tests;
