@@ -8,6 +8,7 @@ mod helpers;
 mod inspector;
 mod log_integrity;
 mod projections;
+mod reports;
 mod simulator;
 mod taskrouter_client;
 mod webhooks;
