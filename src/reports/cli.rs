@@ -96,7 +96,8 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     // Migrations (the report index) are applied first, as every command does.
     crate::storage::open(&args.database).await?.pool.close().await;
     let bar = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} reading facts: {pos} ({per_sec}) {elapsed}").expect("valid template"),
+        ProgressStyle::with_template("{spinner} reading facts: {pos} ({per_sec}) {elapsed}")
+            .expect("valid template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let started = std::time::Instant::now();

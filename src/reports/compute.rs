@@ -371,7 +371,8 @@ pub struct Figures {
 }
 
 /// Upper bounds (ms) of the latency histogram's bars; the last bar is open-ended.
-pub const HISTOGRAM_BOUNDS_MS: [i64; 10] = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000];
+pub const HISTOGRAM_BOUNDS_MS: [i64; 10] =
+    [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000];
 
 #[derive(Default)]
 struct Accumulator {
@@ -399,8 +400,11 @@ struct Origins {
 
 impl Origins {
     fn of(facts: &[ReportFact]) -> Self {
-        let mut origins =
-            Origins { task_created: HashMap::new(), queue_entered: HashMap::new(), reservation_created: HashMap::new() };
+        let mut origins = Origins {
+            task_created: HashMap::new(),
+            queue_entered: HashMap::new(),
+            reservation_created: HashMap::new(),
+        };
         for fact in facts {
             match (fact.kind, fact.task, fact.reservation, fact.queue) {
                 (Kind::TaskCreated, Some(task), _, _) => {
@@ -494,7 +498,14 @@ pub fn compute(facts: &[ReportFact], names: &Names, request: &Request) -> Vec<Fi
         .collect()
 }
 
-fn accumulate(acc: &mut Accumulator, fact: &ReportFact, origins: &Origins, by: By, window_start: i64, bucket: usize) {
+fn accumulate(
+    acc: &mut Accumulator,
+    fact: &ReportFact,
+    origins: &Origins,
+    by: By,
+    window_start: i64,
+    bucket: usize,
+) {
     let c = &mut acc.counters;
     let waited_on_worker = |acc: &mut Accumulator, timed_out: bool| {
         for (map, key) in [(&mut acc.by_worker, fact.worker), (&mut acc.by_queue, fact.queue)] {
@@ -576,7 +587,10 @@ fn accumulate(acc: &mut Accumulator, fact: &ReportFact, origins: &Origins, by: B
         }
         Kind::WorkerActivityUpdate => {
             if let (Some(activity), Some(spent)) = (fact.previous_activity, fact.previous_activity_ms) {
-                let entry = acc.activities.entry(activity).or_insert((fact.previous_activity_name, Samples::default()));
+                let entry = acc
+                    .activities
+                    .entry(activity)
+                    .or_insert((fact.previous_activity_name, Samples::default()));
                 if entry.0.is_none() {
                     entry.0 = fact.previous_activity_name;
                 }
@@ -585,7 +599,8 @@ fn accumulate(acc: &mut Accumulator, fact: &ReportFact, origins: &Origins, by: B
             }
             if let Some(activity) = fact.activity {
                 // The activity entered is listed too, even before any stint of it ends.
-                let entry = acc.activities.entry(activity).or_insert((fact.activity_name, Samples::default()));
+                let entry =
+                    acc.activities.entry(activity).or_insert((fact.activity_name, Samples::default()));
                 if entry.0.is_none() {
                     entry.0 = fact.activity_name;
                 }

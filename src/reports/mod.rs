@@ -77,7 +77,8 @@ impl StatisticsParams {
     /// An unreadable date, a non-positive `Minutes`, an empty window, or a threshold of
     /// `SplitByWaitTime` that is not a whole number of seconds.
     pub fn window(&self, now_ms: i64) -> Result<Window, ParamError> {
-        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let present =
+            |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         let end_ms = match present(&self.end_date) {
             Some(raw) => parse_date("EndDate", &raw)?,
             None => now_ms - now_ms.rem_euclid(1000),
@@ -90,7 +91,9 @@ impl StatisticsParams {
                         .parse::<i64>()
                         .ok()
                         .filter(|m| (1..=525_600 * 100).contains(m))
-                        .ok_or_else(|| ParamError::new(format!("Minutes must be a positive whole number, got {raw:?}")))?,
+                        .ok_or_else(|| {
+                            ParamError::new(format!("Minutes must be a positive whole number, got {raw:?}"))
+                        })?,
                     None => DEFAULT_MINUTES,
                 };
                 end_ms - minutes * 60_000
@@ -105,7 +108,9 @@ impl StatisticsParams {
                 .split(',')
                 .map(|t| {
                     t.trim().parse::<u64>().map_err(|_| {
-                        ParamError::new(format!("SplitByWaitTime must be comma-separated seconds, got {raw:?}"))
+                        ParamError::new(format!(
+                            "SplitByWaitTime must be comma-separated seconds, got {raw:?}"
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -120,8 +125,14 @@ impl StatisticsParams {
 pub enum Verification {
     /// Not run (ask with `verify=true` / `--verify`); re-check with `taskrouter-tracer verify`.
     NotRun,
-    Passed { rows_checked: u64 },
-    Failed { rows_checked: u64, first_bad_row: i64, reason: String },
+    Passed {
+        rows_checked: u64,
+    },
+    Failed {
+        rows_checked: u64,
+        first_bad_row: i64,
+        reason: String,
+    },
 }
 
 /// Which log the report was computed from, so it can be re-checked against the same log.

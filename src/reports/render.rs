@@ -97,14 +97,38 @@ fn opt(v: Option<i64>) -> String {
 
 /// The CSV columns, one row per scope.
 pub const CSV_COLUMNS: [&str; 32] = [
-    "scope", "sid", "start_time", "end_time", "reservations_created", "reservations_accepted",
-    "reservations_rejected", "reservations_timed_out", "reservations_canceled", "reservations_rescinded",
-    "tasks_created", "tasks_entered", "tasks_canceled", "tasks_completed", "tasks_deleted", "tasks_moved",
-    "tasks_timed_out_in_workflow", "avg_task_acceptance_time", "wait_until_accepted_min_ms",
-    "wait_until_accepted_max_ms", "wait_until_accepted_total_ms", "wait_until_canceled_avg_ms",
-    "wait_in_queue_until_accepted_avg_ms", "acceptance_latency_p50_ms", "acceptance_latency_p90_ms",
-    "acceptance_latency_p99_ms", "timeout_rate", "reservations_per_task", "first_event_id", "last_event_id",
-    "head_event_id", "verification",
+    "scope",
+    "sid",
+    "start_time",
+    "end_time",
+    "reservations_created",
+    "reservations_accepted",
+    "reservations_rejected",
+    "reservations_timed_out",
+    "reservations_canceled",
+    "reservations_rescinded",
+    "tasks_created",
+    "tasks_entered",
+    "tasks_canceled",
+    "tasks_completed",
+    "tasks_deleted",
+    "tasks_moved",
+    "tasks_timed_out_in_workflow",
+    "avg_task_acceptance_time",
+    "wait_until_accepted_min_ms",
+    "wait_until_accepted_max_ms",
+    "wait_until_accepted_total_ms",
+    "wait_until_canceled_avg_ms",
+    "wait_in_queue_until_accepted_avg_ms",
+    "acceptance_latency_p50_ms",
+    "acceptance_latency_p90_ms",
+    "acceptance_latency_p99_ms",
+    "timeout_rate",
+    "reservations_per_task",
+    "first_event_id",
+    "last_event_id",
+    "head_event_id",
+    "verification",
 ];
 
 fn csv_field(value: &str) -> String {
@@ -136,7 +160,10 @@ pub fn csv(report: &Report) -> String {
     for f in &report.figures {
         let c = &f.counters;
         let row: Vec<String> = vec![
-            serde_json::to_value(report.by).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            serde_json::to_value(report.by)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             f.sid.clone().or_else(|| report.workspace_sid.clone()).unwrap_or_default(),
             report.start_time.clone(),
             report.end_time.clone(),
@@ -190,8 +217,20 @@ pub fn table(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{:<36} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8}",
-        "scope", "res.new", "accept", "reject", "timeout", "cancel", "rescind", "tasks", "t.canc", "t.done",
-        "wf.tout", "avg acc", "p90 lat", "tout %"
+        "scope",
+        "res.new",
+        "accept",
+        "reject",
+        "timeout",
+        "cancel",
+        "rescind",
+        "tasks",
+        "t.canc",
+        "t.done",
+        "wf.tout",
+        "avg acc",
+        "p90 lat",
+        "tout %"
     );
     for f in &report.figures {
         let c = &f.counters;

@@ -12,7 +12,8 @@ use crate::domain::webhook::parse_form;
 use crate::storage::event_log;
 
 /// The event types of the index's `WHERE`, written exactly as there so SQLite can use it.
-const REPORT_TYPES: &str = "('task.created', 'task.canceled', 'task.completed', 'task.deleted', 'task-queue.entered', \
+const REPORT_TYPES: &str =
+    "('task.created', 'task.canceled', 'task.completed', 'task.deleted', 'task-queue.entered', \
     'task-queue.moved', 'workflow.entered', 'workflow.timeout', 'reservation.created', \
     'reservation.accepted', 'reservation.rejected', 'reservation.timeout', 'reservation.canceled', \
     'reservation.rescinded', 'worker.activity.update')";
@@ -98,8 +99,7 @@ pub fn load(
     // One read transaction: the head, the window and the flags are one snapshot of the log.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let head = event_log::head(&tx)?;
-    let mut loaded =
-        Loaded { head_id: head.id, head_hash: hex::encode(head.hash), ..Loaded::default() };
+    let mut loaded = Loaded { head_id: head.id, head_hash: hex::encode(head.hash), ..Loaded::default() };
     {
         let sql = format!(
             "SELECT id, event_type, occurred_at_ms, task_sid, reservation_sid, worker_sid, task_queue_sid, \
@@ -159,7 +159,12 @@ pub fn load(
 /// Adds, for tasks and reservations the window's accepts and cancels concern whose beginning
 /// (`task.created`, `task-queue.entered`, `reservation.created`) lies before the window, those
 /// earlier facts: a lifecycle cut by the window start still gets its true wait.
-fn load_origins(tx: &Connection, selection: &Selection, head_id: i64, loaded: &mut Loaded) -> rusqlite::Result<()> {
+fn load_origins(
+    tx: &Connection,
+    selection: &Selection,
+    head_id: i64,
+    loaded: &mut Loaded,
+) -> rusqlite::Result<()> {
     let mut created_tasks = HashSet::new();
     let mut entered = HashSet::new();
     let mut created_reservations = HashSet::new();

@@ -13,9 +13,18 @@ use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/Workspaces/{workspace}/CumulativeStatistics", web::get().to(workspace_statistics))
-        .route("/api/v1/Workspaces/{workspace}/TaskQueues/{queue}/CumulativeStatistics", web::get().to(queue_statistics))
-        .route("/api/v1/Workspaces/{workspace}/Workflows/{workflow}/CumulativeStatistics", web::get().to(workflow_statistics))
-        .route("/api/v1/Workspaces/{workspace}/Workers/CumulativeStatistics", web::get().to(workers_statistics))
+        .route(
+            "/api/v1/Workspaces/{workspace}/TaskQueues/{queue}/CumulativeStatistics",
+            web::get().to(queue_statistics),
+        )
+        .route(
+            "/api/v1/Workspaces/{workspace}/Workflows/{workflow}/CumulativeStatistics",
+            web::get().to(workflow_statistics),
+        )
+        .route(
+            "/api/v1/Workspaces/{workspace}/Workers/CumulativeStatistics",
+            web::get().to(workers_statistics),
+        )
         .route("/api/reports", web::get().to(report_api))
         .route("/reports", web::get().to(report_page));
 }
@@ -31,9 +40,13 @@ async fn run(state: &web::Data<AppState>, spec: ReportSpec) -> Result<Report, Ht
     .await;
     match result {
         Ok(Ok(report)) => Ok(report),
-        Ok(Err(error)) => Err(HttpResponse::ServiceUnavailable()
-            .json(json!({"code": 20500, "message": format!("the log could not be read: {error}"), "status": 503}))),
-        Err(error) => Err(HttpResponse::InternalServerError().json(json!({"message": error.to_string(), "status": 500}))),
+        Ok(Err(error)) => Err(HttpResponse::ServiceUnavailable().json(
+            json!({"code": 20500, "message": format!("the log could not be read: {error}"), "status": 503}),
+        )),
+        Err(error) => {
+            Err(HttpResponse::InternalServerError()
+                .json(json!({"message": error.to_string(), "status": 500})))
+        }
     }
 }
 
@@ -91,7 +104,8 @@ async fn queue_statistics(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let (workspace, queue) = path.into_inner();
-    statistics(request, state, params.into_inner(), workspace, Some((By::Queue, queue)), Resource::TaskQueue).await
+    statistics(request, state, params.into_inner(), workspace, Some((By::Queue, queue)), Resource::TaskQueue)
+        .await
 }
 
 async fn workflow_statistics(
@@ -101,8 +115,15 @@ async fn workflow_statistics(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let (workspace, workflow) = path.into_inner();
-    statistics(request, state, params.into_inner(), workspace, Some((By::Workflow, workflow)), Resource::Workflow)
-        .await
+    statistics(
+        request,
+        state,
+        params.into_inner(),
+        workspace,
+        Some((By::Workflow, workflow)),
+        Resource::Workflow,
+    )
+    .await
 }
 
 async fn workers_statistics(
@@ -263,14 +284,21 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
                         .figures
                         .iter()
                         .map(|f| ScopeView {
-                            label: f.sid.clone().or_else(|| report.workspace_sid.clone()).unwrap_or_else(|| "all workspaces".into()),
+                            label: f
+                                .sid
+                                .clone()
+                                .or_else(|| report.workspace_sid.clone())
+                                .unwrap_or_else(|| "all workspaces".into()),
                             c: f.counters,
                             avg_accept: f.wait_until_accepted.stats().avg,
                             avg_cancel: f.wait_until_canceled.stats().avg,
                             p50: seconds(f.acceptance_latency.p50_ms),
                             p90: seconds(f.acceptance_latency.p90_ms),
                             p99: seconds(f.acceptance_latency.p99_ms),
-                            per_task: f.reservations_per_task.mean.map_or("–".into(), |m| format!("{m:.2}")),
+                            per_task: f
+                                .reservations_per_task
+                                .mean
+                                .map_or("–".into(), |m| format!("{m:.2}")),
                         })
                         .collect();
                     if let Some(first) = report.figures.first() {
@@ -281,7 +309,12 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
                             list.iter()
                                 .map(|r| {
                                     let rate = r.rate.map_or("–".into(), |r| format!("{:.1} %", r * 100.0));
-                                    (format!("{what} {}", r.sid), rate, r.reservations_timed_out, r.reservations_answerable)
+                                    (
+                                        format!("{what} {}", r.sid),
+                                        rate,
+                                        r.reservations_timed_out,
+                                        r.reservations_answerable,
+                                    )
                                 })
                                 .collect::<Vec<_>>()
                         };
@@ -289,8 +322,12 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
                         page.timeout_rows.extend(rows(&first.timeout_rate_by_worker, "worker"));
                     }
                     page.verification = match &report.provenance.verification {
-                        reports::Verification::NotRun => "not run (tick “verify the chain” to walk it)".into(),
-                        reports::Verification::Passed { rows_checked } => format!("passed: {rows_checked} rows"),
+                        reports::Verification::NotRun => {
+                            "not run (tick “verify the chain” to walk it)".into()
+                        }
+                        reports::Verification::Passed { rows_checked } => {
+                            format!("passed: {rows_checked} rows")
+                        }
                         reports::Verification::Failed { first_bad_row, reason, .. } => {
                             format!("FAILED at row {first_bad_row}: {reason}")
                         }

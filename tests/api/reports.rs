@@ -72,7 +72,8 @@ async fn cumulative_statistics_have_twilios_shape_and_hand_computed_numbers() {
     post_lifecycle(&app).await;
     let base = format!("/api/v1/Workspaces/{WORKSPACE}");
 
-    let (status, ws) = app.get_json(&format!("{base}/CumulativeStatistics?{WINDOW}&SplitByWaitTime=5,30")).await;
+    let (status, ws) =
+        app.get_json(&format!("{base}/CumulativeStatistics?{WINDOW}&SplitByWaitTime=5,30")).await;
     assert_eq!(status, 200, "{ws}");
     assert_eq!(
         keys(&ws),
@@ -95,11 +96,20 @@ async fn cumulative_statistics_have_twilios_shape_and_hand_computed_numbers() {
     assert_eq!(ws["end_time"], "2023-11-14T23:13:20Z");
     assert!(ws["url"].as_str().unwrap().ends_with(&format!("{base}/CumulativeStatistics")));
     assert_eq!((ws["tasks_created"].as_u64(), ws["tasks_completed"].as_u64()), (Some(1), Some(1)));
-    assert_eq!((ws["reservations_created"].as_u64(), ws["reservations_accepted"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (ws["reservations_created"].as_u64(), ws["reservations_accepted"].as_u64()),
+        (Some(1), Some(1))
+    );
     // 9.5 s from creation to acceptance, in whole seconds rounded half up.
-    assert_eq!(ws["wait_duration_until_accepted"], serde_json::json!({"avg": 10, "min": 10, "max": 10, "total": 10}));
+    assert_eq!(
+        ws["wait_duration_until_accepted"],
+        serde_json::json!({"avg": 10, "min": 10, "max": 10, "total": 10})
+    );
     assert_eq!(ws["avg_task_acceptance_time"], 10);
-    assert_eq!(ws["wait_duration_until_canceled"], serde_json::json!({"avg": 0, "min": 0, "max": 0, "total": 0}));
+    assert_eq!(
+        ws["wait_duration_until_canceled"],
+        serde_json::json!({"avg": 0, "min": 0, "max": 0, "total": 0})
+    );
     assert_eq!(ws["split_by_wait_time"]["5"]["above"]["reservations_accepted"], 1);
     assert_eq!(ws["split_by_wait_time"]["5"]["below"]["reservations_accepted"], 0);
     assert_eq!(ws["split_by_wait_time"]["30"]["below"]["reservations_accepted"], 1);
@@ -153,7 +163,9 @@ async fn cumulative_statistics_have_twilios_shape_and_hand_computed_numbers() {
         app.get_json(&format!("{base}/CumulativeStatistics?EndDate=2020-01-01T00:15:00Z&Minutes=15")).await;
     assert_eq!(empty["tasks_created"], 0);
     let (_, other) = app
-        .get_json(&format!("{base}/TaskQueues/WQ00000000000000000000000000000000/CumulativeStatistics?{WINDOW}"))
+        .get_json(&format!(
+            "{base}/TaskQueues/WQ00000000000000000000000000000000/CumulativeStatistics?{WINDOW}"
+        ))
         .await;
     assert_eq!(other["reservations_created"], 0);
 }
@@ -284,15 +296,18 @@ async fn a_seeded_simulation_reports_exactly_its_ground_truth() {
     let whole = get("workspace").await;
     assert_eq!(whole.len(), 1);
     assert_counters("workspace", &whole[0], &truth.total, false);
-    for (by, expected, entered) in
-        [("queue", &truth.by_queue, true), ("workflow", &truth.by_workflow, true), ("worker", &truth.by_worker, false)]
-    {
+    for (by, expected, entered) in [
+        ("queue", &truth.by_queue, true),
+        ("workflow", &truth.by_workflow, true),
+        ("worker", &truth.by_worker, false),
+    ] {
         let figures = get(by).await;
         let sids: BTreeSet<&str> = figures.iter().map(|f| f["sid"].as_str().unwrap()).collect();
         // Scopes the report lists are those the ground truth counted something for.
         assert!(sids.iter().all(|s| expected.contains_key(*s)), "{by}: {sids:?}");
         for (sid, counters) in expected {
-            let figures = figures.iter().find(|f| f["sid"] == sid.as_str()).unwrap_or_else(|| panic!("{by} {sid}"));
+            let figures =
+                figures.iter().find(|f| f["sid"] == sid.as_str()).unwrap_or_else(|| panic!("{by} {sid}"));
             if by == "worker" {
                 // Workers have reservation counters only (tasks are not a worker's).
                 let mut counters = counters.clone();
@@ -306,7 +321,8 @@ async fn a_seeded_simulation_reports_exactly_its_ground_truth() {
         }
     }
     // The Twilio endpoint agrees with the full report.
-    let (_, stats) = app.get_json(&format!("/api/v1/Workspaces/{workspace}/CumulativeStatistics?{all_time}")).await;
+    let (_, stats) =
+        app.get_json(&format!("/api/v1/Workspaces/{workspace}/CumulativeStatistics?{all_time}")).await;
     assert_eq!(stats["reservations_accepted"].as_u64(), Some(truth.total.reservations_accepted));
     assert_eq!(stats["tasks_created"].as_u64(), Some(truth.total.tasks_created));
 }

@@ -13,7 +13,15 @@ struct Log {
 }
 
 impl Log {
-    fn add(&mut self, kind: Kind, at_ms: i64, task: &str, reservation: &str, worker: &str, queue: &str) -> &mut ReportFact {
+    fn add(
+        &mut self,
+        kind: Kind,
+        at_ms: i64,
+        task: &str,
+        reservation: &str,
+        worker: &str,
+        queue: &str,
+    ) -> &mut ReportFact {
         let id = self.facts.len() as i64 + 1;
         let mut fact = ReportFact::new(id, kind, at_ms);
         let mut sid = |s: &str| (!s.is_empty()).then(|| self.names.intern(s));
@@ -122,10 +130,7 @@ fn every_counter_counts_its_event_type_in_the_window() {
     log.task(Kind::TaskCreated, T0 - 1, "WTbefore");
     log.task(Kind::TaskCreated, T0 + MIN, "WTafter");
     let c = workspace(&log, T0, T0 + MIN).counters;
-    assert_eq!(
-        [c.tasks_created, c.tasks_canceled, c.tasks_completed, c.tasks_deleted],
-        [1, 2, 3, 4]
-    );
+    assert_eq!([c.tasks_created, c.tasks_canceled, c.tasks_completed, c.tasks_deleted], [1, 2, 3, 4]);
     assert_eq!(c.tasks_entered, 0, "the workspace counts tasks_created, not entries");
     assert_eq!([c.tasks_moved, c.tasks_timed_out_in_workflow], [6, 8]);
     assert_eq!(
@@ -187,7 +192,10 @@ fn a_task_accepted_after_a_timeout_waits_from_creation_and_counts_both_outcomes(
     assert_eq!(f.wait_in_queue_until_accepted.avg_ms(), 123_100);
     // Bob took 3 s to accept his own offer.
     assert_eq!(f.acceptance_latency.p50_ms, Some(3_000));
-    assert_eq!(f.reservations_per_task, ReservationsPerTask { tasks: 1, reservations: 2, mean: Some(2.0), max: 2 });
+    assert_eq!(
+        f.reservations_per_task,
+        ReservationsPerTask { tasks: 1, reservations: 2, mean: Some(2.0), max: 2 }
+    );
     let rate = |sid: &str| f.timeout_rate_by_worker.iter().find(|r| r.sid == sid).unwrap().rate;
     assert_eq!(rate("WKann"), Some(1.0));
     assert_eq!(rate("WKbob"), Some(0.0));
@@ -263,8 +271,11 @@ fn activity_durations_sum_closed_stints_clipped_to_the_window() {
     // After the window: not counted.
     log.activity(T0 + 20 * MIN, "WKbob", available, busy, 15 * MIN);
     let f = workspace(&log, T0, T0 + 15 * MIN);
-    let durations: Vec<(&str, &str, DurationStats)> =
-        f.activity_durations.iter().map(|a| (a.sid.as_str(), a.friendly_name.as_str(), a.samples.stats())).collect();
+    let durations: Vec<(&str, &str, DurationStats)> = f
+        .activity_durations
+        .iter()
+        .map(|a| (a.sid.as_str(), a.friendly_name.as_str(), a.samples.stats()))
+        .collect();
     assert_eq!(
         durations,
         [
