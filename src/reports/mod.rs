@@ -269,3 +269,54 @@ pub fn open_read_only(path: &std::path::Path) -> rusqlite::Result<rusqlite::Conn
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    fn params(start: Option<&str>, end: Option<&str>, minutes: Option<&str>) -> StatisticsParams {
+        StatisticsParams {
+            start_date: start.map(str::to_string),
+            end_date: end.map(str::to_string),
+            minutes: minutes.map(str::to_string),
+            ..StatisticsParams::default()
+        }
+    }
+
+    #[test]
+    fn the_default_window_is_the_last_fifteen_whole_minutes() {
+        let now = 1_700_000_000_123;
+        let window = params(None, None, None).window(now).unwrap();
+        assert_eq!((window.start_ms, window.end_ms), (1_700_000_000_000 - 15 * 60_000, 1_700_000_000_000));
+        let window = params(None, Some("2023-11-14T22:13:20Z"), Some("60")).window(now).unwrap();
+        assert_eq!(window.end_ms - window.start_ms, 3_600_000);
+        let window = params(Some("2023-11-14T22:00:00Z"), Some("2023-11-14T22:13:20Z"), Some("5"))
+            .window(now)
+            .unwrap();
+        assert_eq!(window.end_ms - window.start_ms, 800_000, "StartDate wins over Minutes");
+        assert_eq!(iso(window.start_ms), "2023-11-14T22:00:00Z");
+        assert_eq!(iso(window.start_ms + 5), "2023-11-14T22:00:00.005Z");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_in_plain_words() {
+        let now = 1_700_000_000_000;
+        for bad in [
+            params(Some("soon"), None, None),
+            params(None, None, Some("0")),
+            params(Some("2023-11-14T22:00:00Z"), Some("2023-11-14T21:00:00Z"), None),
+        ] {
+            assert!(bad.window(now).is_err(), "{bad:?}");
+        }
+        let split =
+            StatisticsParams { split_by_wait_time: Some("5, x".into()), ..StatisticsParams::default() };
+        assert_eq!(
+            split.window(now).unwrap_err().twilio_json()["code"],
+            20001,
+            "Twilio's invalid-parameter code"
+        );
+        let split =
+            StatisticsParams { split_by_wait_time: Some("5, 30".into()), ..StatisticsParams::default() };
+        assert_eq!(split.window(now).unwrap().split_by_wait_time, [5, 30]);
+    }
+}
