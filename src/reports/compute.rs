@@ -55,9 +55,41 @@
 //! * **Outcomes over time**: the window in equal buckets, each counting the reservation outcomes
 //!   and task completions/cancellations that happened in it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
+
+/// A multiplicative hasher (the Fx hash of rustc) for interned numbers and SIDs: a report
+/// hashes millions of keys, and SipHash's protection against chosen keys buys nothing for
+/// keys read from our own log.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// The event types reports read; everything else is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -401,9 +433,9 @@ struct Origins {
 impl Origins {
     fn of(facts: &[ReportFact]) -> Self {
         let mut origins = Origins {
-            task_created: HashMap::new(),
-            queue_entered: HashMap::new(),
-            reservation_created: HashMap::new(),
+            task_created: HashMap::default(),
+            queue_entered: HashMap::default(),
+            reservation_created: HashMap::default(),
         };
         for fact in facts {
             match (fact.kind, fact.task, fact.reservation, fact.queue) {
@@ -451,7 +483,7 @@ pub fn compute(facts: &[ReportFact], names: &Names, request: &Request) -> Vec<Fi
     let origins = Origins::of(facts);
     let channel_tasks = request.task_channel.as_deref().map(|c| match names.get(c) {
         Some(channel) => tasks_on_channel(facts, channel),
-        None => HashSet::new(),
+        None => HashSet::default(),
     });
     let only = match request.only.as_deref() {
         Some(sid) => match names.get(sid) {

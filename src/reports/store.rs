@@ -3,11 +3,9 @@
 //! reservations began when those lie before it (through `sid_refs`), the window's flagged
 //! tasks, and the chain head, all in one read transaction so they describe one log state.
 
-use std::collections::HashSet;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::compute::{Kind, Names, ReportFact};
+use super::compute::{HashSet, Kind, Names, ReportFact};
 use crate::domain::webhook::parse_form;
 use crate::storage::event_log;
 
@@ -165,9 +163,9 @@ fn load_origins(
     head_id: i64,
     loaded: &mut Loaded,
 ) -> rusqlite::Result<()> {
-    let mut created_tasks = HashSet::new();
-    let mut entered = HashSet::new();
-    let mut created_reservations = HashSet::new();
+    let mut created_tasks = HashSet::default();
+    let mut entered = HashSet::default();
+    let mut created_reservations = HashSet::default();
     for fact in &loaded.facts {
         match fact.kind {
             Kind::TaskCreated => drop(created_tasks.insert(fact.task)),
@@ -176,8 +174,8 @@ fn load_origins(
             _ => {}
         }
     }
-    let mut missing_tasks = HashSet::new();
-    let mut missing_reservations = HashSet::new();
+    let mut missing_tasks = HashSet::default();
+    let mut missing_reservations = HashSet::default();
     for fact in &loaded.facts {
         if matches!(fact.kind, Kind::ReservationAccepted | Kind::TaskCanceled) {
             if let Some(task) = fact.task {
