@@ -36,6 +36,8 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// Print one task's timeline, reservations and flags.
     Timeline(TimelineArgs),
+    /// TaskRouter's cumulative statistics (and more) for a window, recomputed from the log.
+    Report(crate::reports::cli::ReportArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -22,6 +22,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate(args).await,
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
+        Command::Report(args) => crate::reports::cli::report(args).await,
     }
 }
 

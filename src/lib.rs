@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod projections;
 pub mod relay;
 pub mod replay;
+pub mod reports;
 pub mod routes;
 pub mod signature;
 pub mod simulator;

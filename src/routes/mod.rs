@@ -6,6 +6,7 @@ pub mod export;
 pub mod health;
 pub mod lifecycle;
 pub mod pages;
+pub mod reports;
 pub mod requests_query;
 pub mod security;
 pub mod svg_timeline;
@@ -24,5 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(security::configure)
         .configure(actions::configure)
         .configure(lifecycle::configure)
+        .configure(reports::configure)
         .configure(pages::configure);
 }

@@ -9,6 +9,7 @@ mod inspector;
 mod log_integrity;
 mod official_client;
 mod projections;
+mod reports;
 mod simulator;
 mod taskrouter_client;
 mod web_actions;

@@ -1,0 +1,121 @@
+//! The `report` command: its arguments and how it runs (a progress bar while the log is read).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{render, By, ReportSpec, StatisticsParams};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ByArg {
+    Workspace,
+    Queue,
+    Workflow,
+    Worker,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The SQLite database file holding the log.
+    #[arg(long, env = "TRACER_DATABASE", default_value = "taskrouter-tracer.db")]
+    pub database: PathBuf,
+    /// Window start (ISO-8601, TaskRouter's time); default: --minutes before --until.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Window end (ISO-8601, exclusive); default: now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Window length when --since is not given (TaskRouter's default is 15).
+    #[arg(long)]
+    pub minutes: Option<String>,
+    /// One row per workspace, queue, workflow or worker.
+    #[arg(long, value_enum, default_value = "workspace")]
+    pub by: ByArg,
+    /// Only this workspace (WS…); default: every workspace in the log.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Only this queue, workflow or worker (with --by).
+    #[arg(long)]
+    pub sid: Option<String>,
+    /// Comma-separated wait thresholds in seconds (TaskRouter's SplitByWaitTime).
+    #[arg(long)]
+    pub split_by_wait_time: Option<String>,
+    /// Only tasks of this channel (unique name or TC… Sid).
+    #[arg(long)]
+    pub task_channel: Option<String>,
+    /// Walk the whole hash chain too and report whether it held.
+    #[arg(long)]
+    pub verify: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Runs `report`: exit 0, or 2 when the parameters are refused or `--verify` finds tampering.
+///
+/// # Errors
+/// When the database cannot be opened or read.
+pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let params = StatisticsParams {
+        start_date: args.since.clone(),
+        end_date: args.until.clone(),
+        minutes: args.minutes.clone(),
+        split_by_wait_time: args.split_by_wait_time.clone(),
+        task_channel: args.task_channel.clone(),
+    };
+    let window = match params.window(now_ms) {
+        Ok(window) => window,
+        Err(error) => {
+            eprintln!("{}", error.message);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let by = match args.by {
+        ByArg::Workspace => By::Workspace,
+        ByArg::Queue => By::Queue,
+        ByArg::Workflow => By::Workflow,
+        ByArg::Worker => By::Worker,
+    };
+    let spec = ReportSpec {
+        workspace_sid: args.workspace.clone(),
+        window,
+        by,
+        only: args.sid.clone().filter(|_| by != By::Workspace),
+        verify: args.verify,
+        buckets: 24,
+    };
+    // Migrations (the report index) are applied first, as every command does.
+    crate::storage::open(&args.database).await?.pool.close().await;
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} reading facts: {pos} ({per_sec}) {elapsed}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut conn = super::open_read_only(&args.database)?;
+        let result = super::generate(&mut conn, &spec, now_ms, |n| bar.set_position(n));
+        bar.finish_and_clear();
+        result
+    })
+    .await??;
+    match args.format {
+        Format::Table => print!("{}", render::table(&report)),
+        Format::Csv => print!("{}", render::csv(&report)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    eprintln!("report computed in {:.3} s", started.elapsed().as_secs_f64());
+    Ok(match report.provenance.verification {
+        super::Verification::Failed { .. } => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    })
+}
