@@ -8,6 +8,7 @@ use super::requests_query::RequestQuery;
 use crate::replay::ReplayRequest;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
+use crate::storage::reads::TEXT_SCAN_ROWS;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/requests", web::get().to(list))
@@ -28,15 +29,12 @@ async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> Ht
         Ok(filter) => filter,
         Err(message) => return HttpResponse::BadRequest().json(json!({ "error": message })),
     };
-    let limit = query.limit();
-    match state.store.requests(&filter, limit).await {
-        Ok(requests) => {
-            let next = (requests.len() == limit as usize).then(|| requests.last().map(|r| r.id)).flatten();
-            HttpResponse::Ok().json(json!({
-                "requests": requests.iter().map(to_json).collect::<Vec<_>>(),
-                "next_before": next,
-            }))
-        }
+    match state.store.requests_page(filter, query.limit(), TEXT_SCAN_ROWS).await {
+        Ok(page) => HttpResponse::Ok().json(json!({
+            "requests": page.rows.iter().map(to_json).collect::<Vec<_>>(),
+            "next_before": page.next_before,
+            "searched_from": page.searched_from,
+        })),
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
     }
 }

@@ -7,6 +7,7 @@ use super::requests_query::RequestQuery;
 use crate::domain::webhook::parse_form;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
+use crate::storage::reads::TEXT_SCAN_ROWS;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/requests", web::get().to(requests))
@@ -78,21 +79,23 @@ struct RequestsPage {
     newest_id: i64,
     first_page: bool,
     export_query: String,
+    /// A free-text search looked at rows from this id up only (each page is bounded).
+    searched_from: Option<i64>,
 }
 
 async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> HttpResponse {
     let query = query.into_inner();
     let limit = query.limit();
-    let (rows, error, older) = match query.to_filter() {
-        Err(message) => (Vec::new(), Some(message), None),
-        Ok(filter) => match state.store.requests(&filter, limit).await {
-            Ok(found) => {
-                let older = (found.len() == limit as usize)
-                    .then(|| found.last().map(|r| query.with_before(r.id)))
-                    .flatten();
-                (found.iter().map(RequestRow::from).collect(), None, older)
-            }
-            Err(error) => (Vec::new(), Some(format!("the log could not be read: {error}")), None),
+    let (rows, error, older, searched_from) = match query.to_filter() {
+        Err(message) => (Vec::new(), Some(message), None, None),
+        Ok(filter) => match state.store.requests_page(filter, limit, TEXT_SCAN_ROWS).await {
+            Ok(page) => (
+                page.rows.iter().map(RequestRow::from).collect(),
+                None,
+                page.next_before.map(|before| query.with_before(before)),
+                page.searched_from,
+            ),
+            Err(error) => (Vec::new(), Some(format!("the log could not be read: {error}")), None, None),
         },
     };
     let mut export = query.clone();
@@ -100,6 +103,7 @@ async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -
     export.limit.clear();
     let page = RequestsPage {
         storage_problem: state.writer_health.problem(),
+        searched_from,
         export_query: serde_urlencoded::to_string(&export).unwrap_or_default(),
         first_page: query.before.trim().is_empty(),
         newest_id: rows.first().map_or(0, |r| r.id),

@@ -75,6 +75,7 @@ impl RequestQuery {
             until_ms: parse_time(&self.until)?,
             text: non_empty(&self.q),
             before: number("before", &self.before)?,
+            min_id: None,
         })
     }
 

@@ -58,7 +58,24 @@ pub struct RequestFilter {
     pub text: Option<String>,
     /// Keyset paging: only rows older than this id.
     pub before: Option<i64>,
+    /// Only rows at or after this id (bounds a free-text scan; see [`TEXT_SCAN_ROWS`]).
+    #[serde(skip)]
+    pub min_id: Option<i64>,
 }
+
+/// A page of the request list.
+#[derive(Debug, Clone)]
+pub struct RequestsPage {
+    pub rows: Vec<RecordedRequest>,
+    /// Where the next, older page starts; `None` when the log is exhausted.
+    pub next_before: Option<i64>,
+    /// For a free-text search: the lowest log id this page looked at.
+    pub searched_from: Option<i64>,
+}
+
+/// Rows one free-text page looks through at most: a text search is a scan of bodies, so each
+/// page is bounded and the user continues older from where it stopped.
+pub const TEXT_SCAN_ROWS: i64 = 100_000;
 
 enum Bind {
     Int(i64),
@@ -163,6 +180,10 @@ impl ReadStore {
             Some(false) => conditions.push("e.duplicate_of IS NULL".into()),
             None => {}
         }
+        if let Some(min_id) = filter.min_id {
+            conditions.push("e.id >= ?".into());
+            binds.push(Bind::Int(min_id));
+        }
         if let Some(since) = filter.since_ms {
             conditions.push("e.received_at_ms >= ?".into());
             binds.push(Bind::Int(since));
@@ -214,6 +235,49 @@ impl ReadStore {
         );
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
         rows.iter().map(to_request).collect()
+    }
+
+    /// Bounds `filter` when it is a free-text search without a SID: it then looks through the
+    /// `scan_rows` rows before `filter.before` only ([`TEXT_SCAN_ROWS`] for pages). Returns the
+    /// lowest id searched.
+    ///
+    /// # Errors
+    /// Any database error.
+    pub async fn bound_text_search(
+        &self,
+        filter: &mut RequestFilter,
+        scan_rows: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        if filter.text.is_none() || filter.sid.is_some() {
+            return Ok(None);
+        }
+        let newest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?;
+        let top = filter.before.unwrap_or(i64::MAX).min(newest + 1);
+        let floor = (top - scan_rows.max(1)).max(1);
+        filter.min_id = Some(floor);
+        Ok(Some(floor))
+    }
+
+    /// One page of the request list as the inspector shows it: the rows, where the next (older)
+    /// page starts, and — for a bounded free-text search — the lowest id this page searched.
+    ///
+    /// # Errors
+    /// Any database error.
+    pub async fn requests_page(
+        &self,
+        mut filter: RequestFilter,
+        limit: u32,
+        text_scan_rows: i64,
+    ) -> Result<RequestsPage, sqlx::Error> {
+        let searched_from = self.bound_text_search(&mut filter, text_scan_rows).await?;
+        let rows = self.requests(&filter, limit).await?;
+        let next_before = if rows.len() == limit as usize {
+            rows.last().map(|r| r.id)
+        } else {
+            searched_from.filter(|floor| *floor > 1)
+        };
+        Ok(RequestsPage { rows, next_before, searched_from })
     }
 
     /// Whether the database answers a query.

@@ -131,3 +131,35 @@ async fn the_filtered_set_exports_as_har_and_ndjson() {
     let (status, _) = app.get_json("/api/requests/export.har?since=yesterday").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_free_text_search_is_bounded_per_page_and_continues_older() {
+    let app = spawn_app().await;
+    for i in 0..6 {
+        let mut event =
+            fixtures::task_event("task.updated", &event_sid(60 + i), 1_700_000_000_000 + i as i64, "u");
+        if i == 0 {
+            event.push(("Note".into(), "needle-in-the-oldest-row".into()));
+        }
+        app.post_signed("/webhooks/events", &event).await;
+    }
+    let store = taskrouter_tracer::storage::open(&app.database).await.unwrap();
+    let filter = taskrouter_tracer::storage::reads::RequestFilter {
+        text: Some("needle-in-the-oldest".into()),
+        ..Default::default()
+    };
+    // Looking through 3 rows a page: the newest page finds nothing and says where to go on.
+    let first = store.requests_page(filter.clone(), 50, 3).await.unwrap();
+    assert!(first.rows.is_empty());
+    assert_eq!((first.searched_from, first.next_before), (Some(4), Some(4)));
+    let second = store
+        .requests_page(taskrouter_tracer::storage::reads::RequestFilter { before: Some(4), ..filter }, 50, 3)
+        .await
+        .unwrap();
+    assert_eq!(second.rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(second.next_before, None, "the whole log has been searched");
+    // The page and API say the same within the default bound.
+    let (_, api) = app.get_json("/api/requests?q=needle-in-the-oldest").await;
+    assert_eq!(api["requests"][0]["id"], 1);
+    assert_eq!(api["searched_from"], 1);
+}
