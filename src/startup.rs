@@ -19,7 +19,7 @@ use crate::storage::{self, ReadStore};
 /// State shared by every handler.
 pub struct AppState {
     pub ingest: Ingest,
-    /// Outbound HTTP for replays (forwarding has its own inside `ingest`).
+    /// Outbound HTTP for replays (the same client `ingest` forwards with).
     pub relay: Relay,
     pub store: ReadStore,
     pub metrics: Arc<Metrics>,
@@ -63,6 +63,8 @@ impl Application {
             },
             metrics.clone(),
         )?;
+        // One outbound client (one connection pool) for forwarding and replays alike.
+        let relay = Relay::new(args.twilio.auth_token.clone());
         let ingest = Ingest::new(
             IngestConfig {
                 auth_token: args.twilio.auth_token.clone(),
@@ -72,9 +74,8 @@ impl Application {
                 forward_to: args.forward_to.clone(),
             },
             writer.clone(),
-            Relay::new(args.twilio.auth_token.clone()),
+            relay.clone(),
         );
-        let relay = Relay::new(args.twilio.auth_token.clone());
         let actions =
             crate::actions::Actions::new(&args.twilio, &args.web, writer.clone(), store.pool.clone());
         let state = web::Data::new(AppState {

@@ -165,10 +165,11 @@ pub async fn guard(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, Error> {
-    let path = request.path().to_string();
-    if path.starts_with("/webhooks/") {
+    // Webhooks are authenticated by their signature: pass them through before any other work.
+    if request.path().starts_with("/webhooks/") {
         return next.call(request).await.map(ServiceResponse::map_into_left_body);
     }
+    let path = request.path().to_string();
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(request).await.map(ServiceResponse::map_into_left_body);
     };
