@@ -41,7 +41,7 @@ pub async fn start_browser() -> Option<Browser> {
         eprintln!("browser test skipped: install chromium and chromium-driver to run it");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::helpers::free_port();
     let driver = Command::new(driver_path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

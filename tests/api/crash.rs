@@ -7,11 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fixtures::{self, event_sid};
-use crate::helpers::AUTH_TOKEN;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::helpers::{free_port, AUTH_TOKEN};
 
 fn start_server(database: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))

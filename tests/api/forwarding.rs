@@ -116,7 +116,7 @@ async fn forwarded_webhooks_are_resigned_recorded_and_answered_with_the_apps_ans
 
 #[tokio::test]
 async fn when_the_app_is_down_the_request_is_still_recorded_and_the_failure_shown() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = crate::helpers::free_port();
     let app = spawn_app_with(move |args| args.forward_to = Some(format!("http://127.0.0.1:{dead}"))).await;
     let event = fixtures::task_event("task.created", &event_sid(2), 1_700_000_000_000, "Task created");
     let response = app.post_signed("/webhooks/events", &event).await;

@@ -5,9 +5,50 @@ use std::path::PathBuf;
 use taskrouter_tracer::cli::ServeArgs;
 use taskrouter_tracer::ingest::SignatureMode;
 use taskrouter_tracer::signature;
+use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_tracer::simulator::delivery::Faults;
+use taskrouter_tracer::simulator::rest;
+use taskrouter_tracer::simulator::runtime::ClockMode;
+use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::startup::Application;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+/// The account the test simulators run as.
+pub const SIM_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A seeded simulator for tests: accounts and signatures as [`SIM_ACCOUNT`] / [`AUTH_TOKEN`],
+/// virtual time as fast as possible, its REST API on `listener` (from `rest::bind`) or on a
+/// random port.
+pub fn start_simulator(
+    seed: u64,
+    callbacks: CallbackUrls,
+    traffic: DemoTraffic,
+    faults: Faults,
+    listener: Option<std::net::TcpListener>,
+) -> RunningSimulator {
+    start_scenario(ScenarioOptions {
+        seed,
+        account_sid: Some(SIM_ACCOUNT.into()),
+        auth_token: AUTH_TOKEN.into(),
+        callbacks,
+        traffic,
+        faults,
+        callback_timeouts: None,
+        clock: ClockMode::AsFastAsPossible,
+        listener: listener.unwrap_or_else(|| rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0),
+    })
+    .expect("simulator starts")
+}
+
+/// Traffic-free simulator settings: nothing arrives unless a test creates it.
+pub fn no_traffic(reservation_timeout: u64) -> DemoTraffic {
+    DemoTraffic { tasks_per_minute: 0.0, arrivals_for_ms: 0, reservation_timeout }
+}
 
 pub struct TestApp {
     pub address: String,

@@ -4,14 +4,10 @@
 
 use std::process::Command;
 
-use taskrouter_tracer::simulator::cli::{start_scenario, ScenarioOptions};
 use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_tracer::simulator::scenario::CallbackUrls;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "official-client-token";
+use crate::helpers::{no_traffic, start_simulator, AUTH_TOKEN, SIM_ACCOUNT};
 
 fn twilio_library_present() -> bool {
     Command::new("python3").args(["-c", "import twilio"]).output().is_ok_and(|o| o.status.success())
@@ -24,24 +20,19 @@ async fn twilios_python_library_works_against_the_simulator() {
         eprintln!("official-client test skipped: pip install twilio to run it");
         return;
     }
-    let sim = start_scenario(ScenarioOptions {
-        seed: 3,
-        account_sid: Some(ACCOUNT.into()),
-        auth_token: TOKEN.into(),
-        callbacks: CallbackUrls { assignment: None, events: None },
-        traffic: DemoTraffic { tasks_per_minute: 0.0, arrivals_for_ms: 0, reservation_timeout: 45 },
-        faults: Faults::default(),
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
-    })
-    .unwrap();
+    let sim = start_simulator(
+        3,
+        CallbackUrls { assignment: None, events: None },
+        no_traffic(45),
+        Faults::default(),
+        None,
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/official_client/twilio_python_check.py");
     let args = [
         script,
         sim.rest_base_url(),
-        ACCOUNT,
-        TOKEN,
+        SIM_ACCOUNT,
+        AUTH_TOKEN,
         sim.sids.workspace.as_str(),
         sim.sids.workflow.as_str(),
     ]

@@ -5,15 +5,12 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use taskrouter_tracer::simulator::cli::{start_scenario, ScenarioOptions};
 use taskrouter_tracer::simulator::delivery::Faults;
 use taskrouter_tracer::simulator::ground_truth::Counters;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
 use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 
 use crate::fixtures::{self, QUEUE, WORKFLOW, WORKSPACE};
-use crate::helpers::{spawn_app, TestApp, AUTH_TOKEN};
+use crate::helpers::{spawn_app, start_simulator, TestApp};
 
 const T: i64 = 1_700_000_000_000;
 const WINDOW: &str = "StartDate=2023-11-14T20:13:20Z&EndDate=2023-11-14T23:13:20Z";
@@ -265,18 +262,13 @@ fn assert_counters(scope: &str, report: &Value, truth: &Counters, entered: bool)
 #[tokio::test]
 async fn a_seeded_simulation_reports_exactly_its_ground_truth() {
     let app = spawn_app().await;
-    let sim = start_scenario(ScenarioOptions {
-        seed: 7,
-        account_sid: Some("AC0123456789abcdef0123456789abcdef".into()),
-        auth_token: AUTH_TOKEN.into(),
-        callbacks: CallbackUrls::tracer(&app.address),
-        traffic: DemoTraffic { tasks_per_minute: 12.0, arrivals_for_ms: 5 * 60_000, reservation_timeout: 30 },
-        faults: Faults { duplicate_rate: 0.1, reorder_rate: 0.1, drop_rate: 0.0 },
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
-    })
-    .expect("simulator starts");
+    let sim = start_simulator(
+        7,
+        CallbackUrls::tracer(&app.address),
+        DemoTraffic { tasks_per_minute: 12.0, arrivals_for_ms: 5 * 60_000, reservation_timeout: 30 },
+        Faults { duplicate_rate: 0.1, reorder_rate: 0.1, drop_rate: 0.0 },
+        None,
+    );
     sim.simulator.run_for(10 * 60_000).await;
     let truth = sim.simulator.ground_truth();
     let workspace = sim.sids.workspace.clone();

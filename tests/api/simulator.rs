@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
-use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_tracer::simulator::cli::RunningSimulator;
 use taskrouter_tracer::simulator::delivery::{DeliveryConfig, Faults};
-use taskrouter_tracer::simulator::rest;
 use taskrouter_tracer::simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
 use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::simulator::Engine;
 
-use crate::helpers::{spawn_app, AUTH_TOKEN};
+use crate::helpers::{spawn_app, start_simulator, AUTH_TOKEN};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 
@@ -24,22 +23,12 @@ fn quiet_simulator(
     faults: Faults,
     seed: u64,
 ) -> RunningSimulator {
-    start_scenario(ScenarioOptions {
-        seed,
-        account_sid: Some(ACCOUNT.into()),
-        auth_token: AUTH_TOKEN.into(),
-        callbacks,
-        traffic: DemoTraffic {
-            tasks_per_minute: traffic_per_minute,
-            arrivals_for_ms: 5 * 60_000,
-            reservation_timeout: 30,
-        },
-        faults,
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
-    })
-    .expect("simulator starts")
+    let traffic = DemoTraffic {
+        tasks_per_minute: traffic_per_minute,
+        arrivals_for_ms: 5 * 60_000,
+        reservation_timeout: 30,
+    };
+    start_simulator(seed, callbacks, traffic, faults, None)
 }
 
 struct Rest {

@@ -6,40 +6,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use taskrouter_tracer::simulator::cli::{start_scenario, ScenarioOptions};
 use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_tracer::simulator::scenario::CallbackUrls;
 use taskrouter_tracer::taskrouter_client::{Credentials, NewTask, ReservationAnswer, TaskRouterClient};
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "client-test-token";
+use crate::helpers::{no_traffic, start_simulator, AUTH_TOKEN, SIM_ACCOUNT};
 
 fn client(base: &str, token: &str) -> TaskRouterClient {
     TaskRouterClient::new(
         base,
-        Credentials::AuthToken { account_sid: ACCOUNT.into(), auth_token: token.into() },
+        Credentials::AuthToken { account_sid: SIM_ACCOUNT.into(), auth_token: token.into() },
         Duration::from_secs(5),
     )
 }
 
 #[tokio::test]
 async fn create_lookup_accept_and_the_errors_taskrouter_gives() {
-    let sim = start_scenario(ScenarioOptions {
-        seed: 7,
-        account_sid: Some(ACCOUNT.into()),
-        auth_token: TOKEN.into(),
-        callbacks: CallbackUrls { assignment: None, events: None },
-        traffic: DemoTraffic { tasks_per_minute: 0.0, arrivals_for_ms: 0, reservation_timeout: 30 },
-        faults: Faults::default(),
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
-    })
-    .unwrap();
+    let sim = start_simulator(
+        7,
+        CallbackUrls { assignment: None, events: None },
+        no_traffic(30),
+        Faults::default(),
+        None,
+    );
     let workspace = sim.sids.workspace.clone();
-    let api = client(sim.rest_base_url(), TOKEN);
+    let api = client(sim.rest_base_url(), AUTH_TOKEN);
 
     let workflow = api.fetch_workflow(&workspace, &sim.sids.workflow).await.unwrap();
     assert_eq!(workflow.task_reservation_timeout, Some(30));
@@ -111,7 +102,7 @@ async fn reads_retry_with_backoff_and_writes_are_never_retried() {
     .workers(1)
     .run();
     tokio::spawn(server);
-    let api = client(&base, TOKEN);
+    let api = client(&base, AUTH_TOKEN);
 
     let task = api.fetch_task("WS1", "WT1").await.expect("the read succeeds on its second attempt");
     assert_eq!(task.assignment_status, "pending");

@@ -3,17 +3,16 @@
 
 use std::time::Duration;
 
-use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_tracer::simulator::cli::RunningSimulator;
 use taskrouter_tracer::simulator::delivery::Faults;
 use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_tracer::simulator::scenario::CallbackUrls;
 use taskrouter_tracer::taskrouter_client::{Credentials, NewTask, TaskRouterClient};
 
-use crate::helpers::{spawn_app_with, TestApp, AUTH_TOKEN};
+use crate::helpers::{no_traffic, spawn_app_with, start_simulator, TestApp, AUTH_TOKEN};
 use crate::web_session::WebSession;
 
-pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub const ACCOUNT: &str = crate::helpers::SIM_ACCOUNT;
 
 /// The tracer wired to a fresh simulator (no background traffic; time stands still, so a
 /// reservation stays pending until someone answers it).
@@ -27,18 +26,13 @@ pub async fn wired(
         configure(args);
     })
     .await;
-    let sim = start_scenario(ScenarioOptions {
-        seed: 11,
-        account_sid: Some(ACCOUNT.into()),
-        auth_token: AUTH_TOKEN.into(),
-        callbacks: CallbackUrls::tracer(&app.address),
-        traffic: DemoTraffic { tasks_per_minute: 0.0, arrivals_for_ms: 0, reservation_timeout: 120 },
-        faults: Faults::default(),
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener,
-    })
-    .unwrap();
+    let sim = start_simulator(
+        11,
+        CallbackUrls::tracer(&app.address),
+        no_traffic(120),
+        Faults::default(),
+        Some(listener),
+    );
     (app, sim)
 }
 
