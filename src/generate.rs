@@ -105,7 +105,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
     let started = Instant::now();
     let (mut rows, mut body_bytes) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(args.batch);
-    let projection = ProjectionConfig::default();
+    let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
     while rows < args.events {
         let Some(outbound) = engine.take_outbox() else {
             match engine.next_timer_at() {
@@ -151,13 +151,13 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
         batch.push(decision.record);
         rows += 1;
         if batch.len() >= args.batch || rows >= args.events {
-            head = writer::commit_records(&mut connection, head, batch.iter(), &[], &projection)?.0;
+            head = writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?.0;
             bar.inc(batch.len() as u64);
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        writer::commit_records(&mut connection, head, batch.iter(), &[], &projection)?;
+        writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?;
         bar.inc(batch.len() as u64);
     }
     connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -131,7 +131,7 @@ impl Ingest {
             body_truncated: request.body_truncated,
             remote_addr: request.remote_addr,
             signature_verdict: verdict,
-            signature_detail: Some(evaluation.verdict.explanation()),
+            signature_detail: evaluation.verdict.stored_detail(),
             rejection: evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact),
             response_status: status,
             response_body: Some(body),

@@ -37,6 +37,12 @@ fn canonical_params(params: &[(String, String)]) -> Vec<(&str, &str)> {
     sorted
 }
 
+const VALID_EXPLANATION: &str = "The signature matches the configured public URL.";
+const MISSING_EXPLANATION: &str = "The request carries no X-Twilio-Signature header: it did not come from \
+                                   Twilio, or a proxy stripped the header.";
+const UNCHECKED_EXPLANATION: &str =
+    "Signature checking is off (no auth token configured, or --signature-check off).";
+
 /// What a signature check concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -61,17 +67,32 @@ impl Verdict {
         }
     }
 
-    /// The human explanation stored next to the verdict.
+    /// The explanation stored next to the verdict: only a failed check's, which is particular
+    /// to the request; the others are [`Verdict::standard_explanation`] of the verdict.
+    pub fn stored_detail(&self) -> Option<String> {
+        match self {
+            Verdict::Invalid(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    /// The explanation every request with this stored verdict shares (none for `invalid`).
+    pub fn standard_explanation(verdict: &str) -> Option<&'static str> {
+        match verdict {
+            "valid" => Some(VALID_EXPLANATION),
+            "missing" => Some(MISSING_EXPLANATION),
+            "unchecked" => Some(UNCHECKED_EXPLANATION),
+            _ => None,
+        }
+    }
+
+    /// The human explanation of the verdict.
     pub fn explanation(&self) -> String {
         match self {
-            Verdict::Valid => "The signature matches the configured public URL.".into(),
+            Verdict::Valid => VALID_EXPLANATION.into(),
             Verdict::Invalid(reason) => reason.clone(),
-            Verdict::Missing => "The request carries no X-Twilio-Signature header: it did not come \
-                                 from Twilio, or a proxy stripped the header."
-                .into(),
-            Verdict::Unchecked => "Signature checking is off (no auth token configured, or \
-                                   --signature-check off)."
-                .into(),
+            Verdict::Missing => MISSING_EXPLANATION.into(),
+            Verdict::Unchecked => UNCHECKED_EXPLANATION.into(),
         }
     }
 

@@ -130,7 +130,7 @@ pub fn causal_rank(event_type: &str) -> u8 {
 /// and nothing of a reservation before its `reservation.created`. An assignment callback, which
 /// carries no time, is placed right at its `reservation.created` when that is known (its rank
 /// then puts it just after).
-fn placement_times(facts: &[Fact]) -> Vec<i64> {
+fn placement_times(facts: &[&Fact]) -> Vec<i64> {
     let task_created =
         facts.iter().filter(|f| f.event_type == "task.created").map(|f| f.occurred_at_ms).min();
     let mut created: HashMap<&str, i64> = HashMap::new();
@@ -160,11 +160,15 @@ fn placement_times(facts: &[Fact]) -> Vec<i64> {
 
 /// Sorts one task's facts into lifecycle order: placement time, causal rank, then facts' own
 /// identity (time, reservation, event Sid) so the order never depends on arrival; the log id
-/// breaks only ties between otherwise identical facts.
-pub fn sort_causally(facts: &mut Vec<Fact>) {
+/// breaks only ties between otherwise identical facts. Sorts references: a fold runs for every
+/// new fact of a task, and copying its facts would cost more than folding them.
+pub fn sort_causally(facts: &mut [&Fact]) {
     let times = placement_times(facts);
-    let mut keyed: Vec<(i64, u8, Fact)> =
-        times.into_iter().zip(facts.drain(..)).map(|(t, f)| (t, causal_rank(&f.event_type), f)).collect();
+    let mut keyed: Vec<(i64, u8, &Fact)> = times
+        .into_iter()
+        .zip(facts.iter().copied())
+        .map(|(t, f)| (t, causal_rank(&f.event_type), f))
+        .collect();
     keyed.sort_by(|(ta, ra, a), (tb, rb, b)| {
         ta.cmp(tb)
             .then(ra.cmp(rb))
@@ -174,5 +178,7 @@ pub fn sort_causally(facts: &mut Vec<Fact>) {
             .then_with(|| a.event_sid.cmp(&b.event_sid))
             .then_with(|| a.event_id.cmp(&b.event_id))
     });
-    facts.extend(keyed.into_iter().map(|(_, _, f)| f));
+    for (slot, (_, _, fact)) in facts.iter_mut().zip(keyed) {
+        *slot = fact;
+    }
 }

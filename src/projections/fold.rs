@@ -37,7 +37,7 @@ impl ProjectionConfig {
 /// its consequence (TaskRouter moves the worker at once; the margin absorbs clock skew).
 pub const ACTIVITY_FOLLOW_WINDOW_MS: i64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskView {
     pub task_sid: String,
     pub status: String,
@@ -60,7 +60,7 @@ pub struct TaskView {
     pub fact_count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReservationView {
     pub reservation_sid: String,
     pub task_sid: String,
@@ -78,7 +78,7 @@ pub struct ReservationView {
     pub outcome: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub position: i64,
     pub occurred_at_ms: i64,
@@ -91,7 +91,7 @@ pub struct TimelineEntry {
     pub evidence: Vec<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Flag {
     pub kind: String,
     pub reservation_sid: Option<String>,
@@ -100,7 +100,7 @@ pub struct Flag {
 }
 
 /// Everything derived for one task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskProjection {
     pub task: TaskView,
     pub reservations: Vec<ReservationView>,
@@ -165,7 +165,7 @@ pub fn fold_task(
     worker_activity: &[Fact],
     config: &ProjectionConfig,
 ) -> TaskProjection {
-    let mut ordered = facts.to_vec();
+    let mut ordered: Vec<&Fact> = facts.iter().collect();
     sort_causally(&mut ordered);
     // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
     // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.

@@ -102,9 +102,7 @@ pub(crate) fn to_reservation(row: &SqliteRow) -> Result<ReservationView, sqlx::E
 /// # Errors
 /// Any database error.
 pub async fn latest_fact_ms(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MAX(occurred_at_ms) FROM proj_facts WHERE timed_by_arrival = 0")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar("SELECT value FROM proj_meta WHERE key = 'latest_event_ms'").fetch_optional(pool).await
 }
 
 /// One task with its reservations, timeline and flags (overdue ones included).

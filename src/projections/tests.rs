@@ -528,23 +528,51 @@ fn open_database() -> rusqlite::Connection {
 }
 
 /// Appends deliveries as the writer does (a duplicate body or event Sid is stored but is not a
-/// fact) and applies the new facts.
+/// fact) and applies the new facts, in one transaction with a roomy cache.
 fn ingest(connection: &mut rusqlite::Connection, deliveries: &[Delivery], config: &ProjectionConfig) {
-    let tx = connection.transaction().expect("transaction");
-    let mut head = event_log::head(&tx).expect("head");
+    ingest_in_chunks(
+        connection,
+        deliveries,
+        config,
+        deliveries.len().max(1),
+        super::engine::TASK_CACHE_CAPACITY,
+    );
+}
+
+/// As [`ingest`], `per_transaction` deliveries per transaction, with an engine that keeps at
+/// most `capacity` tasks in memory (so tasks are evicted and read back from the log).
+fn ingest_in_chunks(
+    connection: &mut rusqlite::Connection,
+    deliveries: &[Delivery],
+    config: &ProjectionConfig,
+    per_transaction: usize,
+    capacity: usize,
+) {
+    let mut engine = super::Engine::new(config.clone()).with_capacity(capacity);
     let mut seen = HashSet::new();
-    for delivery in deliveries {
-        let record = record(delivery);
-        let key =
-            record.facts.as_ref().unwrap().event_sid.clone().unwrap_or_else(|| encode_form(&delivery.params));
-        let is_fact = seen.insert(key);
-        head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact })
-            .expect("append");
-        if is_fact {
-            super::apply(&tx, head.id, &record, config).expect("apply");
+    for chunk in deliveries.chunks(per_transaction) {
+        let tx = connection.transaction().expect("transaction");
+        let mut head = event_log::head(&tx).expect("head");
+        engine.begin(&tx).expect("begin");
+        for delivery in chunk {
+            let record = record(delivery);
+            let key = record
+                .facts
+                .as_ref()
+                .unwrap()
+                .event_sid
+                .clone()
+                .unwrap_or_else(|| encode_form(&delivery.params));
+            let is_fact = seen.insert(key);
+            head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact })
+                .expect("append");
+            if is_fact {
+                engine.apply(&tx, head.id, &record).expect("apply");
+            }
         }
+        engine.flush(&tx).expect("flush");
+        tx.commit().expect("commit");
     }
-    tx.commit().expect("commit");
 }
 
 /// The projection tables without log ids, which differ between delivery orders.
@@ -635,6 +663,12 @@ proptest! {
         super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
         prop_assert_eq!(&incremental, &super::dump(&shuffled).unwrap());
 
+        // One fact per transaction and room for one task: every other fact reads its task back
+        // from the log, and evictions write tasks out mid-stream.
+        let mut evicting = open_database();
+        ingest_in_chunks(&mut evicting, &delivered, &config, 1 + (order_seed % 3) as usize, 1);
+        prop_assert_eq!(&incremental, &super::dump(&evicting).unwrap());
+
         if dropped.is_empty() {
             let mut in_order = open_database();
             ingest(&mut in_order, &canonical, &config);
@@ -652,17 +686,19 @@ fn bench_deliveries(tasks: usize) -> Vec<Delivery> {
 }
 
 fn append_batches(connection: &mut rusqlite::Connection, records: &[NewRecord], batch: usize, project: bool) {
-    let config = ProjectionConfig::default();
+    let mut engine = super::Engine::new(ProjectionConfig::default());
     for chunk in records.chunks(batch) {
         let tx = connection.transaction().expect("transaction");
         let mut head = event_log::head(&tx).expect("head");
+        engine.begin(&tx).expect("begin");
         for record in chunk {
             head = event_log::append(&tx, head, record, AppendDecision { duplicate_of: None, is_fact: true })
                 .expect("append");
             if project {
-                super::apply(&tx, head.id, record, &config).expect("apply");
+                engine.apply(&tx, head.id, record).expect("apply");
             }
         }
+        engine.flush(&tx).expect("flush");
         tx.commit().expect("commit");
     }
 }

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::compute::{HashSet, Kind, Names, ReportFact};
 use crate::domain::webhook::parse_form;
 use crate::storage::event_log;
+use crate::storage::payload;
 
 /// The event types of the index's `WHERE`, written exactly as there so SQLite can use it.
 const REPORT_TYPES: &str =
@@ -101,7 +102,8 @@ pub fn load(
     {
         let sql = format!(
             "SELECT id, event_type, occurred_at_ms, task_sid, reservation_sid, worker_sid, task_queue_sid, \
-             workflow_sid, CASE WHEN ?5 OR event_type = 'worker.activity.update' THEN body END \
+             workflow_sid, CASE WHEN ?5 OR event_type = 'worker.activity.update' THEN body END, \
+             CASE WHEN ?5 OR event_type = 'worker.activity.update' THEN payload_encoding END \
              FROM events INDEXED BY events_report \
              WHERE is_fact = 1 AND event_type IN {REPORT_TYPES} AND occurred_at_ms >= ?1 AND occurred_at_ms < ?2 \
              AND (?3 IS NULL OR workspace_sid = ?3) AND id <= ?4"
@@ -127,8 +129,11 @@ pub fn load(
             fact.worker = sid(5)?;
             fact.queue = sid(6)?;
             fact.workflow = sid(7)?;
-            if let Some(body) = row.get_ref(8)?.as_blob_or_null()? {
-                activity_fields(&mut fact, body, &mut loaded.names, selection.read_channels);
+            if let Some(stored) = row.get_ref(8)?.as_blob_or_null()? {
+                // A body that does not decode contributes no activity fields (`verify` names it).
+                if let Ok(body) = payload::decode(row.get_ref(9)?.as_str_or_null()?, stored) {
+                    activity_fields(&mut fact, &body, &mut loaded.names, selection.read_channels);
+                }
             }
             loaded.first_event_id = Some(loaded.first_event_id.map_or(event_id, |f: i64| f.min(event_id)));
             loaded.last_event_id = Some(loaded.last_event_id.map_or(event_id, |l: i64| l.max(event_id)));

@@ -9,6 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
+use super::payload;
 use crate::domain::WebhookFacts;
 
 /// A 32-byte chain hash.
@@ -131,6 +132,10 @@ pub fn headers_json(headers: &[(String, String)]) -> String {
 }
 
 /// The columns [`append`] writes besides `id` and `hash`, in the order [`verify`] reads them.
+/// Where `headers` and `body` sit among the chained fields (0-based, after `id`).
+const HEADERS_FIELD: usize = 5;
+const BODY_FIELD: usize = 6;
+
 const COLUMNS: &str = "kind, received_at_ms, endpoint, method, path, headers, body, body_truncated, \
     remote_addr, signature_verdict, signature_detail, rejection, response_status, response_body, \
     upstream, related_to, duplicate_of, is_fact, event_type, event_sid, account_sid, workspace_sid, \
@@ -192,14 +197,21 @@ pub fn append(
         opt_text(&record.idempotency_token),
     ];
     let hash = chain(&previous.hash, id, &fields);
+    // Stored compressed; the chain above covers the bytes as received.
+    let stored_headers = payload::encode(headers.as_bytes());
+    let stored_body = payload::encode(&record.body);
+    let mut stored = fields;
+    stored[HEADERS_FIELD] = Field::Bytes(&stored_headers);
+    stored[BODY_FIELD] = Field::Bytes(&stored_body);
     let mut statement = tx.prepare_cached(&format!(
-        "INSERT INTO events (id, {COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-         ?29, ?30, ?31, ?32, ?33)"
+        "INSERT INTO events (id, {COLUMNS}, hash, payload_encoding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+         ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
+         ?29, ?30, ?31, ?32, ?33, ?34)"
     ))?;
     let id_field = Field::Int(id);
     let hash_field = Field::Bytes(&hash);
-    let values = std::iter::once(&id_field).chain(fields.iter()).chain(std::iter::once(&hash_field));
+    let encoding_field = Field::Text(payload::ENCODING);
+    let values = std::iter::once(&id_field).chain(stored.iter()).chain([&hash_field, &encoding_field]);
     statement.execute(rusqlite::params_from_iter(values))?;
     if let Some(facts) = facts {
         let mut reference =
@@ -275,7 +287,8 @@ pub struct VerifyReport {
 /// # Errors
 /// Any SQLite error (a tampered row is reported in the result, not as an error).
 pub fn verify(conn: &Connection, mut progress: impl FnMut(u64)) -> rusqlite::Result<VerifyReport> {
-    let mut statement = conn.prepare(&format!("SELECT id, {COLUMNS}, hash FROM events ORDER BY id"))?;
+    let mut statement =
+        conn.prepare(&format!("SELECT id, {COLUMNS}, hash, payload_encoding FROM events ORDER BY id"))?;
     let mut rows = statement.query([])?;
     let mut previous = GENESIS;
     let mut expected_id = 1_i64;
@@ -287,12 +300,17 @@ pub fn verify(conn: &Connection, mut progress: impl FnMut(u64)) -> rusqlite::Res
             owned.push(row.get(i)?);
         }
         let stored: Vec<u8> = row.get(32)?;
+        let encoding: Option<String> = row.get(33)?;
+        let undecodable = decode_payload_fields(&mut owned, encoding.as_deref()).err();
         let fields: Vec<Field<'_>> = owned.iter().map(value_field).collect();
         let recomputed = chain(&previous, id, &fields);
         if report.first_bad_row.is_none() {
             if id != expected_id {
                 report.first_bad_row =
                     Some((id, format!("row {expected_id} is missing: the log jumps to row {id}")));
+            } else if let Some(problem) = undecodable {
+                report.first_bad_row =
+                    Some((id, format!("its stored body or headers do not decode ({problem})")));
             } else if recomputed[..] != stored[..] {
                 report.first_bad_row = Some((id, "its contents do not match its hash".to_string()));
             }
@@ -308,6 +326,30 @@ pub fn verify(conn: &Connection, mut progress: impl FnMut(u64)) -> rusqlite::Res
     }
     progress(report.rows_checked);
     Ok(report)
+}
+
+/// Replaces the stored (possibly compressed) headers and body in `row` with what was received.
+fn decode_payload_fields(
+    row: &mut [rusqlite::types::Value],
+    encoding: Option<&str>,
+) -> Result<(), payload::DecodeError> {
+    use rusqlite::types::Value;
+    if encoding.is_none() {
+        return Ok(());
+    }
+    let raw = |value: &Value| match value {
+        Value::Blob(b) => b.clone(),
+        Value::Text(t) => t.clone().into_bytes(),
+        _ => Vec::new(),
+    };
+    let headers = payload::decode(encoding, &raw(&row[HEADERS_FIELD]))?.into_owned();
+    let body = payload::decode(encoding, &raw(&row[BODY_FIELD]))?.into_owned();
+    row[HEADERS_FIELD] = match String::from_utf8(headers) {
+        Ok(text) => Value::Text(text),
+        Err(bytes) => Value::Blob(bytes.into_bytes()),
+    };
+    row[BODY_FIELD] = Value::Blob(body);
+    Ok(())
 }
 
 fn value_field(value: &rusqlite::types::Value) -> Field<'_> {

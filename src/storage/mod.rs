@@ -3,6 +3,7 @@
 //! storage code, so the store can later move to a shared server.
 
 pub mod event_log;
+pub mod payload;
 pub mod reads;
 pub mod settings;
 pub mod web_reads;

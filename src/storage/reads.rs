@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{event_log, ReadStore};
+use super::{event_log, payload, ReadStore};
 
 /// One recorded request, as the inspector and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -85,10 +85,24 @@ enum Bind {
 const REQUEST_COLUMNS: &str = "e.id, e.kind, e.received_at_ms, e.endpoint, e.method, e.path, e.headers, e.body, \
     e.body_truncated, e.remote_addr, e.signature_verdict, e.signature_detail, e.rejection, e.response_status, \
     e.response_body, r.handling_us, e.upstream, e.related_to, e.duplicate_of, e.is_fact, e.event_type, e.event_sid, e.task_sid, \
-    e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_raw, e.occurred_at_ms, e.occurred_at_source";
+    e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_raw, e.occurred_at_ms, e.occurred_at_source, \
+    e.payload_encoding";
+
+fn undecodable(error: payload::DecodeError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(error))
+}
 
 fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Error> {
-    let headers: String = row.try_get("headers")?;
+    let encoding: Option<String> = row.try_get("payload_encoding")?;
+    let headers: Vec<u8> = row.try_get("headers")?;
+    let headers = payload::decode_text(encoding.as_deref(), &headers).map_err(undecodable)?;
+    let body: Vec<u8> = row.try_get("body")?;
+    let body = payload::decode(encoding.as_deref(), &body).map_err(undecodable)?.into_owned();
+    let signature_verdict: String = row.try_get("signature_verdict")?;
+    // Only a failed check's detail is stored; the others follow from the verdict.
+    let signature_detail: Option<String> = row
+        .try_get::<Option<String>, _>("signature_detail")?
+        .or_else(|| crate::signature::Verdict::standard_explanation(&signature_verdict).map(str::to_string));
     Ok(RecordedRequest {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
@@ -97,11 +111,11 @@ fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Er
         method: row.try_get("method")?,
         path: row.try_get("path")?,
         headers: serde_json::from_str(&headers).unwrap_or_default(),
-        body: row.try_get("body")?,
+        body,
         body_truncated: row.try_get("body_truncated")?,
         remote_addr: row.try_get("remote_addr")?,
-        signature_verdict: row.try_get("signature_verdict")?,
-        signature_detail: row.try_get("signature_detail")?,
+        signature_verdict,
+        signature_detail,
         rejection: row.try_get("rejection")?,
         response_status: row.try_get("response_status")?,
         response_body: row.try_get("response_body")?,
@@ -147,6 +161,75 @@ impl ReadStore {
         filter: &RequestFilter,
         limit: u32,
     ) -> Result<Vec<RecordedRequest>, sqlx::Error> {
+        match filter.text.as_deref().filter(|t| !t.is_empty()) {
+            None => {
+                self.select_requests(filter, REQUEST_COLUMNS, limit).await?.iter().map(to_request).collect()
+            }
+            Some(text) => self.search_text(filter, text, limit).await,
+        }
+    }
+
+    /// Free text: bodies and headers are stored compressed, so candidates are read in chunks
+    /// (with every other filter applied in SQL), decoded and searched here, and only the
+    /// matching rows are then read in full.
+    async fn search_text(
+        &self,
+        filter: &RequestFilter,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<RecordedRequest>, sqlx::Error> {
+        const CHUNK: u32 = 2_000;
+        let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        let needles =
+            [memchr::memmem::Finder::new(text.as_bytes()), memchr::memmem::Finder::new(encoded.as_bytes())];
+        let mut scan = RequestFilter { text: None, ..filter.clone() };
+        let mut matching: Vec<i64> = Vec::new();
+        loop {
+            let chunk = self
+                .select_requests(&scan, "e.id, e.path, e.headers, e.body, e.payload_encoding", CHUNK)
+                .await?;
+            for row in &chunk {
+                let encoding: Option<String> = row.try_get("payload_encoding")?;
+                let encoding = encoding.as_deref();
+                let path: String = row.try_get("path")?;
+                let headers: Vec<u8> = row.try_get("headers")?;
+                let body: Vec<u8> = row.try_get("body")?;
+                let headers = payload::decode(encoding, &headers).map_err(undecodable)?;
+                let body = payload::decode(encoding, &body).map_err(undecodable)?;
+                let found = needles[1].find(&body).is_some()
+                    || needles[0].find(&body).is_some()
+                    || needles[0].find(&headers).is_some()
+                    || path.contains(text);
+                if found {
+                    matching.push(row.try_get("id")?);
+                    if matching.len() >= limit as usize {
+                        break;
+                    }
+                }
+            }
+            if matching.len() >= limit as usize || chunk.len() < CHUNK as usize {
+                break;
+            }
+            scan.before = chunk.last().map(|row| row.try_get::<i64, _>("id")).transpose()?;
+        }
+        if matching.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = matching.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM events e LEFT JOIN response_times r ON r.event_id = e.id \
+             WHERE e.id IN ({ids}) ORDER BY e.id DESC"
+        );
+        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(to_request).collect()
+    }
+
+    /// `columns` of the rows matching every filter but free text, newest first.
+    async fn select_requests(
+        &self,
+        filter: &RequestFilter,
+        columns: &str,
+        limit: u32,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, sqlx::Error> {
         let mut conditions = vec!["e.id < ?".to_string()];
         let mut binds: Vec<Bind> = vec![Bind::Int(filter.before.unwrap_or(i64::MAX))];
         let mut text = |condition: &str, value: &Option<String>, binds: &mut Vec<Bind>| {
@@ -192,24 +275,10 @@ impl ReadStore {
             conditions.push("e.received_at_ms < ?".into());
             binds.push(Bind::Int(until));
         }
-        if let Some(text) = filter.text.as_ref().filter(|t| !t.is_empty()) {
-            // Bodies are stored form-encoded: look for the text as typed and as encoded.
-            let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
-            conditions.push(
-                "(instr(CAST(e.body AS TEXT), ?) > 0 OR instr(CAST(e.body AS TEXT), ?) > 0 \
-                 OR instr(e.headers, ?) > 0 OR instr(e.path, ?) > 0)"
-                    .into(),
-            );
-            binds.extend([
-                Bind::Text(text.clone()),
-                Bind::Text(encoded),
-                Bind::Text(text.clone()),
-                Bind::Text(text.clone()),
-            ]);
-        }
+        let join_times =
+            if columns.contains("r.") { "LEFT JOIN response_times r ON r.event_id = e.id" } else { "" };
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM {from} LEFT JOIN response_times r ON r.event_id = e.id \
-             WHERE {} ORDER BY {} DESC LIMIT ?",
+            "SELECT {columns} FROM {from} {join_times} WHERE {} ORDER BY {} DESC LIMIT ?",
             conditions.join(" AND "),
             if filter.sid.is_some() { "s.event_id" } else { "e.id" }
         );
@@ -220,8 +289,7 @@ impl ReadStore {
                 Bind::Text(v) => query.bind(v),
             };
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
-        rows.iter().map(to_request).collect()
+        query.bind(i64::from(limit)).fetch_all(&self.pool).await
     }
 
     /// The rows that point back at `id` (its replays), oldest first.

@@ -107,7 +107,9 @@ impl Writer {
     /// # Errors
     /// When the database cannot be opened for writing.
     pub fn start(config: WriterConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let connection = open(&config.database, &config)?;
+        let mut connection = open(&config.database, &config)?;
+        // An upgrade may have left the projections to be rebuilt; do it before taking requests.
+        projections::rebuild_if_stale(&mut connection, &config.projection)?;
         let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
         let health = Arc::new(StorageHealth::default());
         let thread_health = health.clone();
@@ -189,6 +191,7 @@ fn run(
     health: Arc<StorageHealth>,
 ) {
     let mut head = event_log::head(&connection).ok();
+    let mut engine = projections::Engine::new(config.projection.clone());
     let mut pending_timings: Vec<(i64, u64)> = Vec::new();
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
     loop {
@@ -215,12 +218,10 @@ fn run(
             }
         }
         let outcome = match head {
-            Some(current) => {
-                commit_batch(&mut connection, current, &batch, &pending_timings, &config.projection)
-            }
+            Some(current) => commit_batch(&mut connection, current, &batch, &pending_timings, &mut engine),
             None => event_log::head(&connection).and_then(|current| {
                 head = Some(current);
-                commit_batch(&mut connection, current, &batch, &pending_timings, &config.projection)
+                commit_batch(&mut connection, current, &batch, &pending_timings, &mut engine)
             }),
         };
         match outcome {
@@ -277,25 +278,40 @@ fn commit_batch(
     head: Head,
     batch: &[Job],
     pending_timings: &[(i64, u64)],
-    projection: &projections::ProjectionConfig,
+    engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
-    commit_records(connection, head, batch.iter().map(|job| &job.record), pending_timings, projection)
+    commit_records(connection, head, batch.iter().map(|job| &job.record), pending_timings, engine)
 }
 
 /// The one write transaction: for each record, dedup → append → delivery keys → projections,
-/// then commit. The writer thread runs it per batch; bulk tools (`generate`) run it directly so
-/// their rows are exactly what ingest writes.
+/// then the changed projection rows, then commit. The writer thread runs it per batch; bulk
+/// tools (`generate`) run it directly so their rows are exactly what ingest writes.
 ///
 /// # Errors
-/// Any SQLite error; nothing of the batch is then stored.
+/// Any SQLite error; nothing of the batch is then stored, and `engine` forgets what it held.
 pub fn commit_records<'a>(
+    connection: &mut Connection,
+    head: Head,
+    records: impl Iterator<Item = &'a NewRecord>,
+    pending_timings: &[(i64, u64)],
+    engine: &mut projections::Engine,
+) -> rusqlite::Result<(Head, Vec<Appended>)> {
+    let outcome = try_commit_records(connection, head, records, pending_timings, engine);
+    if outcome.is_err() {
+        engine.forget();
+    }
+    outcome
+}
+
+fn try_commit_records<'a>(
     connection: &mut Connection,
     mut head: Head,
     records: impl Iterator<Item = &'a NewRecord>,
     pending_timings: &[(i64, u64)],
-    projection: &projections::ProjectionConfig,
+    engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    engine.begin(&tx)?;
     event_log::record_response_times(&tx, pending_timings)?;
     let mut results = Vec::with_capacity(records.size_hint().0);
     for record in records {
@@ -315,10 +331,11 @@ pub fn commit_records<'a>(
             }
         }
         if decision.is_fact {
-            projections::apply(&tx, head.id, record, projection)?;
+            engine.apply(&tx, head.id, record)?;
         }
         results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact });
     }
+    engine.flush(&tx)?;
     tx.commit()?;
     Ok((head, results))
 }

@@ -135,6 +135,23 @@ impl TestApp {
         statement.query_map([], map).expect("query runs").collect::<Result<_, _>>().expect("rows read")
     }
 
+    /// Column `column` of a row holding a stored body or headers, decoded with the row's
+    /// `payload_encoding` at `encoding_column` (bodies and headers are stored compressed).
+    pub fn payload(
+        row: &rusqlite::Row<'_>,
+        column: usize,
+        encoding_column: usize,
+    ) -> rusqlite::Result<Vec<u8>> {
+        let encoding: Option<String> = row.get(encoding_column)?;
+        let stored = match row.get_ref(column)? {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+            _ => Vec::new(),
+        };
+        Ok(taskrouter_tracer::storage::payload::decode(encoding.as_deref(), &stored)
+            .expect("payload decodes")
+            .into_owned())
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.query(sql, |r| r.get(0))[0]
     }

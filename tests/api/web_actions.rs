@@ -211,8 +211,11 @@ async fn reject_with_an_activity_lookup_and_unknown_task() {
     assert_eq!(status, 303, "{location:?}");
     let fresh = api.fetch_reservation(&sim.sids.workspace, &task, &reservation).await.unwrap();
     assert_eq!(fresh.reservation_status, "rejected");
-    let body: Vec<u8> =
-        app.query("SELECT body FROM events WHERE endpoint = 'action.reject'", |r| r.get(0)).remove(0);
+    let body: Vec<u8> = app
+        .query("SELECT body, payload_encoding FROM events WHERE endpoint = 'action.reject'", |r| {
+            TestApp::payload(r, 0, 1)
+        })
+        .remove(0);
     let body = String::from_utf8(body).unwrap();
     assert!(
         body.contains("ReservationStatus=rejected")

@@ -3,7 +3,7 @@
 use taskrouter_tracer::domain::webhook::parse_form;
 
 use crate::fixtures::{self, event_sid, Params};
-use crate::helpers::{spawn_app, spawn_app_with, AUTH_TOKEN};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, AUTH_TOKEN};
 
 fn path_for(endpoint: &str) -> String {
     format!("/webhooks/{endpoint}")
@@ -22,12 +22,12 @@ async fn every_payload_shape_is_stored_with_no_field_lost() {
         }
     }
     let rows = app.query(
-        "SELECT endpoint, event_type, body, signature_verdict, is_fact, task_sid, worker_sid, occurred_at_source FROM events ORDER BY id",
+        "SELECT endpoint, event_type, body, signature_verdict, is_fact, task_sid, worker_sid, occurred_at_source, payload_encoding FROM events ORDER BY id",
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<String>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
+                TestApp::payload(r, 2, 8)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, bool>(4)?,
                 r.get::<_, Option<String>>(5)?,
@@ -175,8 +175,11 @@ async fn malformed_wrong_type_empty_and_oversized_bodies_get_the_right_status_an
     }
     type StoredRejection = (i64, Option<String>, i64, bool, Vec<u8>, bool);
     let rows: Vec<StoredRejection> = app.query(
-        "SELECT response_status, rejection, length(body), body_truncated, body, is_fact FROM events ORDER BY id",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        "SELECT response_status, rejection, body_truncated, body, is_fact, payload_encoding FROM events ORDER BY id",
+        |r| {
+            let body = TestApp::payload(r, 3, 5)?;
+            Ok((r.get(0)?, r.get(1)?, body.len() as i64, r.get(2)?, body, r.get(4)?))
+        },
     );
     assert_eq!(rows.len(), cases.len(), "every bad request is recorded");
     for ((_, _, body, status, reason), row) in cases.iter().zip(rows) {
@@ -276,7 +279,9 @@ async fn secrets_never_reach_the_log() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let headers: String = app.query("SELECT headers FROM events", |r| r.get::<_, String>(0))[0].clone();
+    let headers =
+        app.query("SELECT headers, payload_encoding FROM events", |r| TestApp::payload(r, 0, 1)).remove(0);
+    let headers = String::from_utf8(headers).unwrap();
     assert!(!headers.contains("c2VjcmV0OnNlY3JldA=="), "{headers}");
     assert!(headers.contains("[redacted]"));
     assert!(!headers.contains(AUTH_TOKEN));

@@ -1,0 +1,417 @@
+//! The incremental projection engine: keeps recently active tasks' facts in memory, re-folds a
+//! task once per transaction however many of its facts arrived, and writes only the rows that
+//! changed. The same engine replays the log in `rebuild`, deferring each task's write until it
+//! leaves memory, so both paths run the same fold over the same facts.
+//!
+//! Invariant: a cached task holds every fact of that task with a log id up to the last fact
+//! applied. A task not in memory is loaded from `events` (bounded by the id being applied), so
+//! eviction, restarts and other writers only cost a re-read, never a wrong projection. Anything
+//! that could break the invariant (a rolled-back transaction, another process writing) empties
+//! the cache.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use rusqlite::Connection;
+
+use super::fact::Fact;
+use super::fold::{self, ProjectionConfig, TaskProjection};
+use super::store;
+use crate::storage::event_log::{sid_key, NewRecord};
+
+/// Tasks kept in memory at most; past it the least recently touched quarter is written out
+/// and dropped. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
+pub const TASK_CACHE_CAPACITY: usize = 4_096;
+/// Workers kept in memory at most (each is a few hundred bytes).
+const WORKER_CACHE_CAPACITY: usize = 20_000;
+
+/// Counters for `/metrics` and the benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub facts: u64,
+    pub folds: u64,
+    /// Tasks read back from the log because they were not in memory.
+    pub loads: u64,
+}
+
+/// Fingerprints of the rows last written for a task, to write only what a new fold changed.
+#[derive(Debug, Default)]
+struct Written {
+    task: u64,
+    reservations: HashMap<String, u64>,
+    timeline: Vec<u64>,
+    flags: u64,
+}
+
+#[derive(Debug)]
+struct TaskEntry {
+    facts: Vec<Fact>,
+    /// `None` when the rows on disk are unknown (just loaded): the next write rewrites them all.
+    written: Option<Written>,
+    dirty: bool,
+    last_touched: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct WorkerState {
+    name: Option<String>,
+    name_key: Option<(i64, i64)>,
+    activity_sid: Option<String>,
+    activity_name: Option<String>,
+    activity_key: Option<(i64, i64)>,
+    dirty: bool,
+}
+
+/// The projection state of one writer connection.
+pub struct Engine {
+    config: ProjectionConfig,
+    capacity: usize,
+    tasks: HashMap<String, TaskEntry>,
+    dirty_tasks: Vec<String>,
+    workers: HashMap<String, WorkerState>,
+    latest_event_ms: Option<Option<i64>>,
+    latest_dirty: bool,
+    clock: u64,
+    /// During a rebuild: tasks already seen, so a task's first fact needs no read-back.
+    seen_tasks: Option<HashSet<u64>>,
+    /// `PRAGMA data_version` after our last transaction: it changes when another connection
+    /// commits, which may have changed what the cache mirrors.
+    data_version: Option<i64>,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine for live ingest: every transaction writes what it changed before committing.
+    pub fn new(config: ProjectionConfig) -> Self {
+        Self {
+            config,
+            capacity: TASK_CACHE_CAPACITY,
+            tasks: HashMap::new(),
+            dirty_tasks: Vec::new(),
+            workers: HashMap::new(),
+            latest_event_ms: None,
+            latest_dirty: false,
+            clock: 0,
+            seen_tasks: None,
+            data_version: None,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// An engine replaying the log into empty projection tables.
+    pub(super) fn for_rebuild(config: ProjectionConfig) -> Self {
+        Self { seen_tasks: Some(HashSet::new()), latest_event_ms: Some(None), ..Self::new(config) }
+    }
+
+    /// The same engine keeping at most `capacity` tasks in memory (tests force evictions).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    pub fn config(&self) -> &ProjectionConfig {
+        &self.config
+    }
+
+    /// Drops everything held in memory (after a failed transaction, or another writer).
+    pub fn forget(&mut self) {
+        self.tasks.clear();
+        self.dirty_tasks.clear();
+        self.workers.clear();
+        self.latest_event_ms = None;
+        self.latest_dirty = false;
+        self.data_version = None;
+    }
+
+    /// Call at the start of a transaction: forgets the cache if another connection committed
+    /// since our last transaction.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn begin(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if self.data_version.is_some_and(|v| v != version) {
+            self.forget();
+        }
+        self.data_version = Some(version);
+        Ok(())
+    }
+
+    /// Applies the fact of the newly appended log row `id`.
+    ///
+    /// # Errors
+    /// Any SQLite error; the caller rolls back and calls [`Engine::forget`].
+    pub fn apply(&mut self, conn: &Connection, id: i64, record: &NewRecord) -> rusqlite::Result<()> {
+        let Some(facts) = record.facts.as_ref() else { return Ok(()) };
+        let fact = Fact::from_parts(id, facts, record.params.as_ref(), record.response_body.as_deref());
+        self.apply_fact(conn, fact)
+    }
+
+    /// Applies one fact (its `event_id` must be the newest applied so far).
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn apply_fact(&mut self, conn: &Connection, fact: Fact) -> rusqlite::Result<()> {
+        self.stats.facts += 1;
+        if !fact.time_is_arrival {
+            let latest = self.latest(conn)?;
+            if latest.is_none_or(|l| fact.occurred_at_ms > l) {
+                self.latest_event_ms = Some(Some(fact.occurred_at_ms));
+                self.latest_dirty = true;
+            }
+        }
+        if let Some(worker_sid) = fact.worker_sid.as_deref() {
+            self.note_worker(conn, worker_sid, &fact)?;
+            if fact.event_type == "worker.activity.update" {
+                for task_sid in store::tasks_explained_by_activity(conn, worker_sid, fact.occurred_at_ms)? {
+                    self.touch(conn, &task_sid, fact.event_id)?;
+                }
+            }
+            if let (true, Some(task_sid)) =
+                (fold::ACTIVITY_CAUSING_EVENTS.contains(&fact.event_type.as_str()), fact.task_sid.as_deref())
+            {
+                store::insert_worker_outcome(conn, worker_sid, fact.occurred_at_ms, task_sid)?;
+            }
+        }
+        if let Some(task_sid) = fact.task_sid.clone() {
+            let entry = self.touch(conn, &task_sid, fact.event_id)?;
+            entry.facts.push(fact);
+        }
+        self.evict_if_full(conn)
+    }
+
+    /// Writes every changed task and worker; call before committing.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        for task_sid in std::mem::take(&mut self.dirty_tasks) {
+            self.write_task(conn, &task_sid)?;
+        }
+        for (worker_sid, state) in self.workers.iter_mut().filter(|(_, s)| s.dirty) {
+            store::write_worker(conn, worker_sid, &state.stored())?;
+            state.dirty = false;
+        }
+        if self.latest_dirty {
+            if let Some(Some(latest)) = self.latest_event_ms {
+                store::set_latest_event_ms(conn, latest)?;
+            }
+            self.latest_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn latest(&mut self, conn: &Connection) -> rusqlite::Result<Option<i64>> {
+        if let Some(latest) = self.latest_event_ms {
+            return Ok(latest);
+        }
+        let latest = store::latest_event_ms(conn)?;
+        self.latest_event_ms = Some(latest);
+        Ok(latest)
+    }
+
+    /// The task's entry, loaded from the log (facts before `applying_id`) when not in memory,
+    /// marked for re-folding.
+    fn touch(
+        &mut self,
+        conn: &Connection,
+        task_sid: &str,
+        applying_id: i64,
+    ) -> rusqlite::Result<&mut TaskEntry> {
+        self.clock += 1;
+        if !self.tasks.contains_key(task_sid) {
+            let first_sight =
+                self.seen_tasks.as_mut().is_some_and(|seen| seen.insert(sid_key(task_sid) as u64));
+            let facts = if first_sight {
+                Vec::new()
+            } else {
+                self.stats.loads += 1;
+                store::task_facts_before(conn, task_sid, applying_id)?
+            };
+            // In a rebuild a first sight has nothing on disk yet; otherwise the rows are unknown.
+            let written = first_sight.then(Written::default);
+            self.tasks.insert(
+                task_sid.to_string(),
+                TaskEntry { facts, written, dirty: false, last_touched: self.clock },
+            );
+        }
+        let entry = self.tasks.get_mut(task_sid).expect("inserted above");
+        entry.last_touched = self.clock;
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty_tasks.push(task_sid.to_string());
+        }
+        Ok(entry)
+    }
+
+    fn note_worker(&mut self, conn: &Connection, worker_sid: &str, fact: &Fact) -> rusqlite::Result<()> {
+        if !self.workers.contains_key(worker_sid) {
+            let state = match store::read_worker(conn, worker_sid)? {
+                Some(stored) => WorkerState::from_stored(stored),
+                None => WorkerState { dirty: true, ..WorkerState::default() },
+            };
+            self.workers.insert(worker_sid.to_string(), state);
+        }
+        let state = self.workers.get_mut(worker_sid).expect("inserted above");
+        let key = (fact.occurred_at_ms, fact.event_id);
+        if fact.worker_name.is_some() && state.name_key.is_none_or(|k| key >= k) {
+            state.name.clone_from(&fact.worker_name);
+            state.name_key = Some(key);
+            state.dirty = true;
+        }
+        if matches!(fact.event_type.as_str(), "worker.activity.update" | "worker.created") {
+            store::insert_worker_activity(conn, worker_sid, fact)?;
+            if state.activity_key.is_none_or(|k| key >= k) {
+                state.activity_sid.clone_from(&fact.activity_sid);
+                state.activity_name.clone_from(&fact.activity_name);
+                state.activity_key = Some(key);
+                state.dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_task(&mut self, conn: &Connection, task_sid: &str) -> rusqlite::Result<()> {
+        let Some(entry) = self.tasks.get_mut(task_sid) else { return Ok(()) };
+        if !entry.dirty {
+            return Ok(());
+        }
+        entry.dirty = false;
+        let worker_activity = store::worker_activity_for(conn, &entry.facts)?;
+        let projection = fold::fold_task(task_sid, &entry.facts, &worker_activity, &self.config);
+        self.stats.folds += 1;
+        let fresh = fingerprints(&projection);
+        let changes = Written::changes(entry.written.as_ref(), &fresh, &projection);
+        store::write_changes(conn, &projection, &changes)?;
+        entry.written = Some(fresh);
+        Ok(())
+    }
+
+    fn evict_if_full(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.tasks.len() > self.capacity {
+            let mut by_age: Vec<(u64, String)> =
+                self.tasks.iter().map(|(sid, e)| (e.last_touched, sid.clone())).collect();
+            by_age.sort_unstable();
+            for (_, sid) in by_age.into_iter().take(self.capacity.div_ceil(4)) {
+                self.write_task(conn, &sid)?;
+                self.tasks.remove(&sid);
+            }
+            let still_cached = &self.tasks;
+            self.dirty_tasks.retain(|sid| still_cached.get(sid).is_some_and(|e| e.dirty));
+        }
+        if self.workers.len() > WORKER_CACHE_CAPACITY {
+            for (worker_sid, state) in self.workers.iter().filter(|(_, s)| s.dirty) {
+                store::write_worker(conn, worker_sid, &state.stored())?;
+            }
+            self.workers.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes everything and empties the cache (the end of a rebuild).
+    pub(super) fn finish(&mut self, conn: &Connection) -> rusqlite::Result<(u64, u64)> {
+        self.flush(conn)?;
+        let counts = (self.seen_tasks.as_ref().map_or(0, |s| s.len() as u64), self.workers.len() as u64);
+        self.forget();
+        Ok(counts)
+    }
+}
+
+impl WorkerState {
+    fn from_stored(stored: store::StoredWorker) -> Self {
+        Self {
+            name: stored.name,
+            name_key: stored.name_key,
+            activity_sid: stored.activity_sid,
+            activity_name: stored.activity_name,
+            activity_key: stored.activity_key,
+            dirty: false,
+        }
+    }
+
+    fn stored(&self) -> store::StoredWorker {
+        store::StoredWorker {
+            name: self.name.clone(),
+            name_key: self.name_key,
+            activity_sid: self.activity_sid.clone(),
+            activity_name: self.activity_name.clone(),
+            activity_key: self.activity_key,
+        }
+    }
+}
+
+fn fingerprint(value: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn fingerprints(projection: &TaskProjection) -> Written {
+    Written {
+        task: fingerprint(&(&projection.task, store::flag_kinds(&projection.flags))),
+        reservations: projection
+            .reservations
+            .iter()
+            .map(|r| (r.reservation_sid.clone(), fingerprint(r)))
+            .collect(),
+        timeline: projection.timeline.iter().map(fingerprint).collect(),
+        flags: fingerprint(&projection.flags),
+    }
+}
+
+/// What [`store::write_changes`] must write, given what was written before.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Changes<'a> {
+    /// Nothing is known about the rows on disk: replace all of the task's rows.
+    pub rewrite_all: bool,
+    pub task: bool,
+    pub reservations_to_write: Vec<usize>,
+    pub reservations_to_delete: BTreeSet<&'a str>,
+    pub timeline_from: usize,
+    pub timeline_shrank: bool,
+    pub flags: bool,
+}
+
+impl Written {
+    pub(super) fn changes<'a>(
+        before: Option<&'a Written>,
+        after: &Written,
+        projection: &TaskProjection,
+    ) -> Changes<'a> {
+        let Some(before) = before else {
+            return Changes {
+                rewrite_all: true,
+                task: true,
+                reservations_to_write: (0..projection.reservations.len()).collect(),
+                reservations_to_delete: BTreeSet::new(),
+                timeline_from: 0,
+                timeline_shrank: true,
+                flags: true,
+            };
+        };
+        let timeline_from = before.timeline.iter().zip(&after.timeline).take_while(|(a, b)| a == b).count();
+        Changes {
+            rewrite_all: false,
+            task: before.task != after.task,
+            reservations_to_write: projection
+                .reservations
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    before.reservations.get(&r.reservation_sid) != after.reservations.get(&r.reservation_sid)
+                })
+                .map(|(i, _)| i)
+                .collect(),
+            reservations_to_delete: before
+                .reservations
+                .keys()
+                .filter(|sid| !after.reservations.contains_key(*sid))
+                .map(String::as_str)
+                .collect(),
+            timeline_from,
+            timeline_shrank: before.timeline.len() > timeline_from,
+            flags: before.flags != after.flags,
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The projections' SQL on the writer's connection: reading a task's facts back from the log,
+//! the worker tables, and writing a task's folded rows (only those that changed). The engine
+//! decides what to write; this module only knows the tables.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::engine::Changes;
+use super::fact::Fact;
+use super::fold::{self, Flag, TaskProjection};
+use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
+use crate::storage::event_log::sid_key;
+use crate::storage::payload;
+
+/// The `events` columns a fact is rebuilt from (see [`fact_from_row`]).
+pub(super) const FACT_COLUMNS: &str = "e.id, e.event_type, e.event_sid, e.account_sid, e.workspace_sid, \
+    e.task_sid, e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_ms, \
+    e.occurred_at_raw, e.occurred_at_source, e.body, e.response_body, e.payload_encoding";
+
+/// The fact of one stored `events` row selected with [`FACT_COLUMNS`].
+pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
+    let id: i64 = row.get(0)?;
+    let source = row.get_ref(12)?.as_str_or_null()?;
+    let facts = WebhookFacts {
+        event_type: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        event_sid: row.get(2)?,
+        account_sid: row.get(3)?,
+        workspace_sid: row.get(4)?,
+        task_sid: row.get(5)?,
+        reservation_sid: row.get(6)?,
+        worker_sid: row.get(7)?,
+        task_queue_sid: row.get(8)?,
+        workflow_sid: row.get(9)?,
+        occurred_at: OccurredAt {
+            epoch_ms: row.get::<_, Option<i64>>(10)?.unwrap_or(0),
+            raw: row.get(11)?,
+            source: if source == Some(TimeSource::Arrival.as_str()) {
+                TimeSource::Arrival
+            } else {
+                TimeSource::TimestampMs
+            },
+        },
+    };
+    let encoding = row.get_ref(15)?.as_str_or_null()?;
+    let body = payload::decode(encoding, row.get_ref(13)?.as_blob()?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
+    let params = crate::domain::webhook::parse_form(&body).ok();
+    let response_body = row.get_ref(14)?.as_str_or_null()?;
+    Ok(Fact::from_parts(id, &facts, params.as_ref(), response_body))
+}
+
+/// Every fact of `task_sid` logged before row `before_id`, in log order.
+pub(super) fn task_facts_before(
+    conn: &Connection,
+    task_sid: &str,
+    before_id: i64,
+) -> rusqlite::Result<Vec<Fact>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {FACT_COLUMNS} FROM sid_refs r JOIN events e ON e.id = r.event_id \
+         WHERE r.sid_key = ?1 AND r.event_id < ?2 AND e.is_fact = 1 AND e.task_sid = ?3 ORDER BY e.id"
+    ))?;
+    let mut rows = statement.query(params![sid_key(task_sid), before_id, task_sid])?;
+    let mut facts = Vec::new();
+    while let Some(row) = rows.next()? {
+        facts.push(fact_from_row(row)?);
+    }
+    Ok(facts)
+}
+
+/// Tasks with a timeout or rejection of `worker_sid` shortly before `at_ms`, whose explanation
+/// names the worker's next activity.
+pub(super) fn tasks_explained_by_activity(
+    conn: &Connection,
+    worker_sid: &str,
+    at_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT task_sid FROM proj_worker_outcomes WHERE worker_sid = ?1 AND at_ms BETWEEN ?2 AND ?3",
+    )?;
+    let rows = statement
+        .query_map(params![worker_sid, at_ms - fold::ACTIVITY_FOLLOW_WINDOW_MS, at_ms], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
+pub(super) fn insert_worker_outcome(
+    conn: &Connection,
+    worker_sid: &str,
+    at_ms: i64,
+    task_sid: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO proj_worker_outcomes (worker_sid, at_ms, task_sid) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![worker_sid, at_ms, task_sid])?;
+    Ok(())
+}
+
+pub(super) fn insert_worker_activity(
+    conn: &Connection,
+    worker_sid: &str,
+    fact: &Fact,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_worker_activity (worker_sid, started_at_ms, event_id, activity_sid, \
+         activity_name, previous_activity_name, reported_previous_ms, event_type, worker_name) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        worker_sid,
+        fact.occurred_at_ms,
+        fact.event_id,
+        fact.activity_sid,
+        fact.activity_name,
+        fact.previous_activity_name,
+        fact.time_in_previous_activity_ms,
+        fact.event_type,
+        fact.worker_name
+    ])?;
+    Ok(())
+}
+
+/// The `worker.activity.update` facts the fold of a task with `facts` may quote: those within
+/// the follow window after each of its timeouts and rejections.
+pub(super) fn worker_activity_for(conn: &Connection, facts: &[Fact]) -> rusqlite::Result<Vec<Fact>> {
+    let consequences: BTreeSet<(&str, i64)> = facts
+        .iter()
+        .filter(|f| fold::ACTIVITY_CAUSING_EVENTS.contains(&f.event_type.as_str()))
+        .filter_map(|f| f.worker_sid.as_deref().map(|w| (w, f.occurred_at_ms)))
+        .collect();
+    let mut activity = Vec::new();
+    if consequences.is_empty() {
+        return Ok(activity);
+    }
+    let mut statement = conn.prepare_cached(
+        "SELECT event_id, started_at_ms, activity_sid, activity_name, previous_activity_name, \
+         reported_previous_ms, worker_name FROM proj_worker_activity \
+         WHERE worker_sid = ?1 AND started_at_ms BETWEEN ?2 AND ?3 AND event_type = 'worker.activity.update'",
+    )?;
+    for (worker_sid, at_ms) in consequences {
+        let mut rows =
+            statement.query(params![worker_sid, at_ms, at_ms + fold::ACTIVITY_FOLLOW_WINDOW_MS])?;
+        while let Some(row) = rows.next()? {
+            activity.push(Fact {
+                event_id: row.get(0)?,
+                event_type: "worker.activity.update".into(),
+                event_sid: None,
+                occurred_at_ms: row.get(1)?,
+                time_is_arrival: false,
+                task_sid: None,
+                reservation_sid: None,
+                worker_sid: Some(worker_sid.to_string()),
+                worker_name: row.get(6)?,
+                workflow_sid: None,
+                workflow_name: None,
+                task_queue_sid: None,
+                task_queue_name: None,
+                priority: None,
+                attributes: None,
+                assignment_status: None,
+                description: None,
+                canceled_reason: None,
+                activity_sid: row.get(2)?,
+                activity_name: row.get(3)?,
+                previous_activity_name: row.get(4)?,
+                time_in_previous_activity_ms: row.get(5)?,
+                response_body: None,
+            });
+        }
+    }
+    Ok(activity)
+}
+
+/// A worker's row as stored: its name and current activity with the (time, log id) each was
+/// taken from, so a later-arriving older fact never overrides a newer one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct StoredWorker {
+    pub name: Option<String>,
+    pub name_key: Option<(i64, i64)>,
+    pub activity_sid: Option<String>,
+    pub activity_name: Option<String>,
+    pub activity_key: Option<(i64, i64)>,
+}
+
+fn pair(a: Option<i64>, b: Option<i64>) -> Option<(i64, i64)> {
+    a.zip(b)
+}
+
+pub(super) fn read_worker(conn: &Connection, worker_sid: &str) -> rusqlite::Result<Option<StoredWorker>> {
+    conn.prepare_cached(
+        "SELECT name, name_at_ms, name_event_id, activity_sid, activity_name, activity_since_ms, \
+         activity_event_id FROM proj_workers WHERE worker_sid = ?1",
+    )?
+    .query_row([worker_sid], |r| {
+        Ok(StoredWorker {
+            name: r.get(0)?,
+            name_key: pair(r.get(1)?, r.get(2)?),
+            activity_sid: r.get(3)?,
+            activity_name: r.get(4)?,
+            activity_key: pair(r.get(5)?, r.get(6)?),
+        })
+    })
+    .optional()
+}
+
+pub(super) fn write_worker(
+    conn: &Connection,
+    worker_sid: &str,
+    worker: &StoredWorker,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_workers (worker_sid, name, activity_sid, activity_name, activity_since_ms, \
+         activity_event_id, name_at_ms, name_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        worker_sid,
+        worker.name,
+        worker.activity_sid,
+        worker.activity_name,
+        worker.activity_key.map(|k| k.0),
+        worker.activity_key.map(|k| k.1),
+        worker.name_key.map(|k| k.0),
+        worker.name_key.map(|k| k.1)
+    ])?;
+    Ok(())
+}
+
+pub(super) fn latest_event_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT value FROM proj_meta WHERE key = 'latest_event_ms'")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+pub(super) fn set_latest_event_ms(conn: &Connection, at_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO proj_meta (key, value) VALUES ('latest_event_ms', ?1)")?
+        .execute([at_ms])?;
+    Ok(())
+}
+
+/// `,kind,kind,` of a task's flags, for filtering the task list.
+pub(super) fn flag_kinds(flags: &[Flag]) -> String {
+    let kinds: BTreeSet<&str> = flags.iter().map(|f| f.kind.as_str()).collect();
+    if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(",{},", kinds.into_iter().collect::<Vec<_>>().join(","))
+    }
+}
+
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("ids serialise")
+}
+
+/// Writes the rows of `projection` that `changes` names.
+pub(super) fn write_changes(
+    conn: &Connection,
+    projection: &TaskProjection,
+    changes: &Changes<'_>,
+) -> rusqlite::Result<()> {
+    let task = &projection.task;
+    if changes.task {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO proj_tasks (task_sid, status, workflow_sid, workflow_name, task_queue_sid, \
+             task_queue_name, priority, attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, \
+             finished_at_ms, cancel_cause, deleted, reservation_count, transfer_count, first_fact_at_ms, \
+             last_fact_at_ms, fact_count, flag_kinds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        )?
+        .execute(params![
+            task.task_sid,
+            task.status,
+            task.workflow_sid,
+            task.workflow_name,
+            task.task_queue_sid,
+            task.task_queue_name,
+            task.priority,
+            task.attributes,
+            task.created_at_ms,
+            task.first_reserved_at_ms,
+            task.assigned_at_ms,
+            task.finished_at_ms,
+            task.cancel_cause,
+            task.deleted,
+            task.reservation_count,
+            task.transfer_count,
+            task.first_fact_at_ms,
+            task.last_fact_at_ms,
+            task.fact_count,
+            flag_kinds(&projection.flags)
+        ])?;
+    }
+    if changes.rewrite_all {
+        conn.prepare_cached("DELETE FROM proj_reservations WHERE task_sid = ?1")?
+            .execute([&task.task_sid])?;
+    } else {
+        let mut delete = conn.prepare_cached("DELETE FROM proj_reservations WHERE reservation_sid = ?1")?;
+        for sid in &changes.reservations_to_delete {
+            delete.execute([sid])?;
+        }
+    }
+    let mut insert_reservation = conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
+         created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
+         callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14)",
+    )?;
+    for &i in &changes.reservations_to_write {
+        let r = &projection.reservations[i];
+        insert_reservation.execute(params![
+            r.reservation_sid,
+            r.task_sid,
+            r.worker_sid,
+            r.worker_name,
+            r.status,
+            r.created_at_ms,
+            r.answered_at_ms,
+            r.finished_at_ms,
+            r.pending_ms,
+            r.timeout_ms,
+            r.created_event_id,
+            r.callback_event_id,
+            r.callback_answer,
+            r.outcome
+        ])?;
+    }
+    if changes.timeline_shrank {
+        conn.prepare_cached("DELETE FROM proj_timeline WHERE task_sid = ?1 AND position >= ?2")?
+            .execute(params![task.task_sid, changes.timeline_from as i64])?;
+    }
+    let mut insert_entry = conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_timeline (task_sid, position, occurred_at_ms, time_source, kind, \
+         reservation_sid, worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for e in &projection.timeline[changes.timeline_from.min(projection.timeline.len())..] {
+        insert_entry.execute(params![
+            task.task_sid,
+            e.position,
+            e.occurred_at_ms,
+            e.time_source,
+            e.kind,
+            e.reservation_sid,
+            e.worker_sid,
+            e.summary,
+            json_ids(&e.evidence)
+        ])?;
+    }
+    if changes.flags {
+        conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1")?.execute([&task.task_sid])?;
+        let mut insert_flag = conn.prepare_cached(
+            "INSERT INTO proj_flags (task_sid, position, kind, reservation_sid, explanation, evidence) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (position, f) in projection.flags.iter().enumerate() {
+            insert_flag.execute(params![
+                task.task_sid,
+                position as i64,
+                f.kind,
+                f.reservation_sid,
+                f.explanation,
+                json_ids(&f.evidence)
+            ])?;
+        }
+    }
+    Ok(())
+}
