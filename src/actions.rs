@@ -471,6 +471,7 @@ impl Actions {
             // An action is never a TaskRouter fact: TaskRouter's own callbacks report the effect.
             trusted: false,
             idempotency_token: None,
+            encoded: None,
         };
         match self.writer.append(record, started).await {
             Ok(appended) => Some(appended.id),

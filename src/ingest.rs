@@ -141,6 +141,7 @@ impl Ingest {
             params: evaluation.params,
             trusted,
             idempotency_token: evaluation.idempotency_token,
+            encoded: None,
         };
         Decision { record, accepted: evaluation.rejection.is_none(), verdict, arrived: request.arrived }
     }
@@ -190,6 +191,7 @@ impl Ingest {
         }
         let status = record.response_status;
         let body = record.response_body.clone().unwrap_or_default();
+        record.encode_payload();
         let stored = self.writer.append(record, arrived).await;
         match stored {
             Ok(appended) => {

@@ -89,6 +89,7 @@ pub async fn replay(
         params: None,
         trusted: false,
         idempotency_token: None,
+        encoded: None,
     };
     let stored = writer
         .append(record, started)

@@ -22,7 +22,7 @@ use crate::storage::event_log::{sid_key, NewRecord};
 
 /// Tasks kept in memory at most; past it the least recently touched quarter is written out
 /// and dropped. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
-pub const TASK_CACHE_CAPACITY: usize = 4_096;
+pub const TASK_CACHE_CAPACITY: usize = 2_048;
 /// Workers kept in memory at most (each is a few hundred bytes).
 const WORKER_CACHE_CAPACITY: usize = 20_000;
 

@@ -264,6 +264,7 @@ fn record(delivery: &Delivery) -> NewRecord {
         params: Some(params),
         trusted: true,
         idempotency_token: None,
+        encoded: None,
     }
 }
 

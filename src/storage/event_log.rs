@@ -68,6 +68,32 @@ pub struct NewRecord {
     /// become a TaskRouter fact.
     pub trusted: bool,
     pub idempotency_token: Option<String>,
+    /// `headers` and `body` as stored, when already encoded off the writer thread (see
+    /// [`NewRecord::encode_payload`]); the writer encodes them itself otherwise.
+    pub encoded: Option<EncodedPayload>,
+}
+
+/// A record's headers (as JSON) and body in their stored, compressed form.
+#[derive(Debug, Clone)]
+pub struct EncodedPayload {
+    headers_json: String,
+    headers: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl NewRecord {
+    /// Compresses the headers and body now, so the writer thread, which every request waits
+    /// for in turn, does not have to. Call after the last change to `headers` or `body`.
+    pub fn encode_payload(&mut self) {
+        self.encoded = Some(EncodedPayload::of(&self.headers, &self.body));
+    }
+}
+
+impl EncodedPayload {
+    fn of(headers: &[(String, String)], body: &[u8]) -> Self {
+        let headers_json = headers_json(headers);
+        Self { headers: payload::encode(headers_json.as_bytes()), body: payload::encode(body), headers_json }
+    }
 }
 
 /// The columns the writer decides when appending.
@@ -160,7 +186,15 @@ pub fn append(
     decision: AppendDecision,
 ) -> rusqlite::Result<Head> {
     let id = previous.id + 1;
-    let headers = headers_json(&record.headers);
+    let encoded_here;
+    let encoded = match &record.encoded {
+        Some(encoded) => encoded,
+        None => {
+            encoded_here = EncodedPayload::of(&record.headers, &record.body);
+            &encoded_here
+        }
+    };
+    let headers = &encoded.headers_json;
     let facts = record.facts.as_ref();
     let fact_text = |f: fn(&WebhookFacts) -> &Option<String>| facts.map_or(Field::Null, |x| opt_text(f(x)));
     let fields = [
@@ -169,7 +203,7 @@ pub fn append(
         Field::Text(&record.endpoint),
         Field::Text(&record.method),
         Field::Text(&record.path),
-        Field::Text(&headers),
+        Field::Text(headers),
         Field::Bytes(&record.body),
         Field::Int(record.body_truncated as i64),
         opt_text(&record.remote_addr),
@@ -198,11 +232,9 @@ pub fn append(
     ];
     let hash = chain(&previous.hash, id, &fields);
     // Stored compressed; the chain above covers the bytes as received.
-    let stored_headers = payload::encode(headers.as_bytes());
-    let stored_body = payload::encode(&record.body);
     let mut stored = fields;
-    stored[HEADERS_FIELD] = Field::Bytes(&stored_headers);
-    stored[BODY_FIELD] = Field::Bytes(&stored_body);
+    stored[HEADERS_FIELD] = Field::Bytes(&encoded.headers);
+    stored[BODY_FIELD] = Field::Bytes(&encoded.body);
     let mut statement = tx.prepare_cached(&format!(
         "INSERT INTO events (id, {COLUMNS}, hash, payload_encoding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
          ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
