@@ -38,6 +38,8 @@ pub enum Command {
     Timeline(TimelineArgs),
     /// TaskRouter's cumulative statistics (and more) for a window, recomputed from the log.
     Report(crate::reports::cli::ReportArgs),
+    /// Measure ingest, a constant-rate run, a soak and reads at scale; writes BENCHMARKS.md.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Args, Debug, Clone)]

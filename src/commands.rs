@@ -23,6 +23,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
         Command::Report(args) => crate::reports::cli::report(args).await,
+        Command::Bench(args) => crate::bench::run(*args).await,
     }
 }
 

@@ -12,10 +12,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use super::expression;
 use super::ground_truth::{Counters, GroundTruth};
 use super::model::*;
 use super::sid;
+use super::{attributes, expression};
 
 /// Events kept for the Events REST resource (TaskRouter keeps 30 days; a long benchmark
 /// would otherwise grow without bound).
@@ -474,7 +474,7 @@ impl Engine {
             serde_json::json!({})
         } else {
             let i = self.rng.gen_range(0..behaviour.task_templates.len());
-            behaviour.task_templates[i].clone()
+            attributes::with_origin(&behaviour.task_templates[i], &mut self.rng, &self.account_sid)
         };
         let ttl = if self.rng.gen_bool(behaviour.short_ttl_probability.clamp(0.0, 1.0)) {
             behaviour.short_ttl_seconds

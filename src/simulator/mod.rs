@@ -6,6 +6,7 @@
 //! carries callbacks (with faults on demand), `rest` serves the API, `runtime` drives the clock,
 //! `scenario` builds the demo workspace, `cli` holds the `demo` and `simulate` commands.
 
+pub mod attributes;
 pub mod cli;
 pub mod delivery;
 pub mod engine;

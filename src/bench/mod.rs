@@ -1,0 +1,622 @@
+//! `taskrouter-tracer bench`: one command that measures ingest, constant-rate latency, a soak
+//! under load, and reads at scale on this machine, and writes `BENCHMARKS.md`.
+//!
+//! Everything under test runs as a child process of this same binary (`serve`, `generate`,
+//! `rebuild`), with signature checking on and the default `synchronous=FULL`, each ingest phase
+//! on a fresh database; the requests are the simulator's, signed and unique (`corpus`), sent by
+//! a lean keep-alive HTTP/1.1 generator (`load`). `scale` and `soak` run their phases; `report`
+//! writes the file. A phase that fails (a child that fails, an answer that is not 2xx, a
+//! request lost) is reported and makes the command exit 1; timings never do.
+
+pub mod corpus;
+pub mod load;
+pub mod report;
+pub mod scale;
+pub mod server;
+pub mod soak;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use corpus::{Corpus, Feed, Stream, AUTH_TOKEN};
+use load::{ClosedLoop, LoadOutcome, OpenLoop};
+use server::{CpuShares, CpuWatch, RssSampler, Server, ServerOptions, Usage};
+
+/// Most requests prepared for one closed-loop run (about 2.3 KB each).
+const MAX_PREPARED: usize = 1_000_000;
+/// Most requests prepared for one `--quick` run, whose timings do not matter.
+const QUICK_PREPARED: usize = 3_000;
+/// Connections the constant-rate run may use (TaskRouter opens as many as it needs).
+const OPEN_LOOP_CONNECTIONS: usize = 64;
+
+/// The phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Closed-loop ingest on both endpoints and the baseline handler.
+    Ingest,
+    /// The assignment endpoint at a constant rate.
+    Rate,
+    /// Mixed traffic for a minute: errors, RSS over time, page latency.
+    Soak,
+    /// Reads, size and rebuild on logs of each scale.
+    Scale,
+}
+
+/// `taskrouter-tracer bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// A smoke run (what CI runs): 2 s per ingest phase, a 20,000-event scale, a 5 s soak.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seconds each ingest and constant-rate phase is measured, after a warm-up of a fifth of
+    /// it (0.2–1 s) [default: 10, or 2 with --quick].
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Log sizes for the reads at scale, comma-separated; k and M allowed
+    /// [default: 1M,10M, or 20k with --quick].
+    #[arg(long, value_delimiter = ',', value_parser = parse_count)]
+    pub scales: Option<Vec<u64>>,
+    /// Connection counts of the closed-loop ingest runs.
+    #[arg(long, value_delimiter = ',', default_value = "32,256")]
+    pub connections: Vec<usize>,
+    /// Requests per second of the constant-rate run on the assignment endpoint.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds of the soak [default: 60, or 5 with --quick].
+    #[arg(long)]
+    pub soak_seconds: Option<f64>,
+    /// Connections of the soak.
+    #[arg(long, default_value_t = 256)]
+    pub soak_connections: usize,
+    /// Timed requests per read at scale; the whole-log statistics get a twentieth (at least 3)
+    /// [default: 100, or 10 with --quick].
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// The phases to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ingest,rate,soak,scale")]
+    pub phases: Vec<Phase>,
+    /// Where the report is written.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub output: PathBuf,
+    /// Where built logs are kept, named after the last commit (and uncommitted changes) of the
+    /// code that generates them; reused while that code is unchanged.
+    #[arg(long, default_value = "bench/out/logs")]
+    pub log_cache: PathBuf,
+    /// Use the logs DIR/log-<events>.db whatever built them (building any that are missing).
+    #[arg(long, value_name = "DIR")]
+    pub reuse: Option<PathBuf>,
+}
+
+/// Parses 20000, 20k, 1M, 10m.
+fn parse_count(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim().replace('_', "");
+    let (digits, multiplier) = match raw.chars().last() {
+        Some('k' | 'K') => (&raw[..raw.len() - 1], 1_000),
+        Some('m' | 'M') => (&raw[..raw.len() - 1], 1_000_000),
+        _ => (raw.as_str(), 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{raw:?} is not a count like 20000, 20k or 1M"))
+}
+
+/// The settings a run used, after `--quick` and the defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub quick: bool,
+    pub seconds: Duration,
+    pub warmup: Duration,
+    pub connections: Vec<usize>,
+    pub rate: f64,
+    pub soak_seconds: Duration,
+    pub soak_connections: usize,
+    pub scales: Vec<u64>,
+    pub repeat: usize,
+    pub statistics_repeat: usize,
+    pub phases: Vec<Phase>,
+}
+
+impl Settings {
+    fn from_args(args: &BenchArgs) -> anyhow::Result<Self> {
+        let seconds = args.seconds.unwrap_or(if args.quick { 2.0 } else { 10.0 });
+        let soak = args.soak_seconds.unwrap_or(if args.quick { 5.0 } else { 60.0 });
+        if !(seconds > 0.0 && soak > 0.0 && args.rate > 0.0) {
+            bail!("--seconds, --soak-seconds and --rate must be positive");
+        }
+        if args.connections.is_empty() || args.connections.contains(&0) || args.soak_connections == 0 {
+            bail!("connection counts must be positive");
+        }
+        let repeat = args.repeat.unwrap_or(if args.quick { 10 } else { 100 }).max(1);
+        Ok(Self {
+            quick: args.quick,
+            seconds: Duration::from_secs_f64(seconds),
+            warmup: Duration::from_secs_f64((seconds / 5.0).clamp(0.2, 1.0)),
+            connections: args.connections.clone(),
+            rate: args.rate,
+            soak_seconds: Duration::from_secs_f64(soak),
+            soak_connections: args.soak_connections,
+            scales: args.scales.clone().unwrap_or_else(|| {
+                if args.quick {
+                    vec![20_000]
+                } else {
+                    vec![1_000_000, 10_000_000]
+                }
+            }),
+            repeat,
+            statistics_repeat: (repeat / 20).max(3),
+            phases: args.phases.clone(),
+        })
+    }
+}
+
+/// What the server under test is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `/webhooks/bench-baseline`: the same stack, reading the body, storing nothing.
+    Baseline,
+    Events,
+    Assignment,
+}
+
+impl Target {
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Baseline => "baseline (no storage)",
+            Target::Events => "POST /webhooks/events",
+            Target::Assignment => "POST /webhooks/assignment",
+        }
+    }
+}
+
+/// What a durable server's log held after a load.
+#[derive(Debug, Clone, Default)]
+pub struct StoredCheck {
+    pub rows: u64,
+    pub acknowledged: u64,
+}
+
+/// One closed-loop ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestResult {
+    pub target: Target,
+    pub connections: usize,
+    pub load: LoadOutcome,
+    pub server: Usage,
+    /// Requests rendered while the load ran (the prepared ones ran out).
+    pub rendered_live: usize,
+    pub stored: Option<StoredCheck>,
+    pub cpu: CpuShares,
+}
+
+/// The constant-rate run.
+#[derive(Debug, Clone)]
+pub struct RateResult {
+    pub rate: f64,
+    pub connections: usize,
+    pub load: LoadOutcome,
+    pub server: Usage,
+    pub rendered_live: usize,
+    pub stored: StoredCheck,
+    pub cpu: CpuShares,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct BenchRun {
+    pub settings: Settings,
+    pub machine: report::Machine,
+    pub command: String,
+    pub ingest: Vec<IngestResult>,
+    pub rate: Option<RateResult>,
+    pub soak: Option<soak::SoakResult>,
+    pub scales: Vec<scale::ScaleResult>,
+    /// Mean body bytes of the event and of the assignment callbacks sent.
+    pub body_bytes: (f64, f64),
+    /// Phases that failed, and why.
+    pub failures: Vec<String>,
+}
+
+/// Runs the benchmark and writes the report.
+///
+/// # Errors
+/// When the report cannot be written or the settings are wrong; a failed phase is reported
+/// (exit code 1), not an error.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_args(&args)?;
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build; its figures say nothing about performance (use --release)"
+        );
+    }
+    let work = tempfile::Builder::new().prefix("taskrouter-bench-").tempdir()?;
+    // One port for every server of the run: the requests are signed for its URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let store = match &args.reuse {
+        Some(dir) => scale::LogStore::Reuse { dir: dir.clone() },
+        None => scale::LogStore::Cache {
+            dir: args.log_cache.clone(),
+            key: scale::generator_key().unwrap_or_else(|| "unversioned".into()),
+        },
+    };
+    let body_bytes = tokio::task::spawn_blocking(move || {
+        let base = format!("http://127.0.0.1:{port}");
+        let mean = |stream, len| Corpus::new(&base, stream, len, 1).mean_body_bytes();
+        (mean(Stream::Events, 2_000), mean(Stream::Assignments, 300))
+    })
+    .await?;
+    let mut run = BenchRun {
+        body_bytes,
+        machine: report::Machine::read(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        settings: settings.clone(),
+        ingest: Vec::new(),
+        rate: None,
+        soak: None,
+        scales: Vec::new(),
+        failures: Vec::new(),
+    };
+    let context = PhaseContext { port, work_dir: work.path().to_path_buf() };
+
+    if settings.phases.contains(&Phase::Ingest) {
+        for &connections in &settings.connections {
+            let mut baseline_rate = None;
+            for target in [Target::Baseline, Target::Events, Target::Assignment] {
+                let name = format!("{} × {connections}", target.label());
+                let bar = phase_bar(&name, settings.warmup + settings.seconds);
+                match ingest_phase(&context, &settings, target, connections, baseline_rate, &bar).await {
+                    Ok(result) => {
+                        bar.finish_and_clear();
+                        println!("{}", report::ingest_line(&result));
+                        if target == Target::Baseline {
+                            baseline_rate = Some(result.load.rate());
+                        }
+                        if let Some(problem) = load_problem(&result.load) {
+                            run.failures.push(format!("{name}: {problem}"));
+                        }
+                        run.ingest.push(result);
+                    }
+                    Err(error) => fail(&mut run, &bar, &name, error),
+                }
+            }
+        }
+    }
+    if settings.phases.contains(&Phase::Rate) {
+        let name = format!("assignment at {} req/s", settings.rate);
+        let bar = phase_bar(&name, settings.warmup + settings.seconds);
+        match rate_phase(&context, &settings, &bar).await {
+            Ok(result) => {
+                bar.finish_and_clear();
+                println!("{}", report::rate_line(&result));
+                if let Some(problem) = load_problem(&result.load) {
+                    run.failures.push(format!("{name}: {problem}"));
+                }
+                run.rate = Some(result);
+            }
+            Err(error) => fail(&mut run, &bar, &name, error),
+        }
+    }
+    if settings.phases.contains(&Phase::Soak) {
+        let name = format!("soak × {}", settings.soak_connections);
+        let bar = phase_bar(&name, settings.soak_seconds);
+        let plan = soak::SoakPlan {
+            connections: settings.soak_connections,
+            duration: settings.soak_seconds,
+            port,
+            work_dir: context.work_dir.clone(),
+        };
+        match soak::run(&plan, &bar).await {
+            Ok(result) => {
+                bar.finish_and_clear();
+                println!("{}", report::soak_text(&result));
+                if let Some(problem) = load_problem(&result.load) {
+                    run.failures.push(format!("{name}: {problem}"));
+                }
+                for page in result.pages.iter().filter(|p| p.failures > 0) {
+                    run.failures.push(format!("{name}: GET {} failed {} times", page.path, page.failures));
+                }
+                run.soak = Some(result);
+            }
+            Err(error) => fail(&mut run, &bar, &name, error),
+        }
+    }
+    if settings.phases.contains(&Phase::Scale) {
+        for &events in &settings.scales {
+            let name = format!("reads at {events} events");
+            let bar = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let plan = scale::ScalePlan {
+                events,
+                store: store.clone(),
+                port,
+                work_dir: context.work_dir.clone(),
+                repeat: settings.repeat,
+                statistics_repeat: settings.statistics_repeat,
+            };
+            match scale::run(&plan, &bar).await {
+                Ok(result) => {
+                    bar.finish_and_clear();
+                    println!("{}", report::scale_text(&result));
+                    run.scales.push(result);
+                }
+                Err(error) => fail(&mut run, &bar, &name, error),
+            }
+        }
+    }
+
+    std::fs::write(&args.output, report::render(&run))
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!("wrote {}", args.output.display());
+    if run.failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} phase(s) failed:", run.failures.len());
+        for failure in &run.failures {
+            eprintln!("  {failure}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+struct PhaseContext {
+    port: u16,
+    work_dir: PathBuf,
+}
+
+impl PhaseContext {
+    fn address(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn start_server(&self, name: &str, baseline: bool) -> anyhow::Result<Server> {
+        Server::start(
+            &ServerOptions {
+                database: self.work_dir.join(format!("{name}.db")),
+                port: self.port,
+                auth_token: AUTH_TOKEN.into(),
+                baseline,
+                log: self.work_dir.join(format!("serve-{name}.log")),
+            },
+            Duration::from_secs(60),
+        )
+        .await
+    }
+}
+
+fn phase_bar(name: &str, length: Duration) -> ProgressBar {
+    ProgressBar::new(length.as_millis() as u64)
+        .with_style(
+            ProgressStyle::with_template("{prefix:>38} {bar:30} {elapsed:>4} {msg}").expect("valid template"),
+        )
+        .with_prefix(name.to_string())
+}
+
+fn fail(run: &mut BenchRun, bar: &ProgressBar, name: &str, error: anyhow::Error) {
+    bar.finish_and_clear();
+    eprintln!("{name}: FAILED: {error:#}");
+    run.failures.push(format!("{name}: {error:#}"));
+}
+
+/// Why a load run counts as failed: any error, any answer but 2xx, or requests running out.
+fn load_problem(load: &LoadOutcome) -> Option<String> {
+    if load.errors == 0 && load.non_2xx == 0 && load.ran_out_after.is_none() {
+        return None;
+    }
+    let mut problem = format!("{} errors, {} answers not 2xx", load.errors, load.non_2xx);
+    if let Some(after) = load.ran_out_after {
+        problem.push_str(&format!(", prepared requests ran out after {:.1} s", after.as_secs_f64()));
+    }
+    if let Some(first) = &load.first_problem {
+        problem.push_str(&format!(" (first: {first})"));
+    }
+    Some(problem)
+}
+
+/// Simulates `stream` and renders its first `count` requests, off the async runtime; the
+/// corpus is returned to render more if the load needs them.
+async fn prepare(
+    base_url: &str,
+    stream: Stream,
+    count: usize,
+    quick: bool,
+    baseline: bool,
+) -> anyhow::Result<(Vec<Vec<u8>>, Corpus)> {
+    let base_url = base_url.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
+        // A task is reserved about once per fourteen callbacks; the replicas do the rest.
+        let base_len = match (stream, quick) {
+            (Stream::Assignments, false) => 2_000,
+            (Stream::Assignments, true) => 300,
+            (_, false) => 20_000,
+            (_, true) => 2_000,
+        };
+        let mut corpus = Corpus::new(&base_url, stream, base_len.min(count.max(1)), 1);
+        if baseline {
+            corpus = corpus.with_path("/webhooks/bench-baseline");
+        }
+        (corpus.take(count), corpus)
+    })
+    .await?)
+}
+
+async fn ingest_phase(
+    context: &PhaseContext,
+    settings: &Settings,
+    target: Target,
+    connections: usize,
+    baseline_rate: Option<f64>,
+    bar: &ProgressBar,
+) -> anyhow::Result<IngestResult> {
+    let window = (settings.warmup + settings.seconds).as_secs_f64();
+    bar.set_message("preparing requests");
+    let base_url = context.base_url();
+    let feed = match target {
+        // The baseline stores nothing, so repeating requests flatters nothing.
+        Target::Baseline => {
+            let pool = if settings.quick { 1_000 } else { 5_000 };
+            Feed::prepared(prepare(&base_url, Stream::Events, pool, settings.quick, true).await?.0, true)
+        }
+        _ => {
+            // The durable server cannot outrun the baseline: that many, and a tenth more, are
+            // prepared (a smoke run prepares fewer and renders the rest as needed).
+            let rate = baseline_rate.filter(|r| *r > 0.0).unwrap_or(50_000.0);
+            let limit = if settings.quick { QUICK_PREPARED } else { MAX_PREPARED };
+            let count = ((rate * window * 1.1) as usize + connections).min(limit);
+            let stream = if target == Target::Events { Stream::Events } else { Stream::Assignments };
+            let (requests, corpus) = prepare(&base_url, stream, count, settings.quick, false).await?;
+            Feed::prepared_then(requests, corpus)
+        }
+    };
+    let feed = Arc::new(feed);
+    let name = match target {
+        Target::Baseline => format!("baseline-{connections}"),
+        Target::Events => format!("events-{connections}"),
+        Target::Assignment => format!("assignment-{connections}"),
+    };
+    let mut server = context.start_server(&name, target == Target::Baseline).await?;
+    bar.set_message("");
+    let watch = CpuWatch::start(&[server.pid]);
+    let load = load::closed_loop(
+        context.address(),
+        feed.clone(),
+        ClosedLoop { connections, warmup: settings.warmup, duration: settings.seconds },
+        bar,
+    )
+    .await;
+    let cpu = watch.shares(Duration::ZERO);
+    let stored = if target == Target::Baseline {
+        None
+    } else {
+        Some(check_stored(&context.base_url(), load.acknowledged).await)
+    };
+    let usage = server.stop().await?;
+    Ok(IngestResult {
+        target,
+        connections,
+        load,
+        server: usage,
+        rendered_live: feed.rendered_live(),
+        stored: stored.transpose()?,
+        cpu,
+    })
+}
+
+async fn rate_phase(
+    context: &PhaseContext,
+    settings: &Settings,
+    bar: &ProgressBar,
+) -> anyhow::Result<RateResult> {
+    bar.set_message("preparing requests");
+    let count = (settings.rate * (settings.warmup + settings.seconds).as_secs_f64()).ceil() as usize + 16;
+    let (requests, corpus) =
+        prepare(&context.base_url(), Stream::Assignments, count, settings.quick, false).await?;
+    let feed = Arc::new(Feed::prepared_then(requests, corpus));
+    let mut server = context.start_server("constant-rate", false).await?;
+    bar.set_message("");
+    let watch = CpuWatch::start(&[server.pid]);
+    let rss = RssSampler::start(server.pid, Duration::from_millis(500));
+    let load = load::open_loop(
+        context.address(),
+        feed.clone(),
+        OpenLoop {
+            rate: settings.rate,
+            connections: OPEN_LOOP_CONNECTIONS,
+            warmup: settings.warmup,
+            duration: settings.seconds,
+        },
+        bar,
+    )
+    .await;
+    rss.finish().await;
+    let cpu = watch.shares(Duration::ZERO);
+    let stored = check_stored(&context.base_url(), load.acknowledged).await;
+    let usage = server.stop().await?;
+    Ok(RateResult {
+        rate: settings.rate,
+        connections: OPEN_LOOP_CONNECTIONS,
+        load,
+        server: usage,
+        rendered_live: feed.rendered_live(),
+        stored: stored?,
+        cpu,
+    })
+}
+
+/// Checks that the log holds every acknowledged request, none as a duplicate (the requests
+/// were unique) and none with a bad signature (they were signed for this URL).
+///
+/// # Errors
+/// When any of that is not so, or the API does not answer.
+pub async fn check_stored(base: &str, acknowledged: u64) -> anyhow::Result<StoredCheck> {
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build()?;
+    let first = |query: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/api/requests?limit=1&{query}");
+        async move {
+            let page: serde_json::Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+            anyhow::Ok(page["requests"][0].clone())
+        }
+    };
+    let rows = first("").await?["id"].as_u64().unwrap_or(0);
+    if rows < acknowledged {
+        bail!("{acknowledged} requests were acknowledged but the log holds {rows} rows");
+    }
+    if let Some(id) = first("duplicate=yes").await?["id"].as_u64() {
+        bail!("row {id} was stored as a duplicate: the benchmark's requests must be unique");
+    }
+    for verdict in ["invalid", "missing"] {
+        let query = if verdict == "invalid" { "verdict=invalid" } else { "verdict=missing" };
+        if let Some(id) = first(query).await?["id"].as_u64() {
+            bail!("row {id} has a {verdict} signature: the benchmark's requests must be signed for this URL");
+        }
+    }
+    Ok(StoredCheck { rows, acknowledged })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_k_and_m() {
+        assert_eq!(parse_count("20000"), Ok(20_000));
+        assert_eq!(parse_count("20k"), Ok(20_000));
+        assert_eq!(parse_count("1M"), Ok(1_000_000));
+        assert_eq!(parse_count("10_000_000"), Ok(10_000_000));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("lots").is_err());
+    }
+
+    #[test]
+    fn quick_settings_are_short_and_skip_the_large_scales() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: BenchArgs,
+        }
+        let quick = Settings::from_args(&Wrapper::parse_from(["x", "--quick"]).args).unwrap();
+        assert_eq!(quick.scales, vec![20_000]);
+        assert_eq!(quick.seconds, Duration::from_secs(2));
+        assert_eq!(quick.soak_seconds, Duration::from_secs(5));
+        let full = Settings::from_args(&Wrapper::parse_from(["x", "--scales", "1M"]).args).unwrap();
+        assert_eq!(full.scales, vec![1_000_000]);
+        assert_eq!(full.warmup, Duration::from_secs(1));
+        assert_eq!(full.statistics_repeat, 5);
+        assert!(Settings::from_args(&Wrapper::parse_from(["x", "--seconds", "0"]).args).is_err());
+    }
+}

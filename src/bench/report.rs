@@ -1,0 +1,664 @@
+//! `BENCHMARKS.md`: the machine, the date, the commit and the exact command, then one table per
+//! phase, the soak's memory curve, and issue 9's targets beside what this run measured. Also
+//! the one-line summaries printed as phases finish.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::scale::ScaleResult;
+use super::server::CpuShares;
+use super::soak::SoakResult;
+use super::{BenchRun, IngestResult, Phase, RateResult, Target};
+
+/// What the run ran on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_bytes: u64,
+    pub kernel: String,
+    pub load_average_at_start: String,
+    pub date: String,
+    pub commit: String,
+    pub build: &'static str,
+}
+
+impl Machine {
+    /// Reads `/proc` and git.
+    pub fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim()))
+            .unwrap_or("unknown")
+            .to_string();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
+            Some(commit) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+                Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes"),
+                _ => commit,
+            },
+            None => "unknown (not run in a git checkout)".into(),
+        };
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            memory_bytes: memory_kib * 1024,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            load_average_at_start: load_average(),
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            commit,
+            build: if cfg!(debug_assertions) { "debug (figures not representative)" } else { "release" },
+        }
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Milliseconds, with precision where it matters.
+pub fn ms(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+fn quantile(histogram: &Histogram<u64>, q: f64) -> Duration {
+    Duration::from_micros(histogram.value_at_quantile(q))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Server (or command) / load generator / everything else, as shares of all CPUs.
+fn cpu(shares: &CpuShares) -> String {
+    format!("{:.0} / {:.0} / {:.0} %", shares.tested * 100.0, shares.bench * 100.0, shares.others * 100.0)
+}
+
+fn percent(share: f64) -> String {
+    if share.is_nan() {
+        "–".into()
+    } else {
+        format!("{:.0} %", share * 100.0)
+    }
+}
+
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(value: f64) -> String {
+    count(value.round() as u64)
+}
+
+/// The baseline's rate at `connections`, if it ran.
+fn baseline_rate(run: &BenchRun, connections: usize) -> Option<f64> {
+    run.ingest
+        .iter()
+        .find(|r| r.target == Target::Baseline && r.connections == connections)
+        .map(|r| r.load.rate())
+}
+
+/// The printed summary of an ingest run.
+pub fn ingest_line(result: &IngestResult) -> String {
+    format!(
+        "{:>28} × {:>3}: {:>8} req/s  p50 {:>9}  p99 {:>9}  p99.9 {:>9}  non-2xx {}  errors {}  peak RSS {}",
+        result.target.label(),
+        result.connections,
+        rate(result.load.rate()),
+        ms(quantile(&result.load.latency, 0.5)),
+        ms(quantile(&result.load.latency, 0.99)),
+        ms(quantile(&result.load.latency, 0.999)),
+        result.load.non_2xx,
+        result.load.errors,
+        mib(result.server.peak_rss_bytes),
+    )
+}
+
+/// The printed summary of the constant-rate run.
+pub fn rate_line(result: &RateResult) -> String {
+    let latency = &result.load.latency;
+    format!(
+        "assignment at {} req/s: answered {} req/s  p50 {}  p99 {}  p99.9 {}  max {}  non-2xx {}  errors {}",
+        rate(result.rate),
+        rate(result.load.rate()),
+        ms(quantile(latency, 0.5)),
+        ms(quantile(latency, 0.99)),
+        ms(quantile(latency, 0.999)),
+        ms(Duration::from_micros(latency.max())),
+        result.load.non_2xx,
+        result.load.errors,
+    )
+}
+
+/// The printed summary of the soak, with its memory chart.
+pub fn soak_text(result: &SoakResult) -> String {
+    let mut text = format!(
+        "soak × {}: {} req/s, {} errors, {} answers not 2xx, server RSS peak {}\n{}",
+        result.connections,
+        rate(result.load.rate()),
+        result.load.errors,
+        result.load.non_2xx,
+        mib(result.server.peak_rss_bytes),
+        rss_chart(&result.rss, 8),
+    );
+    for page in &result.pages {
+        let _ = writeln!(
+            text,
+            "  GET {:<45} n={:<4} median {:>9}  p99 {:>9}  max {:>9}",
+            page.path,
+            page.count,
+            ms(page.median),
+            ms(page.p99),
+            ms(page.max)
+        );
+    }
+    text
+}
+
+/// The printed summary of one scale.
+pub fn scale_text(result: &ScaleResult) -> String {
+    let mut text = format!(
+        "{} events ({} rows): {:.0} database bytes per event, {:.0} raw body bytes per event; rebuild {:.1} s, {} peak\n",
+        count(result.events),
+        count(result.rows),
+        result.database_bytes as f64 / result.rows.max(1) as f64,
+        result.raw_body_bytes_per_event,
+        result.rebuild.wall.as_secs_f64(),
+        mib(result.rebuild.peak_rss_bytes),
+    );
+    for read in &result.reads {
+        let _ = writeln!(text, "  {:<50} median {:>9}  p99 {:>9}", read.name, ms(read.median), ms(read.p99));
+    }
+    text
+}
+
+/// A chart of RSS over time, one column per sample, `height` rows, from zero to the peak.
+pub fn rss_chart(samples: &[(Duration, u64)], height: usize) -> String {
+    const BLOCKS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let Some(peak) = samples.iter().map(|(_, rss)| *rss).max().filter(|p| *p > 0) else {
+        return "(no samples)\n".into();
+    };
+    // The top of the scale: the peak rounded up to a round number of MiB.
+    let top_mib = (peak as f64 / 1_048_576.0 / 10.0).ceil() * 10.0;
+    let mut chart = String::new();
+    for row in (0..height).rev() {
+        let label = if row == height - 1 {
+            format!("{top_mib:>5.0} MiB ┤")
+        } else if row == 0 {
+            "    0 MiB ┤".to_string()
+        } else {
+            "          │".to_string()
+        };
+        chart.push_str(&label);
+        for (_, rss) in samples {
+            let level = *rss as f64 / 1_048_576.0 / top_mib * height as f64 - row as f64;
+            chart.push(BLOCKS[(level.clamp(0.0, 1.0) * 8.0).round() as usize]);
+        }
+        chart.push('\n');
+    }
+    let seconds = samples.last().map_or(0, |(t, _)| t.as_secs());
+    let _ = writeln!(chart, "          └{}", "─".repeat(samples.len()));
+    let _ = writeln!(
+        chart,
+        "           0 s{:>width$}",
+        format!("{seconds} s"),
+        width = samples.len().saturating_sub(3)
+    );
+    chart
+}
+
+/// The whole report.
+pub fn render(run: &BenchRun) -> String {
+    let m = &run.machine;
+    let s = &run.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Every figure below comes from one run of the command below on the machine described; \
+         rerun it to refresh this file (see README, \"Benchmarks\").\n"
+    );
+    let _ = writeln!(out, "- **Command:** `{}`", run.command);
+    let _ = writeln!(out, "- **Date:** {}", m.date);
+    let _ = writeln!(out, "- **Commit:** {}", m.commit);
+    let _ = writeln!(out, "- **Build:** {}", m.build);
+    let _ = writeln!(
+        out,
+        "- **Machine:** {} CPUs (shared by the server and the load generator), {}, {:.1} GiB memory, Linux {}",
+        m.cpus,
+        m.cpu_model,
+        m.memory_bytes as f64 / (1u64 << 30) as f64,
+        m.kernel
+    );
+    let _ = writeln!(
+        out,
+        "- **Load average at start:** {}; at the end: {}",
+        m.load_average_at_start,
+        load_average()
+    );
+    let _ = writeln!(
+        out,
+        "- **Settings:** {} measured per ingest phase after {} of warm-up; reads repeated {} times \
+         (whole-log statistics {} times); soak {} × {} connections{}",
+        seconds(s.seconds),
+        seconds(s.warmup),
+        s.repeat,
+        s.statistics_repeat,
+        seconds(s.soak_seconds),
+        s.soak_connections,
+        if s.quick { "; `--quick` (a smoke run)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "\nThe server is this binary's `serve` in a child process: signature checking on (every request \
+         signed for its URL), `synchronous=FULL`, group commit, projections, one worker per CPU, a fresh \
+         database per phase. Requests are the simulator's callbacks (bodies {:.0} bytes on average for \
+         events, {:.0} for assignment callbacks), signed, every one unique. \"CPU\" is how the machine's whole capacity was shared during a phase: the server (or the command \
+         measured), this benchmark process (the load generator), and every other process; where others \
+         used much, the timings are not reliable.\n",
+        run.body_bytes.0, run.body_bytes.1
+    );
+    if !run.failures.is_empty() {
+        let _ = writeln!(out, "## Failures\n");
+        for failure in &run.failures {
+            let _ = writeln!(out, "- {}", failure.replace('\n', " "));
+        }
+        out.push('\n');
+    }
+    if s.phases.contains(&Phase::Ingest) {
+        render_ingest(&mut out, run);
+    }
+    if let Some(result) = &run.rate {
+        render_rate(&mut out, result);
+    }
+    if let Some(result) = &run.soak {
+        render_soak(&mut out, result);
+    }
+    if !run.scales.is_empty() {
+        render_scales(&mut out, &run.scales);
+    }
+    render_targets(&mut out, run);
+    out
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
+}
+
+fn render_ingest(out: &mut String, run: &BenchRun) {
+    let _ = writeln!(out, "## Ingest, closed loop\n");
+    let _ = writeln!(
+        out,
+        "Each connection sends its next request as soon as the previous one is answered. The baseline is \
+         the same server stack (`--bench-baseline`, `POST /webhooks/bench-baseline`) reading the body and \
+         answering 204 without storage; the durable endpoints answer only after the commit.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| endpoint | connections | req/s | of baseline | p50 | p99 | p99.9 | non-2xx | errors | rows stored | server peak RSS | CPU: server / bench / others |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &run.ingest {
+        let ratio = match (r.target, baseline_rate(run, r.connections)) {
+            (Target::Baseline, _) => "—".to_string(),
+            (_, Some(baseline)) if baseline > 0.0 => format!("{:.0} %", r.load.rate() / baseline * 100.0),
+            _ => "?".into(),
+        };
+        let stored = r.stored.as_ref().map_or("—".to_string(), |s| count(s.rows));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.target.label(),
+            r.connections,
+            rate(r.load.rate()),
+            ratio,
+            ms(quantile(&r.load.latency, 0.5)),
+            ms(quantile(&r.load.latency, 0.99)),
+            ms(quantile(&r.load.latency, 0.999)),
+            r.load.non_2xx,
+            r.load.errors,
+            stored,
+            mib(r.server.peak_rss_bytes),
+            cpu(&r.cpu),
+        );
+    }
+    out.push('\n');
+    for r in run.ingest.iter().filter(|r| r.rendered_live > 0) {
+        let _ = writeln!(
+            out,
+            "{}\n",
+            rendered_live_note(&format!("{} × {}", r.target.label(), r.connections), r.rendered_live)
+        );
+    }
+}
+
+/// Says that requests were rendered during a phase, taking CPU from the server.
+fn rendered_live_note(phase: &str, rendered: usize) -> String {
+    format!(
+        "*{phase}: {} requests were rendered while the load ran (more than were prepared), taking some CPU \
+         from the server.*",
+        count(rendered as u64)
+    )
+}
+
+fn render_rate(out: &mut String, r: &RateResult) {
+    let latency = &r.load.latency;
+    let _ = writeln!(out, "## Assignment callback at a constant rate\n");
+    let _ = writeln!(
+        out,
+        "Requests are due at a fixed rate whatever the server does (open loop, up to {} connections); each \
+         latency runs from when the request was due, so a stall counts in full for every request it delays \
+         (no coordinated omission).\n",
+        r.connections
+    );
+    let _ = writeln!(
+        out,
+        "| rate | answered req/s | p50 | p99 | p99.9 | max | non-2xx | errors | rows stored | server peak RSS | CPU: server / bench / others |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} req/s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        rate(r.rate),
+        rate(r.load.rate()),
+        ms(quantile(latency, 0.5)),
+        ms(quantile(latency, 0.99)),
+        ms(quantile(latency, 0.999)),
+        ms(Duration::from_micros(latency.max())),
+        r.load.non_2xx,
+        r.load.errors,
+        count(r.stored.rows),
+        mib(r.server.peak_rss_bytes),
+        cpu(&r.cpu),
+    );
+    if r.rendered_live > 0 {
+        let _ = writeln!(out, "{}\n", rendered_live_note("constant rate", r.rendered_live));
+    }
+}
+
+fn render_soak(out: &mut String, r: &SoakResult) {
+    let latency = &r.load.latency;
+    let _ = writeln!(out, "## Soak: {} connections, {}\n", r.connections, seconds(r.load.window));
+    let _ = writeln!(
+        out,
+        "Signed simulated traffic on both endpoints, as TaskRouter interleaves them, against the durable \
+         server; meanwhile a separate client GETs four pages every 500 ms.\n"
+    );
+    let _ = writeln!(out, "| answered | req/s | errors | non-2xx | p50 | p99 | p99.9 | rows stored | server peak RSS | CPU: server / bench / others |");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        count(r.load.ok + r.load.non_2xx),
+        rate(r.load.rate()),
+        r.load.errors,
+        r.load.non_2xx,
+        ms(quantile(latency, 0.5)),
+        ms(quantile(latency, 0.99)),
+        ms(quantile(latency, 0.999)),
+        count(r.stored.rows),
+        mib(r.server.peak_rss_bytes),
+        cpu(&r.cpu),
+    );
+    if r.rendered_live > 0 {
+        let _ = writeln!(out, "{}\n", rendered_live_note("soak", r.rendered_live));
+    }
+    let _ = writeln!(out, "Server RSS, one sample a second:\n\n```text\n{}```\n", rss_chart(&r.rss, 8));
+    let _ = writeln!(out, "| second | RSS |\n|---:|---:|");
+    let step = (r.rss.len() / 12).max(1);
+    for (i, (t, rss)) in r.rss.iter().enumerate() {
+        if i % step == 0 || i + 1 == r.rss.len() {
+            let _ = writeln!(out, "| {} | {} |", t.as_secs(), mib(*rss));
+        }
+    }
+    let _ = writeln!(out, "\nPages during the load:\n");
+    let _ = writeln!(out, "| page | samples | median | p99 | max | failed |\n|---|---:|---:|---:|---:|---:|");
+    for page in &r.pages {
+        let _ = writeln!(
+            out,
+            "| `GET {}` | {} | {} | {} | {} | {} |",
+            page.path,
+            page.count,
+            ms(page.median),
+            ms(page.p99),
+            ms(page.max),
+            page.failures
+        );
+    }
+    out.push('\n');
+}
+
+fn render_scales(out: &mut String, scales: &[ScaleResult]) {
+    let _ = writeln!(out, "## Reads at scale\n");
+    let _ = writeln!(
+        out,
+        "Logs built by `taskrouter-tracer generate --database DB --events N` (the simulator's callbacks \
+         through ingest's decision and write transaction: hash chain, dedup, projections). Each read is \
+         timed over repeated sequential requests after one warm-up request, through a keep-alive client. \
+         Database bytes are the file plus its WAL; raw body bytes are the bodies as received, read back \
+         through the API from rows spread over the log.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| | {} |",
+        scales.iter().map(|s| format!("{} events", count(s.events))).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(scales.len()));
+    let row = |out: &mut String, name: &str, cell: &dyn Fn(&ScaleResult) -> String| {
+        let _ = writeln!(out, "| {name} | {} |", scales.iter().map(cell).collect::<Vec<_>>().join(" | "));
+    };
+    row(out, "rows in the log", &|s| count(s.rows));
+    row(out, "`generate` wall time", &|s| {
+        let built = if s.built_now { "" } else { " (cached)" };
+        if s.log.generate_wall_s.is_nan() {
+            format!("unknown{built}")
+        } else {
+            format!("{:.1} s{built}", s.log.generate_wall_s)
+        }
+    });
+    row(out, "`generate` peak RSS", &|s| mib(s.log.generate_peak_rss_bytes));
+    row(out, "database bytes per event", &|s| {
+        format!("{:.0}", s.database_bytes as f64 / s.rows.max(1) as f64)
+    });
+    row(out, "raw body bytes per event", &|s| {
+        format!("{:.0} ({} rows sampled)", s.raw_body_bytes_per_event, s.raw_body_samples)
+    });
+    row(out, "database ÷ raw bodies", &|s| {
+        format!(
+            "{:.2}×",
+            s.database_bytes as f64 / s.rows.max(1) as f64 / s.raw_body_bytes_per_event.max(1.0)
+        )
+    });
+    let names: Vec<String> =
+        scales.first().map(|s| s.reads.iter().map(|r| r.name.clone()).collect()).unwrap_or_default();
+    for (i, name) in names.iter().enumerate() {
+        row(out, &format!("{name}: median / p99"), &|s| {
+            s.reads
+                .get(i)
+                .map_or("—".into(), |r| format!("{} / {} (n={})", ms(r.median), ms(r.p99), r.count))
+        });
+    }
+    row(out, "server RSS after start / peak", &|s| {
+        format!("{} / {}", mib(s.server_rss_after_start), mib(s.server_peak_rss))
+    });
+    row(out, "CPU during the reads: server / bench / others", &|s| cpu(&s.reads_cpu));
+    row(out, "`rebuild` wall time", &|s| {
+        format!("{:.1} s (CPU {:.1} s)", s.rebuild.wall.as_secs_f64(), s.rebuild.cpu.as_secs_f64())
+    });
+    row(out, "`rebuild` peak RSS", &|s| mib(s.rebuild.peak_rss_bytes));
+    row(out, "CPU during `rebuild`: rebuild / bench / others", &|s| cpu(&s.rebuild_cpu));
+    row(out, "others' CPU during `generate`", &|s| percent(s.log.others_share));
+    out.push('\n');
+    if let Some(s) = scales.first() {
+        let _ = writeln!(out, "The reads' paths (at {} events):\n", count(s.events));
+        for read in &s.reads {
+            let _ = writeln!(out, "- {}: `GET {}`", read.name, read.path);
+        }
+        out.push('\n');
+    }
+    for s in scales {
+        let _ = writeln!(
+            out,
+            "`generate` said, at {} events: `{}`\n",
+            count(s.events),
+            s.log.summary.replace('\n', "; ")
+        );
+    }
+}
+
+/// Issue 9's targets beside this run's figures.
+fn render_targets(out: &mut String, run: &BenchRun) {
+    let _ = writeln!(out, "## Targets (issue 9)\n");
+    if cfg!(debug_assertions) {
+        let _ = writeln!(out, "*A debug build: these verdicts say nothing about the product.*\n");
+    }
+    let _ = writeln!(out, "| target | measured | |\n|---|---|---|");
+    let mut line = |target: &str, measured: Option<(String, Option<bool>)>| {
+        let (text, mark) = match measured {
+            Some((text, Some(true))) => (text, "met"),
+            Some((text, Some(false))) => (text, "**missed**"),
+            Some((text, None)) => (text, "not judged"),
+            None => ("not measured in this run".to_string(), ""),
+        };
+        let _ = writeln!(out, "| {target} | {text} | {mark} |");
+    };
+    for r in run.ingest.iter().filter(|r| r.target != Target::Baseline) {
+        let measured = baseline_rate(run, r.connections).filter(|b| *b > 0.0).map(|b| {
+            let share = r.load.rate() / b;
+            (
+                format!("{:.0} % ({} of {} req/s)", share * 100.0, rate(r.load.rate()), rate(b)),
+                Some(share >= 0.5),
+            )
+        });
+        line(&format!("{} × {} at ≥ 50 % of the baseline", r.target.label(), r.connections), measured);
+    }
+    line(
+        "assignment at 1,000 req/s: p99 ≤ 5 ms",
+        run.rate.as_ref().map(|r| {
+            let p99 = quantile(&r.load.latency, 0.99);
+            (format!("p99 {} at {} req/s", ms(p99), rate(r.rate)), Some(p99 <= Duration::from_millis(5)))
+        }),
+    );
+    let largest = run.scales.iter().max_by_key(|s| s.events);
+    let read = |s: &ScaleResult, prefix: &str| s.reads.iter().find(|r| r.name.starts_with(prefix)).cloned();
+    let at_1m = run.scales.iter().find(|s| s.events == 1_000_000);
+    // A 10,000,000-event target is judged only at that scale; a smaller one is shown, unjudged.
+    let at_10m =
+        |measure: &dyn Fn(&ScaleResult) -> Option<(String, bool)>| -> Option<(String, Option<bool>)> {
+            match run.scales.iter().find(|s| s.events >= 10_000_000) {
+                Some(s) => measure(s).map(|(text, met)| (text, Some(met))),
+                None => largest.and_then(|s| {
+                    measure(s).map(|(text, _)| (format!("{text} at {} events only", count(s.events)), None))
+                }),
+            }
+        };
+    let judged = |m: Option<(String, bool)>| m.map(|(text, met)| (text, Some(met)));
+    line(
+        "task API, one task, 10,000,000 events: p50 ≤ 5 ms",
+        at_10m(&|s| {
+            read(s, "task API")
+                .map(|r| (format!("p50 {}", ms(r.median)), r.median <= Duration::from_millis(5)))
+        }),
+    );
+    line(
+        "request list by SID, 10,000,000 events: ≤ 20 ms",
+        at_10m(&|s| {
+            read(s, "request list, by task SID")
+                .map(|r| (format!("median {}", ms(r.median)), r.median <= Duration::from_millis(20)))
+        }),
+    );
+    line(
+        "workspace statistics over 1,000,000 events: ≤ 1 s",
+        judged(at_1m.and_then(|s| {
+            read(s, "workspace statistics")
+                .map(|r| (format!("median {}", ms(r.median)), r.median <= Duration::from_secs(1)))
+        })),
+    );
+    line(
+        "rebuild of 1,000,000 events: ≤ 20 s",
+        judged(at_1m.map(|s| {
+            (format!("{:.1} s", s.rebuild.wall.as_secs_f64()), s.rebuild.wall <= Duration::from_secs(20))
+        })),
+    );
+    line(
+        "server peak RSS with 10,000,000 events stored: ≤ 150 MB",
+        at_10m(&|s| Some((mib(s.server_peak_rss), s.server_peak_rss <= 150 * 1_000_000))),
+    );
+    line(
+        "database ≤ 1.5× the raw body bytes per event",
+        judged(largest.map(|s| {
+            let ratio = s.database_bytes as f64 / s.rows.max(1) as f64 / s.raw_body_bytes_per_event.max(1.0);
+            (format!("{ratio:.2}× at {} events", count(s.events)), ratio <= 1.5)
+        })),
+    );
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_counts_read_well() {
+        assert_eq!(ms(Duration::from_micros(420)), "0.42 ms");
+        assert_eq!(ms(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(ms(Duration::from_millis(534)), "534 ms");
+        assert_eq!(ms(Duration::from_millis(15_200)), "15.2 s");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(999), "999");
+    }
+
+    #[test]
+    fn the_chart_rises_with_memory_and_spans_the_samples() {
+        let samples: Vec<(Duration, u64)> =
+            (0..10).map(|i| (Duration::from_secs(i), (i + 1) * 8 * 1_048_576)).collect();
+        let chart = rss_chart(&samples, 4);
+        let lines: Vec<&str> = chart.lines().collect();
+        assert!(lines[0].starts_with("   80 MiB"), "{chart}");
+        // The last column reaches the top row, the first only the bottom one.
+        assert!(lines[0].ends_with('█'));
+        assert!(lines[3].ends_with('█') && !lines[2].contains('█') || lines[2].matches('█').count() < 10);
+        assert!(lines[4].contains(&"─".repeat(10)));
+        assert_eq!(rss_chart(&[], 4), "(no samples)\n");
+    }
+}

@@ -1,0 +1,56 @@
+//! `taskrouter-tracer bench` end to end, shrunk: the real binary starts its real servers,
+//! loads them with signed simulated callbacks, builds a small log and writes the report. The
+//! command itself fails when a request is lost, refused, stored as a duplicate or stored with a
+//! bad signature, so its exit status is the check; the report must hold every phase's figures.
+
+use std::process::Command;
+
+#[test]
+fn a_small_bench_run_passes_every_phase_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("BENCHMARKS.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
+        .args(["bench", "--quick", "--connections", "4", "--seconds", "0.5", "--rate", "100"])
+        .args(["--soak-seconds", "1", "--soak-connections", "8", "--scales", "300", "--repeat", "2"])
+        .arg("--log-cache")
+        .arg(dir.path().join("logs"))
+        .arg("--output")
+        .arg(&report)
+        .output()
+        .expect("the binary runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report = std::fs::read_to_string(&report).expect("the report is written");
+    for heading in [
+        "## Ingest, closed loop",
+        "## Assignment callback at a constant rate",
+        "## Soak: 8 connections",
+        "## Reads at scale",
+        "## Targets (issue 9)",
+    ] {
+        assert!(report.contains(heading), "{heading} missing:\n{report}");
+    }
+    assert!(!report.contains("## Failures"), "{report}");
+    // Every durable phase stored rows (the ingest table's rows; the targets table names them too).
+    let durable_rows: Vec<&str> =
+        report.lines().filter(|l| l.starts_with("| POST /webhooks/") && l.split('|').count() == 14).collect();
+    assert_eq!(durable_rows.len(), 2, "{report}");
+    for row in durable_rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let stored: u64 = cells[10].replace(',', "").parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(stored > 0, "{row}");
+    }
+    assert!(report.contains("| rows in the log | 300 |"), "{report}");
+    // The log is cached: a second run finds it instead of generating it again.
+    let again = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
+        .args(["bench", "--quick", "--phases", "scale", "--scales", "300", "--repeat", "2"])
+        .arg("--log-cache")
+        .arg(dir.path().join("logs"))
+        .arg("--output")
+        .arg(dir.path().join("again.md"))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again = std::fs::read_to_string(dir.path().join("again.md")).unwrap();
+    assert!(again.contains("(cached)"), "{again}");
+}
