@@ -382,10 +382,14 @@ impl PhaseContext {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    fn database(&self, name: &str) -> PathBuf {
+        self.work_dir.join(format!("{name}.db"))
+    }
+
     async fn start_server(&self, name: &str, baseline: bool) -> anyhow::Result<Server> {
         Server::start(
             &ServerOptions {
-                database: self.work_dir.join(format!("{name}.db")),
+                database: self.database(name),
                 port: self.port,
                 auth_token: AUTH_TOKEN.into(),
                 baseline,
@@ -394,6 +398,15 @@ impl PhaseContext {
             Duration::from_secs(60),
         )
         .await
+    }
+}
+
+/// Deletes a phase's database once it is measured (durable phases write hundreds of MB).
+fn discard_database(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
     }
 }
 
@@ -504,6 +517,7 @@ async fn ingest_phase(
         Some(check_stored(&context.base_url(), load.acknowledged).await)
     };
     let usage = server.stop().await?;
+    discard_database(&context.database(&name));
     Ok(IngestResult {
         target,
         connections,
@@ -545,6 +559,7 @@ async fn rate_phase(
     let cpu = watch.shares(Duration::ZERO);
     let stored = check_stored(&context.base_url(), load.acknowledged).await;
     let usage = server.stop().await?;
+    discard_database(&context.database("constant-rate"));
     Ok(RateResult {
         rate: settings.rate,
         connections: OPEN_LOOP_CONNECTIONS,

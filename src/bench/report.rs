@@ -238,12 +238,9 @@ pub fn rss_chart(samples: &[(Duration, u64)], height: usize) -> String {
     }
     let seconds = samples.last().map_or(0, |(t, _)| t.as_secs());
     let _ = writeln!(chart, "          └{}", "─".repeat(samples.len()));
-    let _ = writeln!(
-        chart,
-        "           0 s{:>width$}",
-        format!("{seconds} s"),
-        width = samples.len().saturating_sub(3)
-    );
+    let end = format!("{seconds} s");
+    let width = samples.len().saturating_sub(3).max(end.len() + 1);
+    let _ = writeln!(chart, "           0 s{end:>width$}");
     chart
 }
 
@@ -622,7 +619,10 @@ fn render_targets(out: &mut String, run: &BenchRun) {
     );
     line(
         "server peak RSS with 10,000,000 events stored: ≤ 150 MB",
-        at_10m(&|s| Some((mib(s.server_peak_rss), s.server_peak_rss <= 150 * 1_000_000))),
+        at_10m(&|s| {
+            let megabytes = s.server_peak_rss as f64 / 1e6;
+            Some((format!("{megabytes:.0} MB"), megabytes <= 150.0))
+        }),
     );
     line(
         "database ≤ 1.5× the raw body bytes per event",

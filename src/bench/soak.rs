@@ -97,6 +97,7 @@ pub async fn run(plan: &SoakPlan, progress: &indicatif::ProgressBar) -> anyhow::
     let cpu = watch.shares(Duration::ZERO);
     let stored = super::check_stored(&base_url, load.acknowledged).await;
     let server_usage = server.stop().await?;
+    super::discard_database(&plan.work_dir.join("soak.db"));
     Ok(SoakResult {
         connections: plan.connections,
         load,
