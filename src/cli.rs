@@ -78,6 +78,11 @@ fn parse_workflow_timeout(raw: &str) -> Result<(String, u64), String> {
 pub struct RebuildArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Change nothing: rebuild a scratch copy of the database and compare its projections with
+    /// the stored (incremental) ones; exits 2 and prints the first differing lines when they
+    /// differ. Safe while the server runs.
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub projection: ProjectionArgs,
 }

@@ -11,6 +11,7 @@ mod official_client;
 mod projections;
 mod reports;
 mod simulator;
+mod storage_faults;
 mod taskrouter_client;
 mod web_actions;
 mod web_browser;
