@@ -84,8 +84,11 @@ pub async fn open_maintenance(path: &Path) -> anyhow::Result<rusqlite::Connectio
     Ok(connection)
 }
 
-/// Which file a path names right now (device and inode); `None` when it cannot be read.
-pub fn file_identity(path: &Path) -> Option<(u64, u64)> {
+/// A file's device and inode.
+pub type FileIdentity = (u64, u64);
+
+/// Which file a path names right now; `None` when it cannot be read.
+pub fn file_identity(path: &Path) -> Option<FileIdentity> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
@@ -94,7 +97,7 @@ pub fn file_identity(path: &Path) -> Option<(u64, u64)> {
 struct ReplacementWatch {
     path: PathBuf,
     /// The file last seen, and when it was first seen replacing another.
-    seen: std::sync::Mutex<(Option<(u64, u64)>, Option<std::time::Instant>)>,
+    seen: std::sync::Mutex<(Option<FileIdentity>, Option<std::time::Instant>)>,
 }
 
 impl ReplacementWatch {

@@ -13,6 +13,7 @@ mod reports;
 mod simulator;
 mod storage_faults;
 mod taskrouter_client;
+mod twilio_faults;
 mod web_actions;
 mod web_browser;
 mod web_pages;
