@@ -154,7 +154,7 @@ pub struct RebuildComparison {
 
 impl RebuildComparison {
     /// Lines of each side shown from the first difference on.
-    pub const SHOWN_LINES: usize = 6;
+    pub const SHOWN_LINES: usize = 3;
 
     /// `None` when equal; else the table and the first differing lines, `-` stored, `+` rebuilt.
     pub fn first_difference(&self, shown: usize) -> Option<Vec<String>> {
