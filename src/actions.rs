@@ -3,7 +3,9 @@
 //! in the log as an `action` row (findable by its SIDs, shown on the task's timeline).
 //!
 //! An accept or reject is sent only after a fresh fetch shows the reservation still pending, so
-//! a stale page cannot answer twice; a refusal is recorded too. Writes are sent once.
+//! a stale page cannot answer twice; a refusal is recorded too. Writes are sent once; when
+//! TaskRouter's answer does not say what happened (a timeout, a cut connection, a 5xx), the
+//! page and the log say the outcome is unknown and to check before trying again.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use crate::storage::web_reads;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{
     Activity, ApiError, Credentials, Exchange, NewTask, Reservation, ReservationAnswer, Task,
-    TaskRouterClient, Workflow,
+    TaskRouterClient, Workflow, WriteOutcome,
 };
 
 /// The REST client (when credentials are configured), the workspace, and the log.
@@ -83,6 +85,31 @@ fn credentials(twilio: &TwilioArgs) -> Option<Credentials> {
     }
 }
 
+/// The status an action row records for a failed call: TaskRouter's, else 504 for a timeout
+/// and 502 for a failed connection.
+fn status_for_log(error: &ApiError) -> u16 {
+    match (error.status, error.timed_out) {
+        (None, true) => 504,
+        // A 2xx whose body could not be read is no answer either.
+        (None, false) | (Some(200..=299), _) => 502,
+        (Some(status), _) => status,
+    }
+}
+
+/// Whether a write's result counts as done: it succeeded, or TaskRouter accepted it and only
+/// its answer was unreadable.
+fn failure_is_none<T>(result: &Result<T, ApiError>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(error) => error.write_outcome == Some(WriteOutcome::AppliedUnreadable),
+    }
+}
+
+/// What the log records as the failure of a write: the user's message, unless it was applied.
+fn failure_to_record<T>(result: &Result<T, ApiError>, message: &str) -> Option<String> {
+    (!failure_is_none(result)).then(|| message.to_string())
+}
+
 /// The REST path of a URL (the log's `path` column).
 fn path_of(url: &str, base: &str) -> String {
     url.strip_prefix(base).unwrap_or(url).to_string()
@@ -90,8 +117,8 @@ fn path_of(url: &str, base: &str) -> String {
 
 impl Actions {
     pub fn new(twilio: &TwilioArgs, web: &WebArgs, writer: Writer, pool: SqlitePool) -> Self {
-        let client = credentials(twilio)
-            .map(|c| TaskRouterClient::new(&web.taskrouter_base_url, c, Duration::from_secs(10)));
+        let timeout = Duration::from_millis(web.taskrouter_timeout_ms.max(1));
+        let client = credentials(twilio).map(|c| TaskRouterClient::new(&web.taskrouter_base_url, c, timeout));
         let workspace_sid = web.workspace_sid.clone().filter(|w| !w.is_empty());
         Self { client, workspace_sid, writer, pool }
     }
@@ -183,7 +210,7 @@ impl Actions {
         // The fresh look: only a pending reservation is answered.
         let refusal = match client.fetch_reservation(&workspace, task_sid, reservation_sid).await {
             Err(error) => Some((
-                error.status.unwrap_or(502),
+                status_for_log(&error),
                 error.message.clone(),
                 format!("Nothing was sent: the reservation could not be checked first. {}", error.summary),
             )),
@@ -239,20 +266,19 @@ impl Actions {
                 exchange.status.unwrap_or(200),
                 reservation.reservation_status
             ),
-            Err(error) => format!("The {verb} failed. {}", error.summary),
+            Err(error) => match error.write_outcome {
+                Some(WriteOutcome::Unknown) => {
+                    format!("The {verb} was sent once and not retried. {}", error.summary)
+                }
+                Some(WriteOutcome::AppliedUnreadable) => format!("Sent {verb}. {}", error.summary),
+                _ => format!("The {verb} failed. {}", error.summary),
+            },
         };
+        let failure = failure_to_record(&result, &message);
         let log_id = self
-            .record_exchange(
-                endpoint,
-                &exchange,
-                client.base_url(),
-                result.as_ref().err(),
-                &subject,
-                &context,
-                started,
-            )
+            .record_exchange(endpoint, &exchange, client.base_url(), failure, &subject, &context, started)
             .await;
-        ActionOutcome { log_id, ok: result.is_ok(), message }
+        ActionOutcome { log_id, ok: failure_is_none(&result), message }
     }
 
     /// Creates a task after checking its attributes are a JSON object.
@@ -296,20 +322,31 @@ impl Actions {
         };
         let message = match &result {
             Ok(t) => format!("Created task {} ({}).", t.sid, t.assignment_status),
-            Err(error) => format!("The task was not created. {}", error.summary),
+            Err(error) => match error.write_outcome {
+                Some(WriteOutcome::Unknown) => format!(
+                    "The create was sent once and not retried. {} Look for the task (Tasks, or Look up) \
+                     before creating it again: a second create makes a second task.",
+                    error.summary
+                ),
+                Some(WriteOutcome::AppliedUnreadable) => {
+                    format!("The task was created, but its SID is unknown. {}", error.summary)
+                }
+                _ => format!("The task was not created. {}", error.summary),
+            },
         };
+        let failure = failure_to_record(&result, &message);
         let log_id = self
             .record_exchange(
                 "action.create_task",
                 &exchange,
                 client.base_url(),
-                result.as_ref().err(),
+                failure,
                 &subject,
                 &context,
                 started,
             )
             .await;
-        (ActionOutcome { log_id, ok: result.is_ok(), message }, created)
+        (ActionOutcome { log_id, ok: failure_is_none(&result), message }, created)
     }
 
     /// What the REST API holds about `sid`: a task and its reservations (a reservation SID is
@@ -383,18 +420,21 @@ impl Actions {
         .await
     }
 
+    /// Records a REST write and TaskRouter's answer; `failure` is what the user was told when
+    /// it did not clearly succeed.
     #[allow(clippy::too_many_arguments)]
     async fn record_exchange(
         &self,
         endpoint: &str,
         exchange: &Exchange,
         base_url: &str,
-        error: Option<&ApiError>,
+        failure: Option<String>,
         subject: &Subject,
         context: &ActionContext,
         started: Instant,
     ) -> Option<i64> {
-        let status = exchange.status.unwrap_or(502);
+        // No answer: 504 when it timed out, 502 when the connection failed.
+        let status = exchange.status.unwrap_or(if exchange.timed_out { 504 } else { 502 });
         let upstream = UpstreamAnswer {
             url: exchange.url.clone(),
             status: exchange.status,
@@ -402,7 +442,7 @@ impl Actions {
             headers: Vec::new(),
             body: exchange.body.clone(),
             latency_ms: started.elapsed().as_millis() as u64,
-            error: error.map(|e| e.summary.clone()),
+            error: failure.clone(),
             check: None,
             resigned: false,
         };
@@ -413,7 +453,7 @@ impl Actions {
             status,
             exchange.body.clone(),
             Some(upstream),
-            error.map(|e| e.summary.clone()),
+            failure,
             subject,
             context,
             started,

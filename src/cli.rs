@@ -80,6 +80,11 @@ fn parse_workflow_timeout(raw: &str) -> Result<(String, u64), String> {
 pub struct RebuildArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Change nothing: rebuild a scratch copy of the database and compare its projections with
+    /// the stored (incremental) ones; exits 2 and prints the first differing lines when they
+    /// differ. Safe while the server runs.
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub projection: ProjectionArgs,
 }
@@ -174,6 +179,10 @@ pub struct WebArgs {
     /// simulator's REST API.
     #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
     pub taskrouter_base_url: String,
+    /// How long one REST call to TaskRouter may take before it counts as timed out, in ms
+    /// (reads are tried up to 3 times; a write that times out is reported as of unknown outcome).
+    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub taskrouter_timeout_ms: u64,
     /// The Workspace (WS…) the actions act in; unset: the workspace recorded with the task.
     #[arg(long, env = "TWILIO_WORKSPACE_SID")]
     pub workspace_sid: Option<String>,
@@ -187,6 +196,7 @@ impl std::fmt::Debug for WebArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebArgs")
             .field("taskrouter_base_url", &self.taskrouter_base_url)
+            .field("taskrouter_timeout_ms", &self.taskrouter_timeout_ms)
             .field("workspace_sid", &self.workspace_sid)
             .field("ui_password", &if self.ui_password.is_some() { "[set]" } else { "[unset]" })
             .finish()

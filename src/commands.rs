@@ -59,6 +59,9 @@ async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    if args.check {
+        return rebuild_check(args).await;
+    }
     let mut connection = storage::open_maintenance(&args.database.database).await?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
@@ -115,4 +118,108 @@ async fn generate(args: crate::generate::GenerateArgs) -> anyhow::Result<ExitCod
         report.database_bytes as f64 / report.body_bytes.max(1) as f64
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn rebuild_check(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    // Migrations first, as every maintenance command does; the comparison itself only reads.
+    drop(storage::open_maintenance(&args.database.database).await?);
+    let comparison = compare_with_rebuild(&args.database.database, &args.projection.config())?;
+    match comparison.first_difference(RebuildComparison::SHOWN_LINES) {
+        None => {
+            println!(
+                "projections equal a rebuild: {} facts, {} projection rows",
+                comparison.facts,
+                comparison.stored.lines().filter(|l| !l.starts_with("== ")).count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(lines) => {
+            println!("PROJECTIONS DIFFER from a rebuild of the log ({} facts):", comparison.facts);
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The projections as stored (folded incrementally at ingest) beside the projections a full
+/// rebuild of the same log gives.
+pub struct RebuildComparison {
+    pub facts: u64,
+    /// [`projections::dump`] of the stored projections.
+    pub stored: String,
+    /// [`projections::dump`] after [`projections::rebuild`].
+    pub rebuilt: String,
+}
+
+impl RebuildComparison {
+    /// Lines of each side shown from the first difference on.
+    pub const SHOWN_LINES: usize = 3;
+
+    /// `None` when equal; else the table and the first differing lines, `-` stored, `+` rebuilt.
+    pub fn first_difference(&self, shown: usize) -> Option<Vec<String>> {
+        if self.stored == self.rebuilt {
+            return None;
+        }
+        let stored: Vec<&str> = self.stored.lines().collect();
+        let rebuilt: Vec<&str> = self.rebuilt.lines().collect();
+        let first =
+            (0..stored.len().max(rebuilt.len())).find(|&i| stored.get(i) != rebuilt.get(i)).unwrap_or(0);
+        let table = stored[..first.min(stored.len())].iter().rev().find(|l| l.starts_with("== "));
+        let mut out = vec![format!("in table {}, line {}:", table.map_or("?", |t| &t[3..]), first + 1)];
+        let side = |lines: &[&str], mark: char| {
+            let end = lines.len().min(first + shown);
+            let start = first.min(end);
+            let mut shown_lines: Vec<String> =
+                lines[start..end].iter().map(|l| format!("{mark} {l}")).collect();
+            if shown_lines.is_empty() {
+                shown_lines.push(format!("{mark} (nothing)"));
+            }
+            shown_lines
+        };
+        out.extend(side(&stored, '-'));
+        out.extend(side(&rebuilt, '+'));
+        Some(out)
+    }
+}
+
+/// Rebuilds the projections in a scratch copy of `database` and compares them with the stored
+/// ones. The copy (`VACUUM INTO`, one consistent snapshot, taken without blocking a running
+/// server) sits beside the database and is removed afterwards; the database is not changed.
+/// A copy rather than a rolled-back transaction, because [`projections::rebuild`] commits its
+/// own transaction.
+///
+/// # Errors
+/// When the database cannot be read or the copy cannot be written.
+pub fn compare_with_rebuild(
+    database: &std::path::Path,
+    config: &projections::ProjectionConfig,
+) -> anyhow::Result<RebuildComparison> {
+    let mut scratch = database.as_os_str().to_owned();
+    scratch.push(format!(".rebuild-check-{}", std::process::id()));
+    let scratch = std::path::PathBuf::from(scratch);
+    let remove_scratch = || {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = scratch.as_os_str().to_owned();
+            path.push(suffix);
+            let _ = std::fs::remove_file(std::path::PathBuf::from(path));
+        }
+    };
+    remove_scratch();
+    let outcome = (|| -> anyhow::Result<RebuildComparison> {
+        let source = rusqlite::Connection::open(database)?;
+        source.busy_timeout(std::time::Duration::from_secs(30))?;
+        source.execute("VACUUM INTO ?1", [scratch.to_string_lossy()])?;
+        drop(source);
+        let mut copy = rusqlite::Connection::open(&scratch)?;
+        // A scratch file: losing it to a crash loses nothing.
+        copy.pragma_update(None, "synchronous", "OFF")?;
+        let stored = projections::dump(&copy)?;
+        let report = projections::rebuild(&mut copy, config, |_, _| {})?;
+        let rebuilt = projections::dump(&copy)?;
+        Ok(RebuildComparison { facts: report.facts, stored, rebuilt })
+    })();
+    remove_scratch();
+    outcome
 }

@@ -2,9 +2,13 @@
 //! same API at another base URL).
 //!
 //! HTTP Basic with the account SID and auth token, or an API key and secret; timeouts on every
-//! call; reads are retried with backoff on timeouts, 429 and 5xx; writes (accept, reject,
-//! create) are never retried blindly, because a lost answer does not mean a lost write.
-//! Errors carry Twilio's `code` and a plain-words explanation of what to do next.
+//! call. Reads are tried up to [`READ_ATTEMPTS`] times with backoff (honouring `Retry-After`)
+//! on timeouts, cut connections, 429, 5xx and unreadable JSON. Writes (accept, reject, create)
+//! are sent once and never retried blindly, because a lost answer does not mean a lost write:
+//! each failed write says whether it was [not applied](WriteOutcome::NotApplied), has an
+//! [unknown outcome](WriteOutcome::Unknown) (timeout, cut connection, 5xx: check before
+//! retrying), or [was applied](WriteOutcome::AppliedUnreadable) with an answer that could not
+//! be read. Errors carry Twilio's `code` and a plain-words explanation of what to do next.
 
 use std::time::Duration;
 
@@ -32,6 +36,26 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Attempts a read gets at most.
+pub const READ_ATTEMPTS: u32 = 3;
+/// The first pause between read attempts; each later pause doubles it.
+const READ_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest `Retry-After` a read waits for; a longer one ends the read with the advice.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Whether a write that did not clearly succeed may have changed anything in TaskRouter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WriteOutcome {
+    /// Refused (4xx, including 429) or never sent (no connection): nothing changed, and it may
+    /// be sent again.
+    NotApplied,
+    /// Sent, but no trustworthy answer came (timeout, connection cut, 5xx): it may or may not
+    /// have taken effect. Check the current state before sending it again.
+    Unknown,
+    /// Accepted (2xx), but the answer could not be read.
+    AppliedUnreadable,
+}
+
 /// A failed call, in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{summary}")]
@@ -44,6 +68,12 @@ pub struct ApiError {
     pub message: String,
     /// One sentence: what went wrong and what to do next.
     pub summary: String,
+    /// No answer came within the client's timeout.
+    pub timed_out: bool,
+    /// For writes: whether TaskRouter may have applied it (`None` for reads).
+    pub write_outcome: Option<WriteOutcome>,
+    /// How many times the call was sent.
+    pub attempts: u32,
 }
 
 impl ApiError {
@@ -76,18 +106,32 @@ impl ApiError {
             code,
             summary: format!("{advice} (HTTP {status}{code_text}: {message})"),
             message,
+            timed_out: false,
+            write_outcome: None,
+            attempts: 1,
         }
     }
 
-    fn transport(error: &reqwest::Error) -> Self {
+    fn transport(error: &reqwest::Error, timeout: Duration) -> Self {
         let summary = if error.is_timeout() {
-            "TaskRouter did not answer in time: check the connection and try again."
+            format!(
+                "TaskRouter did not answer within {:.1} s: check the connection and try again.",
+                timeout.as_secs_f64()
+            )
         } else if error.is_connect() {
-            "TaskRouter could not be reached: check the base URL and the network."
+            "TaskRouter could not be reached: check the base URL and the network.".to_string()
         } else {
-            "The call to TaskRouter failed."
+            "The connection to TaskRouter failed before its answer arrived.".to_string()
         };
-        Self { status: None, code: None, message: error.to_string(), summary: format!("{summary} ({error})") }
+        Self {
+            status: None,
+            code: None,
+            message: error.to_string(),
+            summary: format!("{summary} ({error})"),
+            timed_out: error.is_timeout(),
+            write_outcome: None,
+            attempts: 1,
+        }
     }
 
     fn malformed(status: u16, error: &serde_json::Error) -> Self {
@@ -98,13 +142,71 @@ impl ApiError {
             summary: format!(
                 "TaskRouter answered HTTP {status} with JSON this tracer cannot read ({error})."
             ),
+            timed_out: false,
+            write_outcome: None,
+            attempts: 1,
         }
     }
 
-    /// Whether a read may be tried again.
+    /// Whether a read may be tried again: no answer, rate-limited, TaskRouter's own failure,
+    /// or an answer that could not be read.
     fn is_transient(&self) -> bool {
         matches!(self.status, None | Some(429) | Some(500..=599))
+            || (self.is_success() && self.code.is_none())
     }
+
+    fn is_success(&self) -> bool {
+        matches!(self.status, Some(200..=299))
+    }
+
+    /// The same failure, as the answer to a write sent once: whether it may have been applied,
+    /// and what to do about it.
+    fn for_write(mut self, connected: bool, timeout: Duration) -> Self {
+        let outcome = match self.status {
+            Some(200..=299) => WriteOutcome::AppliedUnreadable,
+            Some(500..=599) => WriteOutcome::Unknown,
+            Some(_) => WriteOutcome::NotApplied,
+            None if !connected => WriteOutcome::NotApplied,
+            None => WriteOutcome::Unknown,
+        };
+        self.summary = match outcome {
+            WriteOutcome::Unknown => {
+                let cause = match self.status {
+                    Some(status) => format!("TaskRouter answered HTTP {status}, its own failure"),
+                    None if self.timed_out => {
+                        format!("TaskRouter did not answer within {:.1} s", timeout.as_secs_f64())
+                    }
+                    None => "the connection failed before TaskRouter's answer arrived".to_string(),
+                };
+                format!(
+                    "Outcome unknown: {cause}, so it may or may not have been applied. Check the \
+                     current state before trying again; do not simply retry. ({})",
+                    self.message
+                )
+            }
+            WriteOutcome::AppliedUnreadable => format!(
+                "TaskRouter accepted it (HTTP {}) but its answer could not be read: refresh to see \
+                 the new state. ({})",
+                self.status.unwrap_or(200),
+                self.message
+            ),
+            WriteOutcome::NotApplied if self.status.is_none() => {
+                format!("Nothing was sent. {}", self.summary)
+            }
+            WriteOutcome::NotApplied => format!("Not applied. {}", self.summary),
+        };
+        self.write_outcome = Some(outcome);
+        self
+    }
+}
+
+/// The seconds of a `Retry-After` header (TaskRouter sends seconds, not dates).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// A Task as the REST API returns it (fields the tracer uses; the rest is kept in `extra`).
@@ -201,6 +303,8 @@ pub struct Exchange {
     pub status: Option<u16>,
     pub body: String,
     pub attempts: u32,
+    /// No answer came within the client's timeout.
+    pub timed_out: bool,
 }
 
 /// The TaskRouter REST client.
@@ -209,7 +313,7 @@ pub struct TaskRouterClient {
     http: reqwest::Client,
     base_url: String,
     credentials: Credentials,
-    read_attempts: u32,
+    timeout: Duration,
 }
 
 impl TaskRouterClient {
@@ -221,7 +325,7 @@ impl TaskRouterClient {
             .user_agent(concat!("taskrouter-tracer/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a client with a plain configuration builds");
-        Self { http, base_url: base_url.trim_end_matches('/').to_string(), credentials, read_attempts: 2 }
+        Self { http, base_url: base_url.trim_end_matches('/').to_string(), credentials, timeout }
     }
 
     /// The base URL calls go to.
@@ -243,29 +347,32 @@ impl TaskRouterClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (error, retry_after) = match self.authorize(self.http.get(&url).query(query)).send().await {
-                Err(error) => (ApiError::transport(&error), None),
+            let (mut error, retry_after) = match self.authorize(self.http.get(&url).query(query)).send().await
+            {
+                Err(error) => (ApiError::transport(&error, self.timeout), None),
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = response.text().await.unwrap_or_default();
-                    if (200..300).contains(&status) {
-                        return serde_json::from_str(&body).map_err(|e| ApiError::malformed(status, &e));
+                    let retry_after = retry_after(&response);
+                    match response.text().await {
+                        Err(error) => (ApiError::transport(&error, self.timeout), retry_after),
+                        Ok(body) if (200..300).contains(&status) => match serde_json::from_str(&body) {
+                            Ok(value) => return Ok(value),
+                            Err(e) => (ApiError::malformed(status, &e), None),
+                        },
+                        Ok(body) => (ApiError::from_answer(status, &body), retry_after),
                     }
-                    (ApiError::from_answer(status, &body), retry_after)
                 }
             };
-            if attempt >= self.read_attempts || !error.is_transient() {
+            error.attempts = attempt;
+            // Exponential backoff, or what TaskRouter asked for when it said.
+            let pause = retry_after.unwrap_or(READ_BACKOFF * 2u32.pow(attempt - 1));
+            if attempt >= READ_ATTEMPTS || !error.is_transient() || pause > LONGEST_RETRY_AFTER {
+                if attempt > 1 {
+                    error.summary = format!("{} (tried {attempt} times)", error.summary);
+                }
                 return Err(error);
             }
-            let backoff = retry_after
-                .unwrap_or(Duration::from_millis(250 * u64::from(attempt)))
-                .min(Duration::from_secs(2));
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -284,22 +391,35 @@ impl TaskRouterClient {
             status: None,
             body: String::new(),
             attempts: 1,
+            timed_out: false,
         };
         let result = match self.authorize(self.http.post(&url).form(&exchange.form)).send().await {
-            Err(error) => Err(ApiError::transport(&error)),
+            Err(error) => {
+                Err(ApiError::transport(&error, self.timeout).for_write(!error.is_connect(), self.timeout))
+            }
             Ok(response) => {
                 let status = response.status().as_u16();
                 exchange.status = Some(status);
-                exchange.body = response.text().await.unwrap_or_default();
-                if (200..300).contains(&status) {
-                    serde_json::from_str(&exchange.body).map_err(|e| ApiError::malformed(status, &e))
-                } else {
-                    Err(ApiError::from_answer(status, &exchange.body))
+                match response.text().await {
+                    // The status came but the body was cut off: as good as no answer.
+                    Err(error) => {
+                        Err(ApiError::transport(&error, self.timeout).for_write(true, self.timeout))
+                    }
+                    Ok(body) => {
+                        exchange.body = body;
+                        if (200..300).contains(&status) {
+                            serde_json::from_str(&exchange.body)
+                                .map_err(|e| ApiError::malformed(status, &e).for_write(true, self.timeout))
+                        } else {
+                            Err(ApiError::from_answer(status, &exchange.body).for_write(true, self.timeout))
+                        }
+                    }
                 }
             }
         };
         if let Err(error) = &result {
-            if exchange.status.is_none() {
+            exchange.timed_out = error.timed_out;
+            if exchange.body.is_empty() {
                 exchange.body = error.message.clone();
             }
         }
@@ -435,6 +555,24 @@ mod tests {
         assert!(ApiError::from_answer(401, "{}").summary.contains("credentials"));
         assert!(ApiError::from_answer(503, "<html>").is_transient());
         assert!(!ApiError::from_answer(400, "{}").is_transient());
+    }
+
+    #[test]
+    fn a_failed_write_says_whether_it_may_have_been_applied() {
+        let outcome = |error: ApiError| error.for_write(true, Duration::from_secs(1)).write_outcome;
+        assert_eq!(outcome(ApiError::from_answer(500, "{}")), Some(WriteOutcome::Unknown));
+        assert_eq!(outcome(ApiError::from_answer(429, "{}")), Some(WriteOutcome::NotApplied));
+        assert_eq!(outcome(ApiError::from_answer(400, "{}")), Some(WriteOutcome::NotApplied));
+        let unreadable = serde_json::from_str::<Task>("{").unwrap_err();
+        let applied = ApiError::malformed(200, &unreadable).for_write(true, Duration::from_secs(1));
+        assert_eq!(applied.write_outcome, Some(WriteOutcome::AppliedUnreadable));
+        assert!(applied.summary.contains("accepted it (HTTP 200)"), "{}", applied.summary);
+        let unknown = ApiError::from_answer(502, "{}").for_write(true, Duration::from_secs(1));
+        assert!(
+            unknown.summary.starts_with("Outcome unknown: TaskRouter answered HTTP 502"),
+            "{}",
+            unknown.summary
+        );
     }
 
     #[test]

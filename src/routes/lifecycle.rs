@@ -212,17 +212,20 @@ pub fn action_summary(row: &RecordedRequest) -> (bool, String) {
     match row.upstream.as_ref().and_then(|u| u.error.clone()) {
         Some(error) => (false, format!("{verb}: {error}")),
         None => {
-            let state = row
-                .response_body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
-                .and_then(|v| {
-                    v.get("reservation_status")
-                        .or_else(|| v.get("assignment_status"))
-                        .and_then(|s| s.as_str().map(str::to_string))
-                })
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
+            let answer =
+                row.response_body.as_deref().and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+            let state = match &answer {
+                Some(v) => v
+                    .get("reservation_status")
+                    .or_else(|| v.get("assignment_status"))
+                    .and_then(|s| s.as_str().map(|s| format!(" ({s})")))
+                    .unwrap_or_default(),
+                // A setting's row holds no JSON answer; a REST call's unreadable answer says so.
+                None if row.upstream.is_some() => {
+                    ", but its answer could not be read: refresh to see the new state".to_string()
+                }
+                None => String::new(),
+            };
             (
                 (200..300).contains(&row.response_status),
                 format!(

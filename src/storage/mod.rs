@@ -4,6 +4,7 @@
 
 pub mod event_log;
 pub mod payload;
+pub mod probe;
 pub mod reads;
 pub mod settings;
 pub mod web_reads;
@@ -54,7 +55,18 @@ pub async fn open(path: &Path) -> anyhow::Result<ReadStore> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(options).await?;
+    let replaced = ReplacementWatch::new(path);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        // A connection to a file that has since been replaced (its file system repaired and
+        // mounted again, a backup restored) would show a frozen past: drop it.
+        .before_acquire(move |_, meta| {
+            let keep = replaced.opened_on_current_file(meta.age);
+            Box::pin(async move { Ok(keep) })
+        })
+        .connect_with(options)
+        .await?;
     MIGRATOR.run(&pool).await?;
     Ok(ReadStore { pool, path: path.to_path_buf() })
 }
@@ -70,6 +82,38 @@ pub async fn open_maintenance(path: &Path) -> anyhow::Result<rusqlite::Connectio
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(30))?;
     Ok(connection)
+}
+
+/// A file's device and inode.
+pub type FileIdentity = (u64, u64);
+
+/// Which file a path names right now; `None` when it cannot be read.
+pub fn file_identity(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Notices when the database path starts naming another file, and when.
+struct ReplacementWatch {
+    path: PathBuf,
+    /// The file last seen, and when it was first seen replacing another.
+    seen: std::sync::Mutex<(Option<FileIdentity>, Option<std::time::Instant>)>,
+}
+
+impl ReplacementWatch {
+    fn new(path: &Path) -> Self {
+        Self { path: path.to_path_buf(), seen: std::sync::Mutex::new((file_identity(path), None)) }
+    }
+
+    /// Whether a connection opened `age` ago was opened on the file the path names now.
+    fn opened_on_current_file(&self, age: Duration) -> bool {
+        let now = file_identity(&self.path);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if now.is_some() && now != seen.0 {
+            *seen = (now, Some(std::time::Instant::now()));
+        }
+        seen.1.is_none_or(|replaced_at| age < replaced_at.elapsed())
+    }
 }
 
 /// Bytes used by the database file and its WAL.

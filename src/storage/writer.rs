@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::event_log::{self, AppendDecision, Head, NewRecord};
+use super::probe;
 use crate::metrics::Metrics;
 use crate::projections;
 
@@ -107,11 +108,20 @@ impl Writer {
     /// # Errors
     /// When the database cannot be opened for writing.
     pub fn start(config: WriterConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let mut connection = open(&config.database, &config)?;
+        let health = Arc::new(StorageHealth::default());
+        // A database that cannot be written at start (a read-only file or file system) is a
+        // storage fault like any other: pages are served, webhooks answered 503, and writing
+        // resumes when it clears. One that cannot even be read is a failure to start.
+        let mut connection = match open(&config.database, &config) {
+            Ok(connection) => connection,
+            Err(error) => {
+                health.set(Some(explain_failure(&error, &config.database)));
+                Connection::open_with_flags(&config.database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+            }
+        };
         // An upgrade may have left the projections to be rebuilt; do it before taking requests.
         projections::rebuild_if_stale(&mut connection, &config.projection)?;
         let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
-        let health = Arc::new(StorageHealth::default());
         let thread_health = health.clone();
         let capacity = config.queue_capacity;
         let alive = Arc::new(());
@@ -144,6 +154,14 @@ impl Writer {
 
 fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
+    // SQLite silently falls back to read-only when the file cannot be opened for writing; a
+    // writer that cannot write is a failure to open.
+    if connection.is_readonly(rusqlite::DatabaseName::Main)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("the database file can only be opened read-only".into()),
+        ));
+    }
     // The append and the projections use a few dozen statements; keep them all prepared.
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     connection.busy_timeout(config.busy_timeout)?;
@@ -168,18 +186,32 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Copies the WAL into the database file in the background (PASSIVE: it never blocks the
 /// writer or readers), so the WAL stays small without the writer paying for it. Stops when the
-/// writer stops.
+/// writer stops. Its connection is reopened when a checkpoint fails or the path names another
+/// file (a file system mounted again after a fault), so it keeps checkpointing the file the
+/// writer writes.
 fn checkpoint_loop(path: PathBuf, writer_alive: std::sync::Weak<()>) {
-    let Ok(connection) = Connection::open(&path) else { return };
-    let _ = connection.busy_timeout(Duration::from_millis(100));
+    let open = || {
+        let connection = Connection::open(&path).ok()?;
+        let _ = connection.busy_timeout(Duration::from_millis(100));
+        Some((connection, super::file_identity(&path)))
+    };
+    let mut current = open();
     while writer_alive.upgrade().is_some() {
         std::thread::sleep(CHECKPOINT_INTERVAL);
-        let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let checkpointed = current.as_ref().is_some_and(|(connection, identity)| {
+            *identity == super::file_identity(&path)
+                && connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_ok()
+        });
+        if !checkpointed {
+            current = open();
+        }
     }
 }
 
 /// How long the thread idles before writing pending response times on their own.
 const IDLE_FLUSH: Duration = Duration::from_millis(250);
+/// How often an idle, failing writer checks whether the fault has cleared.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Response times kept waiting for a transaction at most (dropped beyond, oldest first).
 const MAX_PENDING_TIMINGS: usize = 100_000;
 
@@ -194,10 +226,27 @@ fn run(
     let mut engine = projections::Engine::new(config.projection.clone());
     let mut pending_timings: Vec<(i64, u64)> = Vec::new();
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    // After a failed transaction the connection is reopened before the next attempt, so a
+    // fault that poisoned it (a file system remounted, a file replaced) clears with the fault.
+    let mut reopen = health.problem().is_some();
+    let mut last_probe = Instant::now();
     loop {
         match receiver.recv_timeout(IDLE_FLUSH) {
             Ok(job) => batch.push(job),
             Err(RecvTimeoutError::Timeout) => {
+                if health.problem().is_some() && last_probe.elapsed() >= PROBE_INTERVAL {
+                    // Idle and failing: find out whether a write would succeed now, so health
+                    // clears by itself instead of waiting for the next webhook.
+                    last_probe = Instant::now();
+                    match probe_fresh_connection(&config) {
+                        Ok(fresh) => {
+                            connection = fresh;
+                            reopen = false;
+                            health.set(None);
+                        }
+                        Err(problem) => health.set(Some(problem)),
+                    }
+                }
                 if !pending_timings.is_empty() {
                     if let Ok(tx) = connection.transaction_with_behavior(TransactionBehavior::Immediate) {
                         if event_log::record_response_times(&tx, &pending_timings).is_ok()
@@ -217,6 +266,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        reopen_if_needed(&mut connection, &mut reopen, &config);
         let outcome = match head {
             Some(current) => commit_batch(&mut connection, current, &batch, &pending_timings, &mut engine),
             None => event_log::head(&connection).and_then(|current| {
@@ -236,25 +286,57 @@ fn run(
                 }
             }
             Err(error) => {
-                let message = describe(&error);
+                let message = explain_failure(&error, &config.database);
                 tracing::error!(%message, rows = batch.len(), "write transaction failed; answering 503");
                 metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 health.set(Some(message.clone()));
                 for job in batch.drain(..) {
                     let _ = job.reply.send(Err(WriteError::Storage(message.clone())));
                 }
-                // A fresh connection recovers from faults that poison the old one (a replaced
-                // or re-permitted file); the head is re-read from what was really committed.
+                // The head is re-read from what was really committed, on a fresh connection.
                 head = None;
-                if let Ok(fresh) = open(&config.database, &config) {
-                    connection = fresh;
-                }
+                reopen = true;
             }
         }
         if pending_timings.len() > MAX_PENDING_TIMINGS {
             let excess = pending_timings.len() - MAX_PENDING_TIMINGS;
             pending_timings.drain(..excess);
         }
+    }
+}
+
+/// Replaces the connection when a failure asked for it; keeps the old one (and asks again next
+/// time) while the database cannot be opened.
+fn reopen_if_needed(connection: &mut Connection, reopen: &mut bool, config: &WriterConfig) {
+    if *reopen {
+        if let Ok(fresh) = open(&config.database, config) {
+            *connection = fresh;
+            *reopen = false;
+        }
+    }
+}
+
+/// A fresh connection that has just taken (and released) the write lock, once the database's
+/// files are writable again; else what is still wrong.
+fn probe_fresh_connection(config: &WriterConfig) -> Result<Connection, String> {
+    probe::files_writable(&config.database)?;
+    let fresh = open(&config.database, config).map_err(|e| describe(&e))?;
+    fresh.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").map_err(|e| describe(&e))?;
+    Ok(fresh)
+}
+
+/// What went wrong, in words: SQLite's own code when it names the fault, else what the files
+/// say (a write on a file system gone read-only is only a "disk I/O error" to SQLite).
+fn explain_failure(error: &rusqlite::Error, database: &Path) -> String {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(
+            ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked,
+        ) => describe(error),
+        _ => match probe::files_writable(database) {
+            Err(problem) => format!("{problem}; SQLite: {error}"),
+            Ok(()) => describe(error),
+        },
     }
 }
 

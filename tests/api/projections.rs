@@ -194,3 +194,46 @@ async fn rebuild_yields_the_incrementally_built_tables() {
     assert_eq!((report.facts, report.tasks, report.workers), (7, 1, 1));
     assert_eq!(projections::dump(&connection).unwrap(), incremental);
 }
+
+#[tokio::test]
+async fn rebuild_check_names_a_projection_that_differs_from_a_rebuild_and_changes_nothing() {
+    let app = spawn_app().await;
+    post_event(&app, &task("task.created", 1, T0)).await;
+    post_event(&app, &reservation("reservation.created", 2, T0 + 1_000)).await;
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
+            .args(["rebuild", "--check", "--database"])
+            .arg(&app.database)
+            .output()
+            .expect("the binary runs")
+    };
+    let equal = check();
+    assert!(equal.status.success(), "{}", String::from_utf8_lossy(&equal.stdout));
+    assert!(String::from_utf8_lossy(&equal.stdout).contains("projections equal a rebuild: 2 facts"));
+
+    // Projections edited behind the fold's back: the check finds it and leaves it as it is.
+    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    connection.execute("UPDATE proj_tasks SET status = 'canceled' WHERE task_sid = ?1", [TASK]).unwrap();
+    let differs = check();
+    let report = String::from_utf8_lossy(&differs.stdout);
+    assert_eq!(differs.status.code(), Some(2), "{report}");
+    assert!(report.contains("PROJECTIONS DIFFER"), "{report}");
+    assert!(report.contains("in table proj_tasks"), "{report}");
+    assert!(
+        report.contains(r#"- Text("WT7e57a5c0000000000000000000000001") | Text("canceled")"#),
+        "{report}"
+    );
+    assert!(
+        report.contains(r#"+ Text("WT7e57a5c0000000000000000000000001") | Text("reserved")"#),
+        "{report}"
+    );
+    let status: String = connection
+        .query_row("SELECT status FROM proj_tasks WHERE task_sid = ?1", [TASK], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "canceled", "a check changes nothing");
+    let leftovers = std::fs::read_dir(app.database.parent().unwrap())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("rebuild-check"))
+        .count();
+    assert_eq!(leftovers, 0, "the scratch copy is removed");
+}
