@@ -4,10 +4,12 @@
 //! connection. A client that completes one request and then sends the next head a byte at a
 //! time (slowloris on a kept-alive connection) would hold the connection forever. So each
 //! accepted TCP stream is wrapped in a [`HeadDeadlineStream`]: the first byte of a request arms
-//! a timer, the request reaching the application ([`request_reached_app`], a middleware) disarms
-//! it, and writing the answer makes the connection idle again. If the timer fires first, the
-//! client gets `408` with a JSON body saying why, and the connection is closed. Bodies are
-//! bounded separately, by whoever reads them (the webhook handlers).
+//! a timer, the request reaching the application ([`request_reached_app`], a middleware)
+//! disarms it, and writing the answer makes the connection idle again. If the timer fires
+//! first, the client gets `408` with a JSON body saying why, and the connection is closed.
+//! (Idle connections, and a partial next head that arrived with the previous request, are
+//! actix's: its keep-alive timeout closes them.) Bodies are bounded by whoever reads them (the
+//! webhook handlers).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -27,7 +29,8 @@ use tokio::time::{Instant, Sleep};
 /// Where the current request on a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Between requests (or before the first byte).
+    /// Between requests, or before the first byte (actix's own timeouts close a connection
+    /// that stays silent).
     Idle,
     /// Bytes of a request head have arrived; the application has not seen it yet.
     Head,
@@ -113,13 +116,12 @@ impl AsyncRead for HeadDeadlineStream {
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(())))
-            && buf.filled().len() > before
-            && this.phase.get() == Phase::Idle
-        {
+        let got_bytes = matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before;
+        if got_bytes && this.phase.get() == Phase::Idle {
+            // The first byte of a request: its head has the whole deadline from here. The timer
+            // is polled once so that it wakes this task even if no further byte ever comes.
             this.phase.set(Phase::Head);
             this.timer.as_mut().reset(Instant::now() + this.limit);
-            // Register the timer's waker now: the caller may not read again until more bytes come.
             let _ = this.timer.as_mut().poll(cx);
         }
         polled
