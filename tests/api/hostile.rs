@@ -153,19 +153,21 @@ async fn while_open<T>(app: &TestApp, first_sid: u64, hostile: impl Future<Outpu
 
 /// The stored row's status, rejection, body length and truncation flag.
 fn row(app: &TestApp, id: i64) -> (i64, String, i64, bool) {
-    app.query(
-        &format!(
-            "SELECT response_status, rejection, length(body), body_truncated FROM events WHERE id = {id}"
-        ),
-        |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default(), r.get(2)?, r.get(3)?)),
-    )
+    let sql = format!(
+        "SELECT response_status, rejection, body, payload_encoding, body_truncated FROM events WHERE id = {id}"
+    );
+    app.query(&sql, |r| {
+        let body = TestApp::payload(r, 2, 3)?;
+        Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default(), body.len() as i64, r.get(4)?))
+    })
     .pop()
     .expect("the request is in the log")
 }
 
-/// The first column of the first row of `sql`.
-fn first<T: rusqlite::types::FromSql>(app: &TestApp, sql: &str) -> T {
-    app.query(sql, |r| r.get::<_, T>(0)).into_iter().next().expect("a row")
+/// The stored body (decoded) of the first row matching `condition`.
+fn stored_body(app: &TestApp, condition: &str) -> Vec<u8> {
+    let sql = format!("SELECT body, payload_encoding FROM events WHERE {condition}");
+    app.query(&sql, |r| TestApp::payload(r, 0, 1)).into_iter().next().expect("a row")
 }
 
 /// Rows that are not probes (every probe is a `task.updated` fact).
@@ -229,8 +231,7 @@ async fn a_body_longer_than_its_content_length_is_recorded_as_declared_and_the_r
         .0;
 
         assert_eq!(declared.status, 204, "the declared body is a complete, signed callback");
-        let stored: Vec<u8> =
-            first(&app, &format!("SELECT body FROM events WHERE event_sid = '{}' AND is_fact", event_sid(n)));
+        let stored = stored_body(&app, &format!("event_sid = '{}' AND is_fact", event_sid(n)));
         assert_eq!(stored, body, "exactly the declared bytes are recorded");
         assert_eq!(rest.map(|a| a.status), rest_status);
     }
@@ -324,7 +325,7 @@ async fn non_utf8_bytes_in_the_body_get_400_and_are_kept_byte_for_byte() {
     assert_eq!(answer.status, 400, "malformed, whatever the signature");
     assert!(answer.error().contains("not valid UTF-8"), "{}", answer.body);
     let id = answer.recorded_as();
-    let stored: Vec<u8> = first(&app, &format!("SELECT body FROM events WHERE id = {id}"));
+    let stored = stored_body(&app, &format!("id = {id}"));
     assert_eq!(stored, body);
 }
 
@@ -343,8 +344,8 @@ async fn non_utf8_bytes_in_the_query_are_refused_raw_and_recorded_percent_encode
     let event = fixtures::task_event("task.created", &event_sid(902), 1_700_000_000_000, "query");
     let response = app.post_signed(path, &event).await;
     assert_eq!(response.status().as_u16(), 204);
-    let stored: String =
-        first(&app, &format!("SELECT path FROM events WHERE event_sid = '{}' AND is_fact", event_sid(902)));
+    let sql = format!("SELECT path FROM events WHERE event_sid = '{}' AND is_fact", event_sid(902));
+    let stored: String = app.query(&sql, |r| r.get(0)).remove(0);
     assert_eq!(stored, path);
 }
 
