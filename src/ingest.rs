@@ -269,6 +269,10 @@ impl Ingest {
                     if content_type.is_empty() { "sent without a Content-Type" } else { content_type }
                 ),
             ))
+        } else if let Some(Err(error)) = &parsed {
+            // Before the signature: parameters that do not decode cannot be checked against
+            // one, so "does not match" would blame the wrong thing.
+            Some((400, format!("malformed callback: {error}")))
         } else if enforce && !verdict.is_trusted() {
             let why = match &verdict {
                 Verdict::Missing => "the X-Twilio-Signature header is missing".to_string(),
@@ -276,10 +280,8 @@ impl Ingest {
             };
             Some((403, why))
         } else {
-            match (&parsed, &facts) {
-                (Some(Err(error)), _) | (_, Some(Err(error))) => {
-                    Some((400, format!("malformed callback: {error}")))
-                }
+            match &facts {
+                Some(Err(error)) => Some((400, format!("malformed callback: {error}"))),
                 _ => None,
             }
         };

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod generate;
+pub mod head_deadline;
 pub mod ingest;
 pub mod instructions;
 pub mod metrics;

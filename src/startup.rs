@@ -5,16 +5,22 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{web, App};
 
 use crate::cli::ServeArgs;
+use crate::head_deadline::{self, HeadDeadlineStream};
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::routes;
 use crate::storage::writer::{StorageHealth, Writer, WriterConfig};
 use crate::storage::{self, ReadStore};
+
+/// How long a client may take to send a request head, from its first byte (every request on a
+/// connection, not only the first). TaskRouter sends a head in one packet.
+pub const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(10);
 
 /// State shared by every handler.
 pub struct AppState {
@@ -89,25 +95,47 @@ impl Application {
             security,
         });
         let listener = TcpListener::bind(args.listen)?;
-        let port = listener.local_addr()?.port();
+        let address = listener.local_addr()?;
+        let port = address.port();
         let bench_baseline = args.bench_baseline;
-        let mut server = HttpServer::new(move || {
-            let app = App::new()
-                .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(routes::security::guard))
-                .configure(routes::configure);
-            if bench_baseline {
-                app.route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
-            } else {
-                app
-            }
-        })
-        .listen(listener)?
-        .client_request_timeout(Duration::from_secs(10))
-        .client_disconnect_timeout(Duration::from_secs(2));
+        // actix-web's `HttpServer`, assembled by hand so each connection's stream can be wrapped
+        // in a `HeadDeadlineStream` (actix times out only a connection's first request head).
+        let mut server = actix_server::Server::build();
         if let Some(workers) = args.workers {
             server = server.workers(workers.max(1));
         }
+        let server = server.listen("taskrouter-tracer", listener, move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(routes::security::guard))
+                .wrap(actix_web::middleware::from_fn(head_deadline::request_reached_app))
+                .configure(routes::configure);
+            let app = if bench_baseline {
+                app.route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
+            } else {
+                app
+            };
+            let http = actix_http::HttpService::build()
+                // Silent connections (no byte at all) are actix's: closed after this. Once a
+                // byte arrives, the stream's own (shorter) deadline answers 408 with a reason.
+                .client_request_timeout(REQUEST_HEAD_DEADLINE + Duration::from_secs(2))
+                .client_disconnect_timeout(Duration::from_secs(2))
+                .local_addr(address)
+                .on_connect_ext(|stream: &HeadDeadlineStream, data| {
+                    data.insert(stream.progress());
+                })
+                .finish(map_config(
+                    app.into_factory().map_err(|error: actix_web::Error| error.error_response()),
+                    // What `HttpServer` passes: the bound address stands in for a missing Host.
+                    move |_| AppConfig::__priv_test_new(false, address.to_string(), address),
+                ));
+            fn_service(|stream: actix_web::rt::net::TcpStream| async move {
+                let stream = HeadDeadlineStream::new(stream, REQUEST_HEAD_DEADLINE);
+                let peer = stream.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((stream, actix_http::Protocol::Http1, peer))
+            })
+            .and_then(http)
+        })?;
         Ok(Self { port, server: server.run() })
     }
 

@@ -38,8 +38,9 @@ pub struct OccurredAt {
     pub raw: Option<String>,
 }
 
-/// Largest epoch-ms accepted (year 9999), so arithmetic on times can never overflow.
-const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
+/// Largest epoch-ms accepted (year 9999), so arithmetic on times can never overflow. Public so
+/// the fuzz targets can check every parsed time against it.
+pub const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
 
 /// Parses a decimal epoch in milliseconds.
 pub fn parse_epoch_ms(raw: &str) -> Option<i64> {

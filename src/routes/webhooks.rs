@@ -1,7 +1,7 @@
 //! `POST /webhooks/assignment` and `POST /webhooks/events`: read the request exactly as it
 //! came (bounded), hand it to [`crate::ingest`], answer what ingest decided.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
@@ -35,6 +35,10 @@ async fn events(request: HttpRequest, payload: web::Payload, state: web::Data<Ap
     receive(Endpoint::Events, request, payload, state).await
 }
 
+/// How long a client may take to send a webhook body once its head has arrived. TaskRouter sends
+/// a few kilobytes at once; a slower client is stalling or trickling on purpose.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Headers whose values are never stored.
 const REDACTED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
@@ -47,19 +51,17 @@ async fn receive(
     let arrived = Instant::now();
     let arrival_ms = chrono::Utc::now().timestamp_millis();
     let limit = state.ingest.config().body_limit;
-    let mut body = Vec::with_capacity(
-        request
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .unwrap_or(2048)
-            .min(limit),
-    );
+    let declared_length =
+        request.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let mut body = Vec::with_capacity(declared_length.unwrap_or(2048).min(limit));
     let mut truncated = false;
     let mut read_error = None;
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(bytes) => {
+    // A client that stops sending (or trickles) its body must not hold the request forever:
+    // what arrived by the deadline is recorded with the reason, and the client told why.
+    let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
+    loop {
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(Ok(bytes))) => {
                 let room = limit - body.len();
                 if bytes.len() > room {
                     body.extend_from_slice(&bytes[..room]);
@@ -69,8 +71,18 @@ async fn receive(
                 }
                 body.extend_from_slice(&bytes);
             }
-            Err(error) => {
+            Ok(Some(Err(error))) => {
                 read_error = Some(error.to_string());
+                break;
+            }
+            Ok(None) => break,
+            Err(_elapsed) => {
+                read_error = Some(format!(
+                    "the body did not arrive within {} s ({} bytes received{})",
+                    BODY_DEADLINE.as_secs(),
+                    body.len(),
+                    declared_length.map(|n| format!(" of the {n} declared")).unwrap_or_default()
+                ));
                 break;
             }
         }
@@ -87,6 +99,7 @@ async fn receive(
             (name.as_str().to_string(), value)
         })
         .collect();
+    let received_incomplete = read_error.is_some();
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let received = ReceivedRequest {
         endpoint,
@@ -118,7 +131,8 @@ async fn receive(
     if outcome.status == 503 {
         response.insert_header((RETRY_AFTER, HeaderValue::from_static("1")));
     }
-    if truncated {
+    if truncated || received_incomplete {
+        // The rest of the body may still be on its way: the connection cannot carry another request.
         response.force_close();
     }
     if outcome.status == 204 || outcome.status == 304 {

@@ -6,6 +6,7 @@ mod crash;
 mod fixtures;
 mod forwarding;
 mod helpers;
+mod hostile;
 mod inspector;
 mod log_integrity;
 mod official_client;
