@@ -364,6 +364,10 @@ async fn a_read_only_database_file_is_answered_503_and_service_resumes_when_writ
         }
         app.stop().await;
     }
+    // Let the stopped server's checkpointer (it wakes every 500 ms) close its connection: while
+    // one connection of a process holds the file, SQLite keeps the others' closed read-write
+    // descriptors and hands them to the next open, which would then write past `chattr +i`.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     // The database file cannot be written, even by root. (Only the file: SQLite shares one
     // mapping of the WAL's shared-memory file per process, and one opened read-only stays so
     // until every connection closes; see the README.)
