@@ -114,26 +114,32 @@ pub fn load(
     let mut loaded = Loaded { head_id: head.id, head_hash: hex::encode(head.hash), ..Loaded::default() };
     let mut fold = Fold::new(request);
     {
-        // The index is ordered by occurred_at_ms, the order the fold needs. Bodies are read
-        // (a seek into the table) only where a figure needs them.
+        // The index is ordered by occurred_at_ms, the order the fold needs. Only what this
+        // report uses is selected (every column and condition is paid on every row); bodies
+        // are read (a seek into the table) only where a figure needs them. No `id <= head`:
+        // the head was read in this transaction, so later rows are not visible anyway.
+        let body = if selection.read_channels {
+            "body, payload_encoding".to_string()
+        } else if selection.read_activities {
+            let when = "CASE WHEN event_type = 'worker.activity.update' THEN";
+            format!("{when} body END, {when} payload_encoding END")
+        } else {
+            "NULL, NULL".to_string()
+        };
+        let workflow = if request.by == By::Workflow { "workflow_sid" } else { "NULL" };
+        let workspace = if selection.workspace_sid.is_some() { "AND workspace_sid = ?3" } else { "" };
         let sql = format!(
             "SELECT id, event_type, occurred_at_ms, task_sid, reservation_sid, worker_sid, task_queue_sid, \
-             workflow_sid, CASE WHEN ?5 OR (?6 AND event_type = 'worker.activity.update') THEN body END, \
-             CASE WHEN ?5 OR (?6 AND event_type = 'worker.activity.update') THEN payload_encoding END \
+             {workflow}, {body} \
              FROM events INDEXED BY events_report \
              WHERE is_fact = 1 AND event_type IN {REPORT_TYPES} AND occurred_at_ms >= ?1 AND occurred_at_ms < ?2 \
-             AND (?3 IS NULL OR workspace_sid = ?3) AND id <= ?4 \
-             ORDER BY occurred_at_ms"
+             {workspace} ORDER BY occurred_at_ms"
         );
         let mut statement = tx.prepare(&sql)?;
-        let mut rows = statement.query(params![
-            selection.start_ms,
-            selection.end_ms,
-            selection.workspace_sid,
-            head.id,
-            selection.read_channels,
-            selection.read_activities,
-        ])?;
+        let mut rows = match &selection.workspace_sid {
+            Some(workspace) => statement.query(params![selection.start_ms, selection.end_ms, workspace])?,
+            None => statement.query(params![selection.start_ms, selection.end_ms])?,
+        };
         while let Some(row) = rows.next()? {
             let event_id: i64 = row.get(0)?;
             let Some(kind) = Kind::from_event_type(row.get_ref(1)?.as_str()?) else { continue };
@@ -147,7 +153,7 @@ pub fn load(
                 reservation: text(4)?,
                 worker: text(5)?,
                 queue: text(6)?,
-                workflow: if request.by == By::Workflow { text(7)? } else { None },
+                workflow: text(7)?,
                 activity: ActivityChange::default(),
                 channels: [None, None],
             };

@@ -574,15 +574,24 @@ impl Fold {
 
     /// Ends the current millisecond: computes what waited for it, then forgets what ended.
     fn settle(&mut self) {
-        for waiting in std::mem::take(&mut self.waiting) {
-            self.complete(waiting);
-        }
-        for task in std::mem::take(&mut self.closing_tasks) {
-            if let Some(state) = self.tasks.remove(&task) {
-                self.retire(state);
+        // Called at almost every fact: the lists keep their buffers.
+        if !self.waiting.is_empty() {
+            let mut waiting = std::mem::take(&mut self.waiting);
+            for sample in waiting.drain(..) {
+                self.complete(sample);
             }
+            self.waiting = waiting;
         }
-        for reservation in std::mem::take(&mut self.closing_reservations) {
+        if !self.closing_tasks.is_empty() {
+            let mut closing = std::mem::take(&mut self.closing_tasks);
+            for task in closing.drain(..) {
+                if let Some(state) = self.tasks.remove(&task) {
+                    self.retire(state);
+                }
+            }
+            self.closing_tasks = closing;
+        }
+        for reservation in self.closing_reservations.drain(..) {
             self.reservations.remove(&reservation);
         }
     }
