@@ -92,6 +92,8 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         only: args.sid.clone().filter(|_| by != By::Workspace),
         verify: args.verify,
         buckets: 24,
+        // Only the JSON output shows activity durations.
+        activity_durations: args.format == Format::Json,
     };
     // Migrations (the report index) are applied first, as every command does.
     crate::storage::open(&args.database).await?.pool.close().await;

@@ -1,5 +1,7 @@
 //! The pure fold from facts to report figures: no database, clock or I/O, so every figure can
-//! be re-derived by hand from the facts listed in a test.
+//! be re-derived by hand from the facts listed in a test. [`Fold`] computes them in one pass
+//! over the window in time order, holding only open lifecycles (see its module); [`compute`]
+//! runs it over a list of facts.
 //!
 //! # How each figure is computed
 //!
@@ -55,7 +57,6 @@
 //! * **Outcomes over time**: the window in equal buckets, each counting the reservation outcomes
 //!   and task completions/cancellations that happened in it.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
@@ -68,9 +69,14 @@ pub struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word[..rest.len()].copy_from_slice(rest);
             self.write_u64(u64::from_le_bytes(word));
         }
     }
@@ -132,11 +138,28 @@ impl Kind {
     ];
 
     pub fn from_event_type(event_type: &str) -> Option<Kind> {
-        Kind::ALL.iter().find(|(_, name)| *name == event_type).map(|(kind, _)| *kind)
+        Some(match event_type {
+            "task.created" => Kind::TaskCreated,
+            "task.canceled" => Kind::TaskCanceled,
+            "task.completed" => Kind::TaskCompleted,
+            "task.deleted" => Kind::TaskDeleted,
+            "task-queue.entered" => Kind::TaskQueueEntered,
+            "task-queue.moved" => Kind::TaskQueueMoved,
+            "workflow.entered" => Kind::WorkflowEntered,
+            "workflow.timeout" => Kind::WorkflowTimeout,
+            "reservation.created" => Kind::ReservationCreated,
+            "reservation.accepted" => Kind::ReservationAccepted,
+            "reservation.rejected" => Kind::ReservationRejected,
+            "reservation.timeout" => Kind::ReservationTimeout,
+            "reservation.canceled" => Kind::ReservationCanceled,
+            "reservation.rescinded" => Kind::ReservationRescinded,
+            "worker.activity.update" => Kind::WorkerActivityUpdate,
+            _ => return None,
+        })
     }
 }
 
-/// An interned SID or name (reports hold a million facts; strings are stored once).
+/// An interned SID or name (queues, workers, workflows, activities: few, and compared often).
 pub type Name = u32;
 
 /// Strings by number, so facts stay small and comparisons cheap.
@@ -166,7 +189,7 @@ impl Names {
     }
 }
 
-/// One counted fact, with only what the figures need.
+/// One counted fact with interned names, as a test lists it for [`compute`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportFact {
     pub event_id: i64,
@@ -406,238 +429,54 @@ pub struct Figures {
 pub const HISTOGRAM_BOUNDS_MS: [i64; 10] =
     [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000];
 
-#[derive(Default)]
-struct Accumulator {
-    counters: Counters,
-    wait_until_accepted: Samples,
-    wait_in_queue_until_accepted: Samples,
-    wait_until_canceled: Samples,
-    accept_waits: Vec<i64>,
-    cancel_waits: Vec<i64>,
-    samples_without_origin: u64,
-    activities: BTreeMap<Name, (Option<Name>, Samples)>,
-    latencies: Vec<i64>,
-    by_worker: BTreeMap<Name, (u64, u64)>,
-    by_queue: BTreeMap<Name, (u64, u64)>,
-    reservations_by_task: HashMap<Name, u64>,
-    buckets: Vec<Bucket>,
-}
+mod fold;
 
-/// Where each task and reservation began, from every fact supplied (inside the window or not).
-struct Origins {
-    task_created: HashMap<Name, i64>,
-    queue_entered: HashMap<(Name, Name), Vec<i64>>,
-    reservation_created: HashMap<Name, i64>,
-}
-
-impl Origins {
-    fn of(facts: &[ReportFact]) -> Self {
-        let mut origins = Origins {
-            task_created: HashMap::default(),
-            queue_entered: HashMap::default(),
-            reservation_created: HashMap::default(),
-        };
-        for fact in facts {
-            match (fact.kind, fact.task, fact.reservation, fact.queue) {
-                (Kind::TaskCreated, Some(task), _, _) => {
-                    let at = origins.task_created.entry(task).or_insert(fact.at_ms);
-                    *at = (*at).min(fact.at_ms);
-                }
-                (Kind::TaskQueueEntered, Some(task), _, Some(queue)) => {
-                    origins.queue_entered.entry((task, queue)).or_default().push(fact.at_ms);
-                }
-                (Kind::ReservationCreated, _, Some(reservation), _) => {
-                    let at = origins.reservation_created.entry(reservation).or_insert(fact.at_ms);
-                    *at = (*at).min(fact.at_ms);
-                }
-                _ => {}
-            }
-        }
-        origins
-    }
-
-    /// The latest entry of `task` into `queue` at or before `at_ms`.
-    fn entered_queue(&self, task: Name, queue: Name, at_ms: i64) -> Option<i64> {
-        self.queue_entered.get(&(task, queue))?.iter().copied().filter(|t| *t <= at_ms).max()
-    }
-}
-
-/// Tasks whose facts name the channel asked for (by unique name or Sid).
-fn tasks_on_channel(facts: &[ReportFact], channel: Name) -> HashSet<Name> {
-    facts.iter().filter(|f| f.channels.contains(&Some(channel))).filter_map(|f| f.task).collect()
-}
-
-fn scope_key(fact: &ReportFact, by: By) -> Option<Option<Name>> {
-    match by {
-        By::Workspace => Some(None),
-        By::Queue => fact.queue.map(Some),
-        By::Workflow => fact.workflow.map(Some),
-        By::Worker => fact.worker.map(Some),
-    }
-}
+pub use fold::{ActivityChange, Fact, Fold, Origin};
 
 /// Computes the figures of every scope of `request.by` seen in the window (or only
-/// `request.only`), from `facts`: the window's facts plus, outside it, the facts where the
-/// window's tasks and reservations began. Facts outside the window are never counted.
+/// `request.only`) from a list of facts in any order: the window's facts plus, outside it,
+/// the facts where the window's tasks and reservations began. Facts outside the window are
+/// never counted. This is [`Fold`] fed from a slice (the store feeds it from the log).
 pub fn compute(facts: &[ReportFact], names: &Names, request: &Request) -> Vec<Figures> {
-    let origins = Origins::of(facts);
-    let channel_tasks = request.task_channel.as_deref().map(|c| match names.get(c) {
-        Some(channel) => tasks_on_channel(facts, channel),
-        None => HashSet::default(),
-    });
-    let only = match request.only.as_deref() {
-        Some(sid) => match names.get(sid) {
-            Some(n) => Some(n),
-            // Asked for a scope the log never mentions: one empty report.
-            None => return vec![finish(Accumulator::default(), Some(sid.to_string()), names, request)],
-        },
-        None => None,
-    };
-    let buckets = request.buckets.max(1);
-    let span = (request.end_ms - request.start_ms).max(1);
-    let bucket_width = (span + buckets as i64 - 1) / buckets as i64;
-    let new_accumulator = || Accumulator {
-        buckets: (0..buckets)
-            .map(|i| Bucket { start_ms: request.start_ms + i as i64 * bucket_width, ..Bucket::default() })
-            .collect(),
-        ..Accumulator::default()
-    };
-    let mut scopes: BTreeMap<Option<Name>, Accumulator> = BTreeMap::new();
-    if request.by == By::Workspace || only.is_some() {
-        scopes.insert(only, new_accumulator());
+    let text = |n: Option<Name>| n.map(|n| names.text(n));
+    let mut in_window: Vec<&ReportFact> =
+        facts.iter().filter(|f| f.at_ms >= request.start_ms && f.at_ms < request.end_ms).collect();
+    in_window.sort_by_key(|f| f.at_ms);
+    let mut fold = Fold::new(request);
+    for f in in_window {
+        fold.push(&Fact {
+            kind: f.kind,
+            at_ms: f.at_ms,
+            task: text(f.task),
+            reservation: text(f.reservation),
+            worker: text(f.worker),
+            queue: text(f.queue),
+            workflow: text(f.workflow),
+            activity: ActivityChange {
+                previous: text(f.previous_activity),
+                previous_name: text(f.previous_activity_name),
+                previous_ms: f.previous_activity_ms,
+                current: text(f.activity),
+                current_name: text(f.activity_name),
+            },
+            channels: [text(f.channels[0]), text(f.channels[1])],
+        });
     }
-    for fact in facts {
-        if fact.at_ms < request.start_ms || fact.at_ms >= request.end_ms {
-            continue;
-        }
-        if let Some(tasks) = &channel_tasks {
-            // Activity changes belong to no task and so to no channel.
-            if fact.kind == Kind::WorkerActivityUpdate || !fact.task.is_some_and(|t| tasks.contains(&t)) {
-                continue;
-            }
-        }
-        let Some(key) = scope_key(fact, request.by) else { continue };
-        if only.is_some() && key != only {
-            continue;
-        }
-        let accumulator = scopes.entry(key).or_insert_with(new_accumulator);
-        let bucket = ((fact.at_ms - request.start_ms) / bucket_width) as usize;
-        accumulate(accumulator, fact, &origins, request.by, request.start_ms, bucket.min(buckets - 1));
-    }
-    scopes
-        .into_iter()
-        .map(|(key, accumulator)| finish(accumulator, key.map(|k| names.text(k).to_string()), names, request))
-        .collect()
-}
-
-fn accumulate(
-    acc: &mut Accumulator,
-    fact: &ReportFact,
-    origins: &Origins,
-    by: By,
-    window_start: i64,
-    bucket: usize,
-) {
-    let c = &mut acc.counters;
-    let waited_on_worker = |acc: &mut Accumulator, timed_out: bool| {
-        for (map, key) in [(&mut acc.by_worker, fact.worker), (&mut acc.by_queue, fact.queue)] {
-            if let Some(key) = key {
-                let entry = map.entry(key).or_default();
-                entry.0 += 1;
-                entry.1 += u64::from(timed_out);
-            }
-        }
+    let lookup = |sid: &str| -> Result<Vec<Origin>, std::convert::Infallible> {
+        Ok(facts
+            .iter()
+            .filter(|f| f.at_ms < request.end_ms)
+            .filter(|f| match f.kind {
+                Kind::TaskCreated | Kind::TaskQueueEntered => text(f.task) == Some(sid),
+                Kind::ReservationCreated => text(f.reservation) == Some(sid),
+                _ => false,
+            })
+            .map(|f| Origin { kind: f.kind, at_ms: f.at_ms, queue: text(f.queue).map(str::to_string) })
+            .collect())
     };
-    match fact.kind {
-        Kind::TaskCreated => c.tasks_created += 1,
-        Kind::TaskQueueEntered if by == By::Queue => c.tasks_entered += 1,
-        Kind::WorkflowEntered if by == By::Workflow => c.tasks_entered += 1,
-        Kind::TaskQueueEntered | Kind::WorkflowEntered => {}
-        Kind::TaskCanceled => {
-            c.tasks_canceled += 1;
-            acc.buckets[bucket].tasks_canceled += 1;
-            match fact.task.and_then(|t| origins.task_created.get(&t)) {
-                Some(created) => {
-                    let wait = fact.at_ms - created;
-                    acc.wait_until_canceled.add(wait);
-                    acc.cancel_waits.push(wait);
-                }
-                None => acc.samples_without_origin += 1,
-            }
-        }
-        Kind::TaskCompleted => {
-            c.tasks_completed += 1;
-            acc.buckets[bucket].tasks_completed += 1;
-        }
-        Kind::TaskDeleted => c.tasks_deleted += 1,
-        Kind::TaskQueueMoved => c.tasks_moved += 1,
-        Kind::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
-        Kind::ReservationCreated => {
-            c.reservations_created += 1;
-            if let Some(task) = fact.task {
-                *acc.reservations_by_task.entry(task).or_default() += 1;
-            }
-        }
-        Kind::ReservationAccepted => {
-            c.reservations_accepted += 1;
-            acc.buckets[bucket].reservations_accepted += 1;
-            waited_on_worker(acc, false);
-            match fact.task.and_then(|t| origins.task_created.get(&t)) {
-                Some(created) => {
-                    let wait = fact.at_ms - created;
-                    acc.wait_until_accepted.add(wait);
-                    acc.accept_waits.push(wait);
-                }
-                None => acc.samples_without_origin += 1,
-            }
-            if let (Some(task), Some(queue)) = (fact.task, fact.queue) {
-                if let Some(entered) = origins.entered_queue(task, queue, fact.at_ms) {
-                    acc.wait_in_queue_until_accepted.add(fact.at_ms - entered);
-                }
-            }
-            if let Some(created) = fact.reservation.and_then(|r| origins.reservation_created.get(&r)) {
-                acc.latencies.push(fact.at_ms - created);
-            }
-        }
-        Kind::ReservationRejected => {
-            c.reservations_rejected += 1;
-            acc.buckets[bucket].reservations_rejected += 1;
-            waited_on_worker(acc, false);
-        }
-        Kind::ReservationTimeout => {
-            c.reservations_timed_out += 1;
-            acc.buckets[bucket].reservations_timed_out += 1;
-            waited_on_worker(acc, true);
-        }
-        Kind::ReservationCanceled => {
-            c.reservations_canceled += 1;
-            acc.buckets[bucket].reservations_canceled += 1;
-        }
-        Kind::ReservationRescinded => {
-            c.reservations_rescinded += 1;
-            acc.buckets[bucket].reservations_rescinded += 1;
-        }
-        Kind::WorkerActivityUpdate => {
-            if let (Some(activity), Some(spent)) = (fact.previous_activity, fact.previous_activity_ms) {
-                let entry = acc
-                    .activities
-                    .entry(activity)
-                    .or_insert((fact.previous_activity_name, Samples::default()));
-                if entry.0.is_none() {
-                    entry.0 = fact.previous_activity_name;
-                }
-                // A stint begun before the window counts only for its part inside it.
-                entry.1.add(spent.clamp(0, fact.at_ms - window_start));
-            }
-            if let Some(activity) = fact.activity {
-                // The activity entered is listed too, even before any stint of it ends.
-                let entry =
-                    acc.activities.entry(activity).or_insert((fact.activity_name, Samples::default()));
-                if entry.0.is_none() {
-                    entry.0 = fact.activity_name;
-                }
-            }
-        }
+    match fold.finish(lookup) {
+        Ok(figures) => figures,
+        Err(never) => match never {},
     }
 }
 
@@ -650,84 +489,7 @@ pub fn nearest_rank(sorted: &[i64], percent: u32) -> Option<i64> {
     sorted.get(rank as usize - 1).copied()
 }
 
-fn rates(map: &BTreeMap<Name, (u64, u64)>, names: &Names) -> Vec<TimeoutRate> {
-    map.iter()
-        .map(|(sid, (answerable, timed_out))| TimeoutRate {
-            sid: names.text(*sid).to_string(),
-            reservations_answerable: *answerable,
-            reservations_timed_out: *timed_out,
-            rate: (*answerable > 0).then(|| *timed_out as f64 / *answerable as f64),
-        })
-        .collect()
-}
-
-fn finish(mut acc: Accumulator, sid: Option<String>, names: &Names, request: &Request) -> Figures {
-    let split_by_wait_time = request
-        .split_by_wait_time
-        .iter()
-        .map(|&threshold| {
-            let limit = threshold as i64 * 1000;
-            let mut split = Split::default();
-            for &wait in &acc.accept_waits {
-                let side = if wait <= limit { &mut split.below } else { &mut split.above };
-                side.reservations_accepted += 1;
-            }
-            for &wait in &acc.cancel_waits {
-                let side = if wait <= limit { &mut split.below } else { &mut split.above };
-                side.tasks_canceled += 1;
-            }
-            (threshold, split)
-        })
-        .collect();
-    acc.latencies.sort_unstable();
-    let latencies = &acc.latencies;
-    let mut histogram: Vec<HistogramBin> = Vec::with_capacity(HISTOGRAM_BOUNDS_MS.len() + 1);
-    let mut from = 0;
-    for bound in HISTOGRAM_BOUNDS_MS.iter().copied().map(Some).chain(std::iter::once(None)) {
-        let count = latencies.iter().filter(|&&l| l >= from && bound.is_none_or(|b| l < b)).count() as u64;
-        histogram.push(HistogramBin { from_ms: from, to_ms: bound, count });
-        from = bound.unwrap_or(from);
-    }
-    // Negative latencies (clock skew) fall in the first bar.
-    histogram[0].count += latencies.iter().filter(|&&l| l < 0).count() as u64;
-    let per_task = &acc.reservations_by_task;
-    let reservations: u64 = per_task.values().sum();
-    Figures {
-        sid,
-        counters: acc.counters,
-        wait_until_accepted: acc.wait_until_accepted,
-        wait_in_queue_until_accepted: acc.wait_in_queue_until_accepted,
-        wait_until_canceled: acc.wait_until_canceled,
-        samples_without_origin: acc.samples_without_origin,
-        split_by_wait_time,
-        activity_durations: acc
-            .activities
-            .into_iter()
-            .map(|(sid, (name, samples))| ActivityDuration {
-                sid: names.text(sid).to_string(),
-                friendly_name: name.map(|n| names.text(n).to_string()).unwrap_or_default(),
-                samples,
-            })
-            .collect(),
-        acceptance_latency: Percentiles {
-            count: latencies.len() as u64,
-            p50_ms: nearest_rank(latencies, 50),
-            p90_ms: nearest_rank(latencies, 90),
-            p99_ms: nearest_rank(latencies, 99),
-            max_ms: latencies.last().copied(),
-        },
-        latency_histogram: histogram,
-        timeout_rate_by_worker: rates(&acc.by_worker, names),
-        timeout_rate_by_queue: rates(&acc.by_queue, names),
-        reservations_per_task: ReservationsPerTask {
-            tasks: per_task.len() as u64,
-            reservations,
-            mean: (!per_task.is_empty()).then(|| reservations as f64 / per_task.len() as f64),
-            max: per_task.values().copied().max().unwrap_or(0),
-        },
-        outcomes_over_time: acc.buckets,
-    }
-}
-
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

@@ -179,6 +179,9 @@ pub struct ReportSpec {
     pub only: Option<String>,
     pub verify: bool,
     pub buckets: usize,
+    /// Compute workers' activity durations (read from each activity change's body: only the
+    /// outputs that show them ask).
+    pub activity_durations: bool,
 }
 
 /// An instant as Twilio writes it (`2015-07-30T20:00:00Z`; milliseconds only when there are some).
@@ -206,10 +209,21 @@ pub fn generate(
         end_ms: spec.window.end_ms,
         workspace_sid: spec.workspace_sid.clone(),
         read_channels: spec.window.task_channel.is_some(),
+        // Activity changes name no queue or workflow: only these breakdowns can use them.
+        read_activities: spec.activity_durations && matches!(spec.by, By::Workspace | By::Worker),
         flags_for: spec.only.clone().map(|sid| (spec.by, sid)),
         flag_limit: store::FLAG_LIMIT,
     };
-    let loaded = store::load(conn, &selection, progress)?;
+    let request = compute::Request {
+        start_ms: spec.window.start_ms,
+        end_ms: spec.window.end_ms,
+        by: spec.by,
+        only: spec.only.clone(),
+        split_by_wait_time: spec.window.split_by_wait_time.clone(),
+        task_channel: spec.window.task_channel.clone(),
+        buckets: spec.buckets,
+    };
+    let loaded = store::load(conn, &selection, &request, progress)?;
     let verification = if spec.verify {
         let checked = store::verify(conn)?;
         match checked.first_bad_row {
@@ -221,16 +235,6 @@ pub fn generate(
     } else {
         Verification::NotRun
     };
-    let request = compute::Request {
-        start_ms: spec.window.start_ms,
-        end_ms: spec.window.end_ms,
-        by: spec.by,
-        only: spec.only.clone(),
-        split_by_wait_time: spec.window.split_by_wait_time.clone(),
-        task_channel: spec.window.task_channel.clone(),
-        buckets: spec.buckets,
-    };
-    let figures = compute::compute(&loaded.facts, &loaded.names, &request);
     Ok(Report {
         workspace_sid: spec.workspace_sid.clone(),
         account_sid: loaded.account_sid,
@@ -241,7 +245,7 @@ pub fn generate(
         by: spec.by,
         task_channel: spec.window.task_channel.clone(),
         split_by_wait_time: spec.window.split_by_wait_time.clone(),
-        figures,
+        figures: loaded.figures,
         flags: loaded.flags,
         flags_total: loaded.flags_total,
         provenance: Provenance {

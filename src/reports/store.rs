@@ -1,14 +1,16 @@
-//! The report's SQL: reads a window's statistics facts from the log (through the partial
-//! covering index `events_report`, migration 0005), the facts where the window's tasks and
-//! reservations began when those lie before it (through `sid_refs`), the window's flagged
-//! tasks, and the chain head, all in one read transaction so they describe one log state.
+//! The report's SQL: streams a window's statistics facts from the log (through the partial
+//! covering index `events_report`, migration 0005) into the [`Fold`], looks up where the
+//! window's tasks and reservations began when that lies before it (through `sid_refs`), and
+//! reads the window's flagged tasks and the chain head, all in one read transaction so they
+//! describe one log state. Nothing is kept per fact: memory follows open lifecycles.
+
+use std::borrow::Cow;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::compute::{HashSet, Kind, Names, ReportFact};
-use crate::domain::webhook::parse_form;
-use crate::storage::event_log;
-use crate::storage::payload;
+use super::compute::{ActivityChange, By, Fact, Figures, Fold, Kind, Origin, Request};
+use crate::domain::webhook::{parse_form, FormParams};
+use crate::storage::{event_log, payload};
 
 /// The event types of the index's `WHERE`, written exactly as there so SQLite can use it.
 const REPORT_TYPES: &str =
@@ -17,11 +19,10 @@ const REPORT_TYPES: &str =
     'reservation.accepted', 'reservation.rejected', 'reservation.timeout', 'reservation.canceled', \
     'reservation.rescinded', 'worker.activity.update')";
 
-/// What the log held for one report.
+/// What one report read from the log.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub facts: Vec<ReportFact>,
-    pub names: Names,
+    pub figures: Vec<Figures>,
     pub account_sid: Option<String>,
     /// The lowest and highest log row read in the window (`None`: no fact in it).
     pub first_event_id: Option<i64>,
@@ -55,23 +56,34 @@ pub struct Selection {
     /// Read `TaskChannel*` from bodies (only when a channel filter is asked for: it costs a
     /// body read per fact).
     pub read_channels: bool,
+    /// Read `worker.activity.update` bodies for activity durations (a table read per activity
+    /// change; only outputs that show durations ask).
+    pub read_activities: bool,
     /// Narrows the flags listed: (column of proj_tasks or a worker, Sid).
     pub flags_for: Option<(super::compute::By, String)>,
     pub flag_limit: u32,
 }
 
+/// The column of the window query holding the body (its encoding follows).
+const BODY: usize = 8;
+
 /// Most flags listed in one report (the total is always given).
 pub const FLAG_LIMIT: u32 = 500;
 
-fn activity_fields(fact: &mut ReportFact, body: &[u8], names: &mut Names, read_channels: bool) {
-    let Ok(params) = parse_form(body) else { return };
-    let mut name = |field: &str| params.non_empty(field).map(|v| names.intern(v));
-    if fact.kind == Kind::WorkerActivityUpdate {
-        fact.previous_activity = name("WorkerPreviousActivitySid");
-        fact.previous_activity_name = name("WorkerPreviousActivityName");
-        fact.activity = name("WorkerActivitySid");
-        fact.activity_name = name("WorkerActivityName");
-        fact.previous_activity_ms = params
+/// A stored body's bytes, decoded (`None`: not read, or it does not decode, in which case it
+/// contributes nothing, as `verify` names such rows). Every body the reports read goes
+/// through here, so how bodies are stored is decided in one place.
+fn body_of<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Option<Cow<'r, [u8]>>> {
+    let Some(stored) = row.get_ref(BODY)?.as_blob_or_null()? else { return Ok(None) };
+    Ok(payload::decode(row.get_ref(BODY + 1)?.as_str_or_null()?, stored).ok())
+}
+
+/// The activity change a `worker.activity.update` body describes.
+fn activity_change(params: &FormParams) -> ActivityChange<'_> {
+    ActivityChange {
+        previous: params.non_empty("WorkerPreviousActivitySid"),
+        previous_name: params.non_empty("WorkerPreviousActivityName"),
+        previous_ms: params
             .non_empty("WorkerTimeInPreviousActivityMs")
             .and_then(|v| v.trim().parse().ok())
             .or_else(|| {
@@ -79,73 +91,95 @@ fn activity_fields(fact: &mut ReportFact, body: &[u8], names: &mut Names, read_c
                     .non_empty("WorkerTimeInPreviousActivity")
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .map(|s| s.saturating_mul(1000))
-            });
-    }
-    if read_channels {
-        fact.channels = [name("TaskChannelUniqueName"), name("TaskChannelSid")];
+            }),
+        current: params.non_empty("WorkerActivitySid"),
+        current_name: params.non_empty("WorkerActivityName"),
     }
 }
 
-/// Reads everything a report over `selection` needs. `progress(done)` counts facts read.
+/// Reads everything a report over `selection` needs and folds it into `request`'s figures.
+/// `progress(done)` counts facts read.
 ///
 /// # Errors
 /// Any SQLite error.
 pub fn load(
     conn: &mut Connection,
     selection: &Selection,
+    request: &Request,
     mut progress: impl FnMut(u64),
 ) -> rusqlite::Result<Loaded> {
     // One read transaction: the head, the window and the flags are one snapshot of the log.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let head = event_log::head(&tx)?;
     let mut loaded = Loaded { head_id: head.id, head_hash: hex::encode(head.hash), ..Loaded::default() };
+    let mut fold = Fold::new(request);
     {
+        // The index is ordered by occurred_at_ms, the order the fold needs. Only what this
+        // report uses is selected (every column and condition is paid on every row); bodies
+        // are read (a seek into the table) only where a figure needs them. No `id <= head`:
+        // the head was read in this transaction, so later rows are not visible anyway.
+        let body = if selection.read_channels {
+            "body, payload_encoding".to_string()
+        } else if selection.read_activities {
+            let when = "CASE WHEN event_type = 'worker.activity.update' THEN";
+            format!("{when} body END, {when} payload_encoding END")
+        } else {
+            "NULL, NULL".to_string()
+        };
+        let workflow = if request.by == By::Workflow { "workflow_sid" } else { "NULL" };
+        let workspace = if selection.workspace_sid.is_some() { "AND workspace_sid = ?3" } else { "" };
         let sql = format!(
             "SELECT id, event_type, occurred_at_ms, task_sid, reservation_sid, worker_sid, task_queue_sid, \
-             workflow_sid, CASE WHEN ?5 OR event_type = 'worker.activity.update' THEN body END, \
-             CASE WHEN ?5 OR event_type = 'worker.activity.update' THEN payload_encoding END \
+             {workflow}, {body} \
              FROM events INDEXED BY events_report \
              WHERE is_fact = 1 AND event_type IN {REPORT_TYPES} AND occurred_at_ms >= ?1 AND occurred_at_ms < ?2 \
-             AND (?3 IS NULL OR workspace_sid = ?3) AND id <= ?4"
+             {workspace} ORDER BY occurred_at_ms"
         );
         let mut statement = tx.prepare(&sql)?;
-        let mut rows = statement.query(params![
-            selection.start_ms,
-            selection.end_ms,
-            selection.workspace_sid,
-            head.id,
-            selection.read_channels
-        ])?;
+        let mut rows = match &selection.workspace_sid {
+            Some(workspace) => statement.query(params![selection.start_ms, selection.end_ms, workspace])?,
+            None => statement.query(params![selection.start_ms, selection.end_ms])?,
+        };
         while let Some(row) = rows.next()? {
             let event_id: i64 = row.get(0)?;
             let Some(kind) = Kind::from_event_type(row.get_ref(1)?.as_str()?) else { continue };
-            let mut fact = ReportFact::new(event_id, kind, row.get(2)?);
-            let names = &mut loaded.names;
-            let mut sid = |i: usize| -> rusqlite::Result<Option<u32>> {
-                Ok(row.get_ref(i)?.as_str_or_null()?.map(|s| names.intern(s)))
+            let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
+            let body = body_of(row)?;
+            let params = body.as_deref().and_then(|body| parse_form(body).ok());
+            let mut fact = Fact {
+                kind,
+                at_ms: row.get(2)?,
+                task: text(3)?,
+                reservation: text(4)?,
+                worker: text(5)?,
+                queue: text(6)?,
+                workflow: text(7)?,
+                activity: ActivityChange::default(),
+                channels: [None, None],
             };
-            fact.task = sid(3)?;
-            fact.reservation = sid(4)?;
-            fact.worker = sid(5)?;
-            fact.queue = sid(6)?;
-            fact.workflow = sid(7)?;
-            if let Some(stored) = row.get_ref(8)?.as_blob_or_null()? {
-                // A body that does not decode contributes no activity fields (`verify` names it).
-                if let Ok(body) = payload::decode(row.get_ref(9)?.as_str_or_null()?, stored) {
-                    activity_fields(&mut fact, &body, &mut loaded.names, selection.read_channels);
+            if let Some(params) = &params {
+                if kind == Kind::WorkerActivityUpdate {
+                    fact.activity = activity_change(params);
+                }
+                if selection.read_channels {
+                    fact.channels =
+                        [params.non_empty("TaskChannelUniqueName"), params.non_empty("TaskChannelSid")];
                 }
             }
+            fold.push(&fact);
             loaded.first_event_id = Some(loaded.first_event_id.map_or(event_id, |f: i64| f.min(event_id)));
             loaded.last_event_id = Some(loaded.last_event_id.map_or(event_id, |l: i64| l.max(event_id)));
             loaded.facts_in_window += 1;
             if loaded.facts_in_window.is_multiple_of(50_000) {
                 progress(loaded.facts_in_window);
             }
-            loaded.facts.push(fact);
         }
     }
     progress(loaded.facts_in_window);
-    load_origins(&tx, selection, head.id, &mut loaded)?;
+    loaded.figures = {
+        let mut statement = tx.prepare(ORIGINS_SQL)?;
+        fold.finish(|sid| origins(&mut statement, sid, selection.end_ms, head.id))?
+    };
     loaded.account_sid = tx
         .query_row(
             "SELECT account_sid FROM events WHERE id = ?1",
@@ -159,72 +193,32 @@ pub fn load(
     Ok(loaded)
 }
 
-/// Adds, for tasks and reservations the window's accepts and cancels concern whose beginning
-/// (`task.created`, `task-queue.entered`, `reservation.created`) lies before the window, those
-/// earlier facts: a lifecycle cut by the window start still gets its true wait.
-fn load_origins(
-    tx: &Connection,
-    selection: &Selection,
+/// Where a task or reservation began: its `task.created` and `task-queue.entered` facts, or a
+/// reservation's `reservation.created`, before the window's end (a lifecycle cut by the window
+/// start still gets its true wait).
+const ORIGINS_SQL: &str = "SELECT e.event_type, e.occurred_at_ms, e.task_queue_sid \
+     FROM sid_refs r JOIN events e ON e.id = r.event_id \
+     WHERE r.sid_key = ?1 AND e.is_fact = 1 AND e.occurred_at_ms < ?2 AND e.id <= ?3 \
+     AND ((e.event_type IN ('task.created', 'task-queue.entered') AND e.task_sid = ?4) \
+       OR (e.event_type = 'reservation.created' AND e.reservation_sid = ?4))";
+
+fn origins(
+    statement: &mut rusqlite::Statement<'_>,
+    sid: &str,
+    end_ms: i64,
     head_id: i64,
-    loaded: &mut Loaded,
-) -> rusqlite::Result<()> {
-    let mut created_tasks = HashSet::default();
-    let mut entered = HashSet::default();
-    let mut created_reservations = HashSet::default();
-    for fact in &loaded.facts {
-        match fact.kind {
-            Kind::TaskCreated => drop(created_tasks.insert(fact.task)),
-            Kind::TaskQueueEntered => drop(entered.insert(fact.task)),
-            Kind::ReservationCreated => drop(created_reservations.insert(fact.reservation)),
-            _ => {}
+) -> rusqlite::Result<Vec<Origin>> {
+    let rows = statement.query_map(params![event_log::sid_key(sid), end_ms, head_id, sid], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?))
+    })?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (event_type, at_ms, queue) = row?;
+        if let Some(kind) = Kind::from_event_type(&event_type) {
+            found.push(Origin { kind, at_ms, queue });
         }
     }
-    let mut missing_tasks = HashSet::default();
-    let mut missing_reservations = HashSet::default();
-    for fact in &loaded.facts {
-        if matches!(fact.kind, Kind::ReservationAccepted | Kind::TaskCanceled) {
-            if let Some(task) = fact.task {
-                if !created_tasks.contains(&Some(task)) || !entered.contains(&Some(task)) {
-                    missing_tasks.insert(task);
-                }
-            }
-        }
-        if fact.kind == Kind::ReservationAccepted && !created_reservations.contains(&fact.reservation) {
-            missing_reservations.extend(fact.reservation);
-        }
-    }
-    let mut statement = tx.prepare(
-        "SELECT e.id, e.event_type, e.occurred_at_ms, e.task_sid, e.reservation_sid, e.task_queue_sid \
-         FROM sid_refs r JOIN events e ON e.id = r.event_id \
-         WHERE r.sid_key = ?1 AND e.is_fact = 1 AND e.occurred_at_ms < ?2 AND e.id <= ?3 \
-         AND e.event_type IN ('task.created', 'task-queue.entered', 'reservation.created') \
-         AND (e.task_sid = ?4 OR e.reservation_sid = ?4)",
-    )?;
-    let lookups: Vec<String> = missing_tasks
-        .into_iter()
-        .chain(missing_reservations)
-        .map(|n| loaded.names.text(n).to_string())
-        .collect();
-    for sid in lookups {
-        let mut rows =
-            statement.query(params![event_log::sid_key(&sid), selection.start_ms, head_id, sid])?;
-        while let Some(row) = rows.next()? {
-            let event_type: String = row.get(1)?;
-            let Some(kind) = Kind::from_event_type(&event_type) else { continue };
-            // A reservation lookup only wants the reservation's creation, a task lookup its origins.
-            let reservation: Option<String> = row.get(4)?;
-            if (kind == Kind::ReservationCreated) != (reservation.as_deref() == Some(sid.as_str())) {
-                continue;
-            }
-            let mut fact = ReportFact::new(row.get(0)?, kind, row.get(2)?);
-            let names = &mut loaded.names;
-            fact.task = row.get::<_, Option<String>>(3)?.map(|s| names.intern(&s));
-            fact.reservation = reservation.map(|s| names.intern(&s));
-            fact.queue = row.get::<_, Option<String>>(5)?.map(|s| names.intern(&s));
-            loaded.facts.push(fact);
-        }
-    }
-    Ok(())
+    Ok(found)
 }
 
 fn load_flags(tx: &Connection, selection: &Selection, loaded: &mut Loaded) -> rusqlite::Result<()> {
@@ -238,9 +232,10 @@ fn load_flags(tx: &Connection, selection: &Selection, loaded: &mut Loaded) -> ru
         ),
         _ => ("?3 IS NULL", None),
     };
-    // Flagged tasks are few; start from the flags and keep those whose task was active in the window.
+    // Flagged tasks are few: start from the flags and keep those whose task was active in the
+    // window (CROSS JOIN keeps that order; left to itself SQLite walks every task of the window).
     let from = format!(
-        "FROM proj_flags f JOIN proj_tasks t ON t.task_sid = f.task_sid \
+        "FROM proj_flags f CROSS JOIN proj_tasks t ON t.task_sid = f.task_sid \
          WHERE t.last_fact_at_ms >= ?1 AND t.first_fact_at_ms < ?2 AND {filter}"
     );
     loaded.flags_total = tx.query_row(

@@ -76,7 +76,15 @@ async fn statistics(
         Some((by, sid)) => (by, Some(sid)),
         None => (By::Workspace, None),
     };
-    let spec = ReportSpec { workspace_sid: Some(workspace), window, by, only, verify: false, buckets: 1 };
+    let spec = ReportSpec {
+        workspace_sid: Some(workspace),
+        window,
+        by,
+        only,
+        verify: false,
+        buckets: 1,
+        activity_durations: resource == Resource::Workers,
+    };
     match run(&state, spec).await {
         Ok(report) => {
             let Some(figures) = report.figures.first() else {
@@ -203,6 +211,8 @@ impl ReportQuery {
             only: non_empty(&self.sid).filter(|_| by != By::Workspace),
             verify: matches!(self.verify.trim(), "true" | "1" | "on" | "yes"),
             buckets: 24,
+            // The JSON report lists them; the CSV and the page do not.
+            activity_durations: self.format != "csv",
         })
     }
 }
@@ -275,7 +285,9 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
     };
     match query.spec(chrono::Utc::now().timestamp_millis()) {
         Err(error) => page.error = Some(error.message),
-        Ok(spec) => {
+        Ok(mut spec) => {
+            // The page shows no activity durations.
+            spec.activity_durations = false;
             let bucket_ms = (spec.window.end_ms - spec.window.start_ms) / spec.buckets as i64;
             match run(&state, spec).await {
                 Err(_) => page.error = Some("the log could not be read".into()),

@@ -168,6 +168,29 @@ async fn cumulative_statistics_have_twilios_shape_and_hand_computed_numbers() {
 }
 
 #[tokio::test]
+async fn a_window_that_cuts_a_lifecycle_still_gives_its_true_waits() {
+    let app = spawn_app().await;
+    post_lifecycle(&app).await;
+    // The window opens 5 s after the task was created and 3 s after it was offered: the accept
+    // (9.5 s) is inside it, its task's creation, queue entry and offer are looked up before it.
+    let window = "StartDate=2023-11-14T22:13:25Z&EndDate=2023-11-14T23:13:25Z";
+    let (status, report) =
+        app.get_json(&format!("/api/reports?workspace={WORKSPACE}&by=queue&{window}")).await;
+    assert_eq!(status, 200, "{report}");
+    let queue = &report["figures"][0];
+    assert_eq!(queue["sid"], QUEUE);
+    assert_eq!(queue["counters"]["tasks_entered"], 0, "entered before the window");
+    assert_eq!(queue["counters"]["reservations_created"], 0, "offered before the window");
+    assert_eq!(queue["counters"]["reservations_accepted"], 1);
+    assert_eq!(queue["counters"]["tasks_completed"], 1);
+    assert_eq!(queue["wait_until_accepted"]["total_ms"], 9_500, "from the creation before the window");
+    assert_eq!(queue["wait_in_queue_until_accepted"]["total_ms"], 9_500, "from the entry before the window");
+    assert_eq!(queue["acceptance_latency"]["p50_ms"], 7_500, "from the offer before the window");
+    assert_eq!(queue["samples_without_origin"], 0);
+    assert_eq!(report["provenance"]["facts_in_window"], 3, "the accept, the activity change, the completion");
+}
+
+#[tokio::test]
 async fn bad_parameters_get_twilios_error() {
     let app = spawn_app().await;
     let base = format!("/api/v1/Workspaces/{WORKSPACE}/CumulativeStatistics");

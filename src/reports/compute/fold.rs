@@ -1,0 +1,814 @@
+//! The streaming fold: facts go in one at a time in TaskRouter-time order and are counted as
+//! they arrive, so a report over any window holds only what is still open (tasks and
+//! reservations not yet ended), the scopes and names seen, and the distinct latency values,
+//! never the window's facts.
+//!
+//! Where a figure needs an earlier fact (an accept's task creation, queue entry and
+//! reservation creation; a cancel's task creation) it is taken from the open task's or
+//! reservation's state. When that state does not have it (the lifecycle began before the
+//! window, or the log is out of order), the sample waits until the end and is then completed
+//! from [`Origin`]s the caller looks up, exactly as the batch definition in the parent module
+//! says. Facts of the same millisecond are settled together, so an origin logged in the same
+//! millisecond as the accept counts whatever order the log lists them in.
+
+use std::collections::BTreeMap;
+
+use super::{
+    ActivityDuration, Bucket, By, Counters, Figures, HashMap, HistogramBin, Kind, Name, Names, Percentiles,
+    Request, ReservationsPerTask, Samples, Split, TimeoutRate, HISTOGRAM_BOUNDS_MS,
+};
+
+/// One counted fact as read from the log, borrowing its text from the row.
+#[derive(Debug, Clone, Copy)]
+pub struct Fact<'a> {
+    pub kind: Kind,
+    /// TaskRouter's time of the event, epoch ms.
+    pub at_ms: i64,
+    pub task: Option<&'a str>,
+    pub reservation: Option<&'a str>,
+    pub worker: Option<&'a str>,
+    pub queue: Option<&'a str>,
+    pub workflow: Option<&'a str>,
+    /// `worker.activity.update` only, and only when activity durations were asked for.
+    pub activity: ActivityChange<'a>,
+    /// `TaskChannelUniqueName` and `TaskChannelSid`, read only when a channel filter is asked for.
+    pub channels: [Option<&'a str>; 2],
+}
+
+/// What a `worker.activity.update` says: the activity left, time spent in it, the one entered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActivityChange<'a> {
+    pub previous: Option<&'a str>,
+    pub previous_name: Option<&'a str>,
+    pub previous_ms: Option<i64>,
+    pub current: Option<&'a str>,
+    pub current_name: Option<&'a str>,
+}
+
+/// A fact where a task or reservation began (`task.created`, `task-queue.entered`,
+/// `reservation.created`), as a lookup in the log returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub kind: Kind,
+    pub at_ms: i64,
+    pub queue: Option<String>,
+}
+
+/// A fact with its low-cardinality names interned; task and reservation SIDs stay text (they
+/// are many, and live only as keys of open state).
+#[derive(Debug, Clone, Copy)]
+struct Counted<'a> {
+    kind: Kind,
+    at_ms: i64,
+    task: Option<&'a str>,
+    reservation: Option<&'a str>,
+    worker: Option<Name>,
+    queue: Option<Name>,
+    workflow: Option<Name>,
+}
+
+/// An [`ActivityChange`] with its SIDs and names interned.
+#[derive(Debug, Clone, Copy)]
+struct InternedActivity {
+    previous: Option<Name>,
+    previous_name: Option<Name>,
+    previous_ms: Option<i64>,
+    current: Option<Name>,
+    current_name: Option<Name>,
+}
+
+/// A fact kept while its task's channel is not yet known (channel-filtered reports only).
+#[derive(Debug, Clone)]
+struct HeldFact {
+    kind: Kind,
+    at_ms: i64,
+    task: Option<Box<str>>,
+    reservation: Option<Box<str>>,
+    worker: Option<Name>,
+    queue: Option<Name>,
+    workflow: Option<Name>,
+}
+
+impl HeldFact {
+    fn of(fact: &Counted<'_>) -> Self {
+        Self {
+            kind: fact.kind,
+            at_ms: fact.at_ms,
+            task: fact.task.map(Into::into),
+            reservation: fact.reservation.map(Into::into),
+            worker: fact.worker,
+            queue: fact.queue,
+            workflow: fact.workflow,
+        }
+    }
+
+    fn counted(&self) -> Counted<'_> {
+        Counted {
+            kind: self.kind,
+            at_ms: self.at_ms,
+            task: self.task.as_deref(),
+            reservation: self.reservation.as_deref(),
+            worker: self.worker,
+            queue: self.queue,
+            workflow: self.workflow,
+        }
+    }
+}
+
+/// What the fold keeps of a task until its `task.canceled`, `task.completed` or `task.deleted`.
+#[derive(Debug, Default)]
+struct OpenTask {
+    /// Its earliest `task.created` in the window.
+    created_ms: Option<i64>,
+    /// Its `task-queue.entered` facts in the window: (queue, time).
+    entered: Vec<(Name, i64)>,
+    /// Whether any `task-queue.entered` named it (with or without a queue).
+    any_entered: bool,
+    /// `reservation.created` facts counted per scope, for reservations per task.
+    reservations: Vec<(Option<Name>, u32)>,
+    /// Channel-filtered reports: a fact of this task named the channel.
+    on_channel: bool,
+    held: Vec<HeldFact>,
+}
+
+/// An accept or cancel whose waits are computed at the end of its millisecond or later.
+#[derive(Debug, Clone)]
+struct Waiting {
+    accept: bool,
+    scope: Option<Name>,
+    at_ms: i64,
+    task: Option<Box<str>>,
+    reservation: Option<Box<str>>,
+    queue: Option<Name>,
+}
+
+/// A sample that needs a task's origins from before the window (or from an ended state).
+#[derive(Debug, Clone)]
+struct PendingTask {
+    accept: bool,
+    scope: Option<Name>,
+    at_ms: i64,
+    queue: Option<Name>,
+    needs_created: bool,
+    needs_entry: bool,
+}
+
+/// An acceptance latency that needs its reservation's creation from before the window.
+#[derive(Debug, Clone, Copy)]
+struct PendingLatency {
+    scope: Option<Name>,
+    at_ms: i64,
+}
+
+/// Acceptance latencies kept exactly but compactly: each distinct value and how often it
+/// occurred (nearest-rank percentiles need every value; a log repeats values).
+#[derive(Debug, Default)]
+struct Distribution {
+    counts: BTreeMap<i64, u64>,
+    len: u64,
+}
+
+impl Distribution {
+    fn add(&mut self, ms: i64) {
+        *self.counts.entry(ms).or_default() += 1;
+        self.len += 1;
+    }
+
+    /// The smallest sample with at least `percent` % of the samples at or below it.
+    fn nearest_rank(&self, percent: u32) -> Option<i64> {
+        let rank = (u64::from(percent) * self.len).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (&value, &count) in &self.counts {
+            seen += count;
+            if seen >= rank {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn count_in(&self, from: i64, to: Option<i64>) -> u64 {
+        let range = match to {
+            Some(to) if to <= from => return 0,
+            Some(to) => self.counts.range(from..to),
+            None => self.counts.range(from..),
+        };
+        range.map(|(_, count)| count).sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct PerTask {
+    tasks: u64,
+    reservations: u64,
+    max: u64,
+}
+
+/// Every figure of one scope, as it accumulates.
+#[derive(Debug)]
+struct Accumulator {
+    counters: Counters,
+    wait_until_accepted: Samples,
+    wait_in_queue_until_accepted: Samples,
+    wait_until_canceled: Samples,
+    /// Per threshold of `split_by_wait_time`, in the order asked.
+    splits: Vec<Split>,
+    samples_without_origin: u64,
+    activities: BTreeMap<Name, (Option<Name>, Samples)>,
+    latencies: Distribution,
+    by_worker: BTreeMap<Name, (u64, u64)>,
+    by_queue: BTreeMap<Name, (u64, u64)>,
+    per_task: PerTask,
+    buckets: Vec<Bucket>,
+}
+
+/// The whole report's computation: push the window's facts in time order, then [`Fold::finish`].
+#[derive(Debug)]
+pub struct Fold {
+    start_ms: i64,
+    end_ms: i64,
+    by: By,
+    buckets: usize,
+    bucket_width: i64,
+    thresholds_ms: Vec<i64>,
+    thresholds: Vec<u64>,
+    channel: Option<String>,
+    /// The one scope asked for, if any (interned before any fact, so never missing).
+    only: Option<Name>,
+    names: Names,
+    scopes: BTreeMap<Option<Name>, Accumulator>,
+    tasks: HashMap<Box<str>, OpenTask>,
+    /// Open reservations: earliest `reservation.created` in the window.
+    reservations: HashMap<Box<str>, i64>,
+    /// The millisecond being read, and what waits for its end.
+    group_ms: i64,
+    waiting: Vec<Waiting>,
+    closing_tasks: Vec<Box<str>>,
+    closing_reservations: Vec<Box<str>>,
+    pending_tasks: HashMap<Box<str>, Vec<PendingTask>>,
+    pending_latencies: HashMap<Box<str>, Vec<PendingLatency>>,
+}
+
+/// Runs `update` on the task's open state, opening it first if needed (one hash when open).
+fn with_task<R>(
+    tasks: &mut HashMap<Box<str>, OpenTask>,
+    sid: &str,
+    update: impl FnOnce(&mut OpenTask) -> R,
+) -> R {
+    match tasks.get_mut(sid) {
+        Some(state) => update(state),
+        None => {
+            let mut state = OpenTask::default();
+            let result = update(&mut state);
+            tasks.insert(sid.into(), state);
+            result
+        }
+    }
+}
+
+impl Fold {
+    pub fn new(request: &Request) -> Self {
+        let buckets = request.buckets.max(1);
+        let span = (request.end_ms - request.start_ms).max(1);
+        let mut names = Names::default();
+        let only = request.only.as_deref().map(|sid| names.intern(sid));
+        let mut fold = Fold {
+            start_ms: request.start_ms,
+            end_ms: request.end_ms,
+            by: request.by,
+            buckets,
+            bucket_width: (span + buckets as i64 - 1) / buckets as i64,
+            thresholds_ms: request.split_by_wait_time.iter().map(|&t| t as i64 * 1000).collect(),
+            thresholds: request.split_by_wait_time.clone(),
+            channel: request.task_channel.clone(),
+            only,
+            names,
+            scopes: BTreeMap::new(),
+            tasks: HashMap::default(),
+            reservations: HashMap::default(),
+            group_ms: i64::MIN,
+            waiting: Vec::new(),
+            closing_tasks: Vec::new(),
+            closing_reservations: Vec::new(),
+            pending_tasks: HashMap::default(),
+            pending_latencies: HashMap::default(),
+        };
+        if fold.by == By::Workspace || only.is_some() {
+            let accumulator = fold.new_accumulator();
+            fold.scopes.insert(only, accumulator);
+        }
+        fold
+    }
+
+    fn new_accumulator(&self) -> Accumulator {
+        Accumulator {
+            counters: Counters::default(),
+            wait_until_accepted: Samples::default(),
+            wait_in_queue_until_accepted: Samples::default(),
+            wait_until_canceled: Samples::default(),
+            splits: vec![Split::default(); self.thresholds.len()],
+            samples_without_origin: 0,
+            activities: BTreeMap::new(),
+            latencies: Distribution::default(),
+            by_worker: BTreeMap::new(),
+            by_queue: BTreeMap::new(),
+            per_task: PerTask::default(),
+            buckets: (0..self.buckets)
+                .map(|i| Bucket {
+                    start_ms: self.start_ms + i as i64 * self.bucket_width,
+                    ..Bucket::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// Open tasks and reservations held right now (what the fold's memory grows with).
+    pub fn open_lifecycles(&self) -> usize {
+        self.tasks.len() + self.reservations.len()
+    }
+
+    /// Takes the next fact. Facts must come in non-decreasing `at_ms`; facts outside the
+    /// window are ignored.
+    pub fn push(&mut self, fact: &Fact<'_>) {
+        if fact.at_ms < self.start_ms || fact.at_ms >= self.end_ms {
+            return;
+        }
+        if fact.at_ms != self.group_ms {
+            self.settle();
+            self.group_ms = fact.at_ms;
+        }
+        let names = &mut self.names;
+        let counted = Counted {
+            kind: fact.kind,
+            at_ms: fact.at_ms,
+            task: fact.task,
+            reservation: fact.reservation,
+            worker: fact.worker.map(|s| names.intern(s)),
+            queue: fact.queue.map(|s| names.intern(s)),
+            // Only a breakdown by workflow reads the workflow.
+            workflow: fact.workflow.filter(|_| self.by == By::Workflow).map(|s| names.intern(s)),
+        };
+        self.note_origin(&counted);
+        if fact.kind == Kind::WorkerActivityUpdate {
+            let change = &fact.activity;
+            let names = &mut self.names;
+            let activity = InternedActivity {
+                previous: change.previous.map(|s| names.intern(s)),
+                previous_name: change.previous_name.map(|s| names.intern(s)),
+                previous_ms: change.previous_ms,
+                current: change.current.map(|s| names.intern(s)),
+                current_name: change.current_name.map(|s| names.intern(s)),
+            };
+            // Activity changes belong to no task, so to no channel.
+            if self.channel.is_none() {
+                self.count_activity(&counted, &activity);
+            }
+        } else if self.channel.is_some() {
+            self.count_on_channel(&counted, &fact.channels);
+        } else {
+            self.count(&counted);
+        }
+        self.close(&counted);
+    }
+
+    /// Origins are kept for every fact, whatever scope or channel is asked for.
+    fn note_origin(&mut self, fact: &Counted<'_>) {
+        match (fact.kind, fact.task, fact.reservation) {
+            (Kind::TaskCreated, Some(task), _) => with_task(&mut self.tasks, task, |state| {
+                state.created_ms = Some(state.created_ms.map_or(fact.at_ms, |c| c.min(fact.at_ms)));
+            }),
+            (Kind::TaskQueueEntered, Some(task), _) => with_task(&mut self.tasks, task, |state| {
+                state.any_entered = true;
+                if let Some(queue) = fact.queue {
+                    state.entered.push((queue, fact.at_ms));
+                }
+            }),
+            (Kind::ReservationCreated, _, Some(reservation)) => {
+                match self.reservations.get_mut(reservation) {
+                    Some(created) => *created = (*created).min(fact.at_ms),
+                    None => drop(self.reservations.insert(reservation.into(), fact.at_ms)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A task's facts count once one of them names the channel (by unique name or Sid).
+    fn count_on_channel(&mut self, fact: &Counted<'_>, channels: &[Option<&str>; 2]) {
+        let Some(task) = fact.task else { return };
+        let channel = self.channel.as_deref();
+        let names_channel = channels.iter().any(|c| c.is_some() && *c == channel);
+        let held = with_task(&mut self.tasks, task, |state| {
+            if !state.on_channel && !names_channel {
+                state.held.push(HeldFact::of(fact));
+                return None;
+            }
+            state.on_channel = true;
+            Some(std::mem::take(&mut state.held))
+        });
+        let Some(held) = held else { return };
+        for earlier in &held {
+            self.count(&earlier.counted());
+        }
+        self.count(fact);
+    }
+
+    fn scope_of(
+        &self,
+        worker: Option<Name>,
+        queue: Option<Name>,
+        workflow: Option<Name>,
+    ) -> Option<Option<Name>> {
+        let key = match self.by {
+            By::Workspace => Some(None),
+            By::Queue => queue.map(Some),
+            By::Workflow => workflow.map(Some),
+            By::Worker => worker.map(Some),
+        }?;
+        (self.only.is_none() || key == self.only).then_some(key)
+    }
+
+    fn accumulator(&mut self, key: Option<Name>) -> &mut Accumulator {
+        if !self.scopes.contains_key(&key) {
+            let accumulator = self.new_accumulator();
+            self.scopes.insert(key, accumulator);
+        }
+        self.scopes.get_mut(&key).expect("inserted above")
+    }
+
+    fn bucket(&self, at_ms: i64) -> usize {
+        (((at_ms - self.start_ms) / self.bucket_width) as usize).min(self.buckets - 1)
+    }
+
+    fn count_activity(&mut self, fact: &Counted<'_>, change: &InternedActivity) {
+        let Some(key) = self.scope_of(fact.worker, fact.queue, fact.workflow) else { return };
+        let InternedActivity { previous, previous_name, previous_ms, current, current_name } = *change;
+        let window_start = self.start_ms;
+        let acc = self.accumulator(key);
+        if let (Some(activity), Some(spent)) = (previous, previous_ms) {
+            let entry = acc.activities.entry(activity).or_insert((previous_name, Samples::default()));
+            if entry.0.is_none() {
+                entry.0 = previous_name;
+            }
+            // A stint begun before the window counts only for its part inside it.
+            entry.1.add(spent.clamp(0, fact.at_ms - window_start));
+        }
+        if let Some(activity) = current {
+            // The activity entered is listed too, even before any stint of it ends.
+            let entry = acc.activities.entry(activity).or_insert((current_name, Samples::default()));
+            if entry.0.is_none() {
+                entry.0 = current_name;
+            }
+        }
+    }
+
+    fn count(&mut self, fact: &Counted<'_>) {
+        let Some(key) = self.scope_of(fact.worker, fact.queue, fact.workflow) else { return };
+        let bucket = self.bucket(fact.at_ms);
+        self.accumulator(key);
+        let Fold { by, scopes, tasks, waiting, thresholds_ms, .. } = self;
+        let acc = scopes.get_mut(&key).expect("ensured above");
+        let c = &mut acc.counters;
+        let waited_on_worker = |acc: &mut Accumulator, timed_out: bool| {
+            for (map, key) in [(&mut acc.by_worker, fact.worker), (&mut acc.by_queue, fact.queue)] {
+                if let Some(key) = key {
+                    let entry = map.entry(key).or_default();
+                    entry.0 += 1;
+                    entry.1 += u64::from(timed_out);
+                }
+            }
+        };
+        let wait_for_origins = |waiting: &mut Vec<Waiting>, accept: bool| {
+            waiting.push(Waiting {
+                accept,
+                scope: key,
+                at_ms: fact.at_ms,
+                task: fact.task.map(Into::into),
+                reservation: fact.reservation.filter(|_| accept).map(Into::into),
+                queue: fact.queue,
+            });
+        };
+        match fact.kind {
+            Kind::TaskCreated => c.tasks_created += 1,
+            Kind::TaskQueueEntered if *by == By::Queue => c.tasks_entered += 1,
+            Kind::WorkflowEntered if *by == By::Workflow => c.tasks_entered += 1,
+            Kind::TaskQueueEntered | Kind::WorkflowEntered => {}
+            Kind::TaskCanceled => {
+                c.tasks_canceled += 1;
+                acc.buckets[bucket].tasks_canceled += 1;
+                // A creation already seen is the earliest (the log is in time order); else
+                // the sample waits for the end of the millisecond, or for a lookup.
+                match fact.task.and_then(|t| tasks.get(t)).and_then(|t| t.created_ms) {
+                    Some(created) => add_wait(acc, thresholds_ms, false, fact.at_ms - created),
+                    None => wait_for_origins(waiting, false),
+                }
+            }
+            Kind::TaskCompleted => {
+                c.tasks_completed += 1;
+                acc.buckets[bucket].tasks_completed += 1;
+            }
+            Kind::TaskDeleted => c.tasks_deleted += 1,
+            Kind::TaskQueueMoved => c.tasks_moved += 1,
+            Kind::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
+            Kind::ReservationCreated => {
+                c.reservations_created += 1;
+                if let Some(task) = fact.task {
+                    with_task(tasks, task, |state| {
+                        match state.reservations.iter_mut().find(|(scope, _)| *scope == key) {
+                            Some((_, n)) => *n += 1,
+                            None => state.reservations.push((key, 1)),
+                        }
+                    });
+                }
+            }
+            Kind::ReservationAccepted => {
+                c.reservations_accepted += 1;
+                acc.buckets[bucket].reservations_accepted += 1;
+                waited_on_worker(acc, false);
+                // Its waits are read at the end of the millisecond: an origin logged in the
+                // same millisecond may be listed after it.
+                wait_for_origins(waiting, true);
+            }
+            Kind::ReservationRejected => {
+                c.reservations_rejected += 1;
+                acc.buckets[bucket].reservations_rejected += 1;
+                waited_on_worker(acc, false);
+            }
+            Kind::ReservationTimeout => {
+                c.reservations_timed_out += 1;
+                acc.buckets[bucket].reservations_timed_out += 1;
+                waited_on_worker(acc, true);
+            }
+            Kind::ReservationCanceled => {
+                c.reservations_canceled += 1;
+                acc.buckets[bucket].reservations_canceled += 1;
+            }
+            Kind::ReservationRescinded => {
+                c.reservations_rescinded += 1;
+                acc.buckets[bucket].reservations_rescinded += 1;
+            }
+            Kind::WorkerActivityUpdate => {}
+        }
+    }
+
+    /// A task or reservation that ended is forgotten, at the end of its millisecond.
+    fn close(&mut self, fact: &Counted<'_>) {
+        match fact.kind {
+            Kind::TaskCanceled | Kind::TaskCompleted | Kind::TaskDeleted => {
+                if let Some(task) = fact.task.filter(|t| self.tasks.contains_key(*t)) {
+                    self.closing_tasks.push(task.into());
+                }
+            }
+            Kind::ReservationAccepted
+            | Kind::ReservationRejected
+            | Kind::ReservationTimeout
+            | Kind::ReservationCanceled
+            | Kind::ReservationRescinded => {
+                if let Some(reservation) = fact.reservation.filter(|r| self.reservations.contains_key(*r)) {
+                    self.closing_reservations.push(reservation.into());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the current millisecond: computes what waited for it, then forgets what ended.
+    fn settle(&mut self) {
+        // Called at almost every fact: the lists keep their buffers.
+        if !self.waiting.is_empty() {
+            let mut waiting = std::mem::take(&mut self.waiting);
+            for sample in waiting.drain(..) {
+                self.complete(sample);
+            }
+            self.waiting = waiting;
+        }
+        if !self.closing_tasks.is_empty() {
+            let mut closing = std::mem::take(&mut self.closing_tasks);
+            for task in closing.drain(..) {
+                if let Some(state) = self.tasks.remove(&task) {
+                    self.retire(state);
+                }
+            }
+            self.closing_tasks = closing;
+        }
+        for reservation in self.closing_reservations.drain(..) {
+            self.reservations.remove(&reservation);
+        }
+    }
+
+    /// Adds a task's reservations-per-task counts to its scopes (its held facts, never on the
+    /// channel, are dropped).
+    fn retire(&mut self, state: OpenTask) {
+        for (scope, n) in state.reservations {
+            if let Some(acc) = self.scopes.get_mut(&scope) {
+                acc.per_task.tasks += 1;
+                acc.per_task.reservations += u64::from(n);
+                acc.per_task.max = acc.per_task.max.max(u64::from(n));
+            }
+        }
+    }
+
+    fn complete(&mut self, waiting: Waiting) {
+        let thresholds = &self.thresholds_ms;
+        let acc = self.scopes.get_mut(&waiting.scope).expect("a waiting sample's scope exists");
+        let state = waiting.task.as_deref().and_then(|t| self.tasks.get(t));
+        let (needs_created, needs_entry) = match (&waiting.task, state) {
+            (None, _) => {
+                acc.samples_without_origin += 1;
+                (false, false)
+            }
+            (Some(_), None) => (true, waiting.accept && waiting.queue.is_some()),
+            (Some(_), Some(state)) => {
+                let needs_created = match state.created_ms {
+                    Some(created) => {
+                        add_wait(acc, thresholds, waiting.accept, waiting.at_ms - created);
+                        false
+                    }
+                    None => true,
+                };
+                let needs_entry = match waiting.queue.filter(|_| waiting.accept) {
+                    None => false,
+                    // The task began in the window: its latest entry into this queue counts.
+                    Some(queue) if state.any_entered && state.created_ms.is_some() => {
+                        let latest = state
+                            .entered
+                            .iter()
+                            .filter(|(q, at)| *q == queue && *at <= waiting.at_ms)
+                            .map(|(_, at)| *at)
+                            .max();
+                        if let Some(entered) = latest {
+                            acc.wait_in_queue_until_accepted.add(waiting.at_ms - entered);
+                        }
+                        false
+                    }
+                    Some(_) => true,
+                };
+                (needs_created, needs_entry)
+            }
+        };
+        if needs_created || needs_entry {
+            let task = waiting.task.clone().expect("a task is named");
+            self.pending_tasks.entry(task).or_default().push(PendingTask {
+                accept: waiting.accept,
+                scope: waiting.scope,
+                at_ms: waiting.at_ms,
+                queue: waiting.queue,
+                needs_created,
+                needs_entry,
+            });
+        }
+        if !waiting.accept {
+            return;
+        }
+        if let Some(reservation) = waiting.reservation {
+            let acc = self.scopes.get_mut(&waiting.scope).expect("a waiting sample's scope exists");
+            match self.reservations.get(&reservation) {
+                Some(created) => acc.latencies.add(waiting.at_ms - created),
+                None => self
+                    .pending_latencies
+                    .entry(reservation)
+                    .or_default()
+                    .push(PendingLatency { scope: waiting.scope, at_ms: waiting.at_ms }),
+            }
+        }
+    }
+
+    /// Completes the samples whose origins were not in the window's state, with `lookup(sid)`:
+    /// every `task.created` / `task-queue.entered` of that task and `reservation.created` of
+    /// that reservation before the window's end. Then gives every scope's figures.
+    ///
+    /// # Errors
+    /// The first error `lookup` returns.
+    pub fn finish<E>(
+        mut self,
+        mut lookup: impl FnMut(&str) -> Result<Vec<Origin>, E>,
+    ) -> Result<Vec<Figures>, E> {
+        self.settle();
+        for (_, state) in std::mem::take(&mut self.tasks) {
+            self.retire(state);
+        }
+        for (task, samples) in std::mem::take(&mut self.pending_tasks) {
+            let origins = lookup(&task)?;
+            let created = origins.iter().filter(|o| o.kind == Kind::TaskCreated).map(|o| o.at_ms).min();
+            for sample in samples {
+                let acc = self.scopes.get_mut(&sample.scope).expect("exists");
+                if sample.needs_created {
+                    match created {
+                        Some(created) => {
+                            add_wait(acc, &self.thresholds_ms, sample.accept, sample.at_ms - created)
+                        }
+                        None => acc.samples_without_origin += 1,
+                    }
+                }
+                if sample.needs_entry {
+                    let queue = sample.queue.map(|q| self.names.text(q));
+                    let latest = origins
+                        .iter()
+                        .filter(|o| o.kind == Kind::TaskQueueEntered && o.queue.as_deref() == queue)
+                        .filter(|o| o.at_ms <= sample.at_ms)
+                        .map(|o| o.at_ms)
+                        .max();
+                    if let Some(entered) = latest {
+                        acc.wait_in_queue_until_accepted.add(sample.at_ms - entered);
+                    }
+                }
+            }
+        }
+        for (reservation, samples) in std::mem::take(&mut self.pending_latencies) {
+            let origins = lookup(&reservation)?;
+            let created =
+                origins.iter().filter(|o| o.kind == Kind::ReservationCreated).map(|o| o.at_ms).min();
+            if let Some(created) = created {
+                for sample in samples {
+                    let acc = self.scopes.get_mut(&sample.scope).expect("exists");
+                    acc.latencies.add(sample.at_ms - created);
+                }
+            }
+        }
+        let names = &self.names;
+        let thresholds = &self.thresholds;
+        Ok(std::mem::take(&mut self.scopes)
+            .into_iter()
+            .map(|(key, acc)| figures(acc, key.map(|k| names.text(k).to_string()), names, thresholds))
+            .collect())
+    }
+}
+
+fn add_wait(acc: &mut Accumulator, thresholds_ms: &[i64], accept: bool, wait: i64) {
+    if accept {
+        acc.wait_until_accepted.add(wait);
+        for (split, &limit) in acc.splits.iter_mut().zip(thresholds_ms) {
+            let side = if wait <= limit { &mut split.below } else { &mut split.above };
+            side.reservations_accepted += 1;
+        }
+    } else {
+        add_cancel_wait(acc, thresholds_ms, wait);
+    }
+}
+
+fn add_cancel_wait(acc: &mut Accumulator, thresholds_ms: &[i64], wait: i64) {
+    acc.wait_until_canceled.add(wait);
+    for (split, &limit) in acc.splits.iter_mut().zip(thresholds_ms) {
+        let side = if wait <= limit { &mut split.below } else { &mut split.above };
+        side.tasks_canceled += 1;
+    }
+}
+
+fn rates(map: &BTreeMap<Name, (u64, u64)>, names: &Names) -> Vec<TimeoutRate> {
+    map.iter()
+        .map(|(sid, (answerable, timed_out))| TimeoutRate {
+            sid: names.text(*sid).to_string(),
+            reservations_answerable: *answerable,
+            reservations_timed_out: *timed_out,
+            rate: (*answerable > 0).then(|| *timed_out as f64 / *answerable as f64),
+        })
+        .collect()
+}
+
+fn figures(acc: Accumulator, sid: Option<String>, names: &Names, thresholds: &[u64]) -> Figures {
+    let latencies = &acc.latencies;
+    let mut histogram: Vec<HistogramBin> = Vec::with_capacity(HISTOGRAM_BOUNDS_MS.len() + 1);
+    let mut from = 0;
+    for bound in HISTOGRAM_BOUNDS_MS.iter().copied().map(Some).chain(std::iter::once(None)) {
+        histogram.push(HistogramBin { from_ms: from, to_ms: bound, count: latencies.count_in(from, bound) });
+        from = bound.unwrap_or(from);
+    }
+    // Negative latencies (clock skew) fall in the first bar.
+    histogram[0].count += latencies.count_in(i64::MIN, Some(0));
+    let per_task = &acc.per_task;
+    Figures {
+        sid,
+        counters: acc.counters,
+        wait_until_accepted: acc.wait_until_accepted,
+        wait_in_queue_until_accepted: acc.wait_in_queue_until_accepted,
+        wait_until_canceled: acc.wait_until_canceled,
+        samples_without_origin: acc.samples_without_origin,
+        split_by_wait_time: thresholds.iter().copied().zip(acc.splits).collect(),
+        activity_durations: acc
+            .activities
+            .into_iter()
+            .map(|(sid, (name, samples))| ActivityDuration {
+                sid: names.text(sid).to_string(),
+                friendly_name: name.map(|n| names.text(n).to_string()).unwrap_or_default(),
+                samples,
+            })
+            .collect(),
+        acceptance_latency: Percentiles {
+            count: latencies.len,
+            p50_ms: latencies.nearest_rank(50),
+            p90_ms: latencies.nearest_rank(90),
+            p99_ms: latencies.nearest_rank(99),
+            max_ms: latencies.counts.keys().next_back().copied(),
+        },
+        latency_histogram: histogram,
+        timeout_rate_by_worker: rates(&acc.by_worker, names),
+        timeout_rate_by_queue: rates(&acc.by_queue, names),
+        reservations_per_task: ReservationsPerTask {
+            tasks: per_task.tasks,
+            reservations: per_task.reservations,
+            mean: (per_task.tasks > 0).then(|| per_task.reservations as f64 / per_task.tasks as f64),
+            max: per_task.max,
+        },
+        outcomes_over_time: acc.buckets,
+    }
+}
