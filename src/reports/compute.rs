@@ -32,6 +32,18 @@
 //!   latest `task-queue.entered` into the accept's queue at or before the accept.
 //! * **`wait_duration_until_canceled`**: one sample per `task.canceled` in the window, cancel
 //!   time − creation time.
+//! * **Origins** (a task's creation and queue entries, a reservation's creation) are read
+//!   lifecycle by lifecycle: a task or reservation is remembered from its first fact until it
+//!   ends (`task.canceled` / `completed` / `deleted`; a reservation's outcome). An accept or
+//!   cancel uses the origin seen earlier in the window (the earliest creation, the latest entry
+//!   into the accept's queue at or before it); when its task or reservation has none (it
+//!   began before the window), the earliest creation and latest entry the log holds before the
+//!   window's end. Facts of one millisecond are taken together. This is the same as "the
+//!   task's `task.created`" for every log TaskRouter writes (one creation per SID); a log that
+//!   creates one SID twice is measured from each lifecycle's own creation.
+//! * **`TaskChannel`**: only the facts of tasks one of whose facts in the window names the
+//!   channel (`TaskChannelUniqueName` or `TaskChannelSid`; TaskRouter names it on every task
+//!   and reservation event). Activity changes belong to no task and are left out.
 //! * Durations are kept in milliseconds and shown in whole seconds, rounded half up:
 //!   `min`, `max`, `total` of the samples and `avg` = total ÷ count. No samples: all 0.
 //! * **`split_by_wait_time`**: for each threshold T seconds, `below` counts the samples with

@@ -812,3 +812,61 @@ fn figures(acc: Accumulator, sid: Option<String>, names: &Names, thresholds: &[u
         outcomes_over_time: acc.buckets,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact<'a>(kind: Kind, at_ms: i64, task: &'a str, reservation: &'a str) -> Fact<'a> {
+        Fact {
+            kind,
+            at_ms,
+            task: Some(task),
+            reservation: (!reservation.is_empty()).then_some(reservation),
+            worker: Some("WKann"),
+            queue: Some("WQ1"),
+            workflow: Some("WW1"),
+            activity: ActivityChange::default(),
+            channels: [None, None],
+        }
+    }
+
+    #[test]
+    fn memory_follows_open_lifecycles_not_facts() {
+        let request = Request {
+            start_ms: 0,
+            end_ms: 1_000_000_000_000,
+            by: By::Workspace,
+            only: None,
+            split_by_wait_time: vec![10],
+            task_channel: None,
+            buckets: 24,
+        };
+        let mut fold = Fold::new(&request);
+        let mut most_open = 0;
+        // 20,000 tasks, three in flight at any time: each is created, offered, accepted after
+        // 2 s and completed after 60 s.
+        let sids: Vec<(String, String)> = (0..20_000).map(|i| (format!("WT{i}"), format!("WR{i}"))).collect();
+        let mut events = Vec::new();
+        for (i, (task, reservation)) in sids.iter().enumerate() {
+            let t = i as i64 * 20_000;
+            events.push(fact(Kind::TaskCreated, t, task, ""));
+            events.push(fact(Kind::TaskQueueEntered, t, task, ""));
+            events.push(fact(Kind::ReservationCreated, t + 1_000, task, reservation));
+            events.push(fact(Kind::ReservationAccepted, t + 3_000, task, reservation));
+            events.push(fact(Kind::TaskCompleted, t + 60_000, task, ""));
+        }
+        events.sort_by_key(|f| f.at_ms);
+        for event in &events {
+            fold.push(event);
+            most_open = most_open.max(fold.open_lifecycles());
+        }
+        assert!(most_open <= 6, "{most_open} lifecycles held at once");
+        let figures = fold.finish(|_| Ok::<_, ()>(Vec::new())).unwrap().remove(0);
+        assert_eq!(figures.counters.tasks_completed, 20_000);
+        assert_eq!(figures.wait_until_accepted.stats().avg, 3);
+        assert_eq!(figures.acceptance_latency.p99_ms, Some(2_000));
+        assert_eq!(figures.reservations_per_task.tasks, 20_000);
+        assert_eq!(figures.split_by_wait_time[0].1.below.reservations_accepted, 20_000);
+    }
+}
