@@ -104,6 +104,8 @@ impl Application {
         if let Some(workers) = args.workers {
             server = server.workers(workers.max(1));
         }
+        // As `HttpServer` does: a graceful stop closes idle kept-alive connections at once.
+        let stopping = server.graceful_shutdown_signal();
         let server = server.listen("taskrouter-tracer", listener, move || {
             let app = App::new()
                 .app_data(state.clone())
@@ -115,7 +117,12 @@ impl Application {
             } else {
                 app
             };
+            let stopping = stopping.clone();
             let http = actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
                 // Silent connections (no byte at all) are actix's: closed after this. Once a
                 // byte arrives, the stream's own (shorter) deadline answers 408 with a reason.
                 .client_request_timeout(REQUEST_HEAD_DEADLINE + Duration::from_secs(2))

@@ -128,27 +128,42 @@ fn signed(app: &TestApp, path: &str, params: &Params) -> (Vec<u8>, String) {
     (encode_form(params).into_bytes(), signature::compute(AUTH_TOKEN, &url, params))
 }
 
-/// Sends a signed webhook and `GET /healthz` every 200 ms while `hostile` runs; both must
-/// succeed every time. Returns the hostile outcome and how many probe rounds completed while it
-/// was still open.
+/// One signed webhook and one `GET /healthz`, both of which must succeed; returns how long they
+/// took.
+async fn probe(app: &TestApp, sid: u64) -> Duration {
+    let started = Instant::now();
+    let event = fixtures::task_event("task.updated", &event_sid(sid), 1_700_000_000_000, "probe");
+    let webhook = app.post_signed("/webhooks/events", &event).await.status().as_u16();
+    let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    assert_eq!(webhook, 204, "a signed webhook is accepted meanwhile");
+    assert_eq!(health.status().as_u16(), 200, "healthz answers meanwhile");
+    started.elapsed()
+}
+
+/// Probes every 200 ms while `hostile` runs, and once after. Returns the hostile outcome and
+/// how many probe rounds completed while it was still open (their slowest is printed, not
+/// judged).
 async fn while_open<T>(app: &TestApp, first_sid: u64, hostile: impl Future<Output = T>) -> (T, u64) {
     let mut hostile = std::pin::pin!(hostile);
-    let mut rounds = 0;
-    loop {
-        let probe = async {
-            let sid = event_sid(first_sid + rounds);
-            let event = fixtures::task_event("task.updated", &sid, 1_700_000_000_000, "probe");
-            let webhook = app.post_signed("/webhooks/events", &event).await.status().as_u16();
-            let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
-            assert_eq!(webhook, 204, "a signed webhook is accepted meanwhile");
-            assert_eq!(health.status().as_u16(), 200, "healthz answers meanwhile");
+    let (mut rounds, mut slowest) = (0, Duration::ZERO);
+    let outcome = loop {
+        let round = async {
+            let took = probe(app, first_sid + rounds).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
+            took
         };
         tokio::select! {
-            outcome = &mut hostile => return (outcome, rounds),
-            () = probe => rounds += 1,
+            outcome = &mut hostile => break outcome,
+            took = round => {
+                rounds += 1;
+                slowest = slowest.max(took);
+            }
         }
-    }
+    };
+    eprintln!("probe rounds while the hostile connection was open: {rounds}, slowest {slowest:?}");
+    // A fresh Sid: the round the outcome interrupted may have delivered `first_sid + rounds`.
+    probe(app, first_sid + rounds + 1).await;
+    (outcome, rounds)
 }
 
 /// The stored row's status, rejection, body length and truncation flag.
