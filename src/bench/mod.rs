@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use corpus::{Corpus, Feed, Stream, AUTH_TOKEN};
 use load::{ClosedLoop, LoadOutcome, OpenLoop};
-use server::{CpuShares, CpuWatch, RssSampler, Server, ServerOptions, Usage};
+use server::{CpuShares, CpuWatch, Server, ServerOptions, Usage};
 
 /// Most requests prepared for one closed-loop run (about 2.3 KB each).
 const MAX_PREPARED: usize = 1_000_000;
@@ -74,8 +74,8 @@ pub struct BenchArgs {
     /// Connections of the soak.
     #[arg(long, default_value_t = 256)]
     pub soak_connections: usize,
-    /// Timed requests per read at scale; the whole-log statistics get a twentieth (at least 3)
-    /// [default: 100, or 10 with --quick].
+    /// Timed requests per read at scale; a read slower than 250 ms gets a twentieth (at least
+    /// 3) [default: 100, or 10 with --quick].
     #[arg(long)]
     pub repeat: Option<usize>,
     /// The phases to run.
@@ -121,7 +121,7 @@ pub struct Settings {
     pub soak_connections: usize,
     pub scales: Vec<u64>,
     pub repeat: usize,
-    pub statistics_repeat: usize,
+    pub slow_repeat: usize,
     pub phases: Vec<Phase>,
 }
 
@@ -152,7 +152,7 @@ impl Settings {
                 }
             }),
             repeat,
-            statistics_repeat: (repeat / 20).max(3),
+            slow_repeat: (repeat / 20).max(3),
             phases: args.phases.clone(),
         })
     }
@@ -341,7 +341,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 port,
                 work_dir: context.work_dir.clone(),
                 repeat: settings.repeat,
-                statistics_repeat: settings.statistics_repeat,
+                slow_repeat: settings.slow_repeat,
             };
             match scale::run(&plan, &bar).await {
                 Ok(result) => {
@@ -542,7 +542,6 @@ async fn rate_phase(
     let mut server = context.start_server("constant-rate", false).await?;
     bar.set_message("");
     let watch = CpuWatch::start(&[server.pid]);
-    let rss = RssSampler::start(server.pid, Duration::from_millis(500));
     let load = load::open_loop(
         context.address(),
         feed.clone(),
@@ -555,7 +554,6 @@ async fn rate_phase(
         bar,
     )
     .await;
-    rss.finish().await;
     let cpu = watch.shares(Duration::ZERO);
     let stored = check_stored(&context.base_url(), load.acknowledged).await;
     let usage = server.stop().await?;
@@ -631,7 +629,7 @@ mod tests {
         let full = Settings::from_args(&Wrapper::parse_from(["x", "--scales", "1M"]).args).unwrap();
         assert_eq!(full.scales, vec![1_000_000]);
         assert_eq!(full.warmup, Duration::from_secs(1));
-        assert_eq!(full.statistics_repeat, 5);
+        assert_eq!(full.slow_repeat, 5);
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--seconds", "0"]).args).is_err());
     }
 }

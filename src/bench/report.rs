@@ -103,7 +103,17 @@ fn mib(bytes: u64) -> String {
 
 /// Server (or command) / load generator / everything else, as shares of all CPUs.
 fn cpu(shares: &CpuShares) -> String {
-    format!("{:.0} / {:.0} / {:.0} %", shares.tested * 100.0, shares.bench * 100.0, shares.others * 100.0)
+    let split = format!(
+        "{:.0} / {:.0} / {:.0} %",
+        shares.tested * 100.0,
+        shares.bench * 100.0,
+        shares.others * 100.0
+    );
+    if shares.others_niced >= 0.01 {
+        format!("{split} ({:.0} % niced)", shares.others_niced * 100.0)
+    } else {
+        split
+    }
 }
 
 fn percent(share: f64) -> String {
@@ -173,13 +183,14 @@ pub fn rate_line(result: &RateResult) -> String {
 /// The printed summary of the soak, with its memory chart.
 pub fn soak_text(result: &SoakResult) -> String {
     let mut text = format!(
-        "soak × {}: {} req/s, {} errors, {} answers not 2xx, server RSS peak {}\n{}",
+        "soak × {}: {} req/s, {} errors, {} answers not 2xx, server RSS peak {}\n{}{}\n",
         result.connections,
         rate(result.load.rate()),
         result.load.errors,
         result.load.non_2xx,
         mib(result.server.peak_rss_bytes),
         rss_chart(&result.rss, 8),
+        rss_trend(&result.rss),
     );
     for page in &result.pages {
         let _ = writeln!(
@@ -210,6 +221,23 @@ pub fn scale_text(result: &ScaleResult) -> String {
         let _ = writeln!(text, "  {:<50} median {:>9}  p99 {:>9}", read.name, ms(read.median), ms(read.p99));
     }
     text
+}
+
+/// Whether memory stayed flat: how RSS moved over the second half of the run.
+pub fn rss_trend(samples: &[(Duration, u64)]) -> String {
+    let (Some(middle), Some(last)) = (samples.get(samples.len() / 2), samples.last()) else {
+        return "No RSS samples.".into();
+    };
+    let change = last.1 as f64 - middle.1 as f64;
+    format!(
+        "Over the second half RSS went from {} (at {} s) to {} (at {} s): {}{:.0} MiB.",
+        mib(middle.1),
+        middle.0.as_secs(),
+        mib(last.1),
+        last.0.as_secs(),
+        if change >= 0.0 { "+" } else { "−" },
+        change.abs() / 1_048_576.0
+    )
 }
 
 /// A chart of RSS over time, one column per sample, `height` rows, from zero to the peak.
@@ -276,11 +304,11 @@ pub fn render(run: &BenchRun) -> String {
     let _ = writeln!(
         out,
         "- **Settings:** {} measured per ingest phase after {} of warm-up; reads repeated {} times \
-         (whole-log statistics {} times); soak {} × {} connections{}",
+         (reads slower than 250 ms {} times); soak {} × {} connections{}",
         seconds(s.seconds),
         seconds(s.warmup),
         s.repeat,
-        s.statistics_repeat,
+        s.slow_repeat,
         seconds(s.soak_seconds),
         s.soak_connections,
         if s.quick { "; `--quick` (a smoke run)" } else { "" }
@@ -292,7 +320,8 @@ pub fn render(run: &BenchRun) -> String {
          database per phase. Requests are the simulator's callbacks (bodies {:.0} bytes on average for \
          events, {:.0} for assignment callbacks), signed, every one unique. \"CPU\" is how the machine's whole capacity was shared during a phase: the server (or the command \
          measured), this benchmark process (the load generator), and every other process; where others \
-         used much, the timings are not reliable.\n",
+         used much, the timings are not reliable (niced processes yield to the measured ones, so \
+         they disturb less).\n",
         run.body_bytes.0, run.body_bytes.1
     );
     if !run.failures.is_empty() {
@@ -441,6 +470,7 @@ fn render_soak(out: &mut String, r: &SoakResult) {
         let _ = writeln!(out, "{}\n", rendered_live_note("soak", r.rendered_live));
     }
     let _ = writeln!(out, "Server RSS, one sample a second:\n\n```text\n{}```\n", rss_chart(&r.rss, 8));
+    let _ = writeln!(out, "{}\n", rss_trend(&r.rss));
     let _ = writeln!(out, "| second | RSS |\n|---:|---:|");
     let step = (r.rss.len() / 12).max(1);
     for (i, (t, rss)) in r.rss.iter().enumerate() {
@@ -493,7 +523,10 @@ fn render_scales(out: &mut String, scales: &[ScaleResult]) {
             format!("{:.1} s{built}", s.log.generate_wall_s)
         }
     });
-    row(out, "`generate` peak RSS", &|s| mib(s.log.generate_peak_rss_bytes));
+    row(out, "`generate` peak RSS", &|s| match s.log.generate_peak_rss_bytes {
+        0 => "unknown".into(),
+        bytes => mib(bytes),
+    });
     row(out, "database bytes per event", &|s| {
         format!("{:.0}", s.database_bytes as f64 / s.rows.max(1) as f64)
     });
@@ -655,10 +688,16 @@ mod tests {
         let chart = rss_chart(&samples, 4);
         let lines: Vec<&str> = chart.lines().collect();
         assert!(lines[0].starts_with("   80 MiB"), "{chart}");
-        // The last column reaches the top row, the first only the bottom one.
-        assert!(lines[0].ends_with('█'));
-        assert!(lines[3].ends_with('█') && !lines[2].contains('█') || lines[2].matches('█').count() < 10);
+        // Rows are 20 MiB each: the first column (8 MiB) fills part of the bottom row only,
+        // the last (80 MiB) every row.
+        let column = |line: &str, i: usize| line.chars().nth(11 + i).unwrap();
+        assert_eq!((column(lines[3], 0), column(lines[2], 0), column(lines[0], 0)), ('▃', ' ', ' '));
+        assert!(lines.iter().take(4).all(|line| column(line, 9) == '█'), "{chart}");
         assert!(lines[4].contains(&"─".repeat(10)));
         assert_eq!(rss_chart(&[], 4), "(no samples)\n");
+        assert_eq!(
+            rss_trend(&samples),
+            "Over the second half RSS went from 48 MiB (at 5 s) to 80 MiB (at 9 s): +32 MiB."
+        );
     }
 }

@@ -59,21 +59,36 @@ fn ticks_to_duration(ticks: u64) -> Duration {
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / per_second)
 }
 
-/// The whole machine's busy and total CPU time so far, from `/proc/stat`.
-pub fn machine_cpu() -> Option<(Duration, Duration)> {
+/// The whole machine's CPU time so far, from `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    /// Time not idle.
+    pub busy: Duration,
+    /// Of that, time running niced processes (which yield to ours when both want a CPU).
+    pub niced: Duration,
+    pub total: Duration,
+}
+
+/// Reads `/proc/stat`'s first line.
+pub fn machine_cpu() -> Option<MachineCpu> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let values: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let field = |i: usize| values.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    Some((ticks_to_duration(total - idle), ticks_to_duration(total)))
+    let idle = field(3) + field(4);
+    Some(MachineCpu {
+        busy: ticks_to_duration(total - idle),
+        niced: ticks_to_duration(field(1)),
+        total: ticks_to_duration(total),
+    })
 }
 
 /// Watches who uses the CPU while a phase runs: the processes under test, this one (the load
 /// generator), and everything else. Other work on a shared machine makes timings unreliable.
 pub struct CpuWatch {
-    machine_start: (Duration, Duration),
+    machine_start: MachineCpu,
     watched_start: Vec<(String, Duration)>,
     own_start: Duration,
 }
@@ -87,6 +102,8 @@ pub struct CpuShares {
     pub bench: f64,
     /// Everything else on the machine.
     pub others: f64,
+    /// Of `others`, niced processes.
+    pub others_niced: f64,
 }
 
 impl CpuWatch {
@@ -104,9 +121,10 @@ impl CpuWatch {
 
     /// The shares since the start; `children` is CPU used by reaped children under test.
     pub fn shares(&self, children: Duration) -> CpuShares {
-        let (busy, total) = machine_cpu().unwrap_or_default();
-        let busy = busy.saturating_sub(self.machine_start.0);
-        let total = total.saturating_sub(self.machine_start.1).as_secs_f64();
+        let now = machine_cpu().unwrap_or_default();
+        let busy = now.busy.saturating_sub(self.machine_start.busy);
+        let niced = now.niced.saturating_sub(self.machine_start.niced);
+        let total = now.total.saturating_sub(self.machine_start.total).as_secs_f64();
         if total <= 0.0 {
             return CpuShares::default();
         }
@@ -117,11 +135,13 @@ impl CpuWatch {
             .sum::<Duration>()
             + children;
         let bench = cpu_time("self").unwrap_or(self.own_start).saturating_sub(self.own_start);
+        let others = busy.saturating_sub(tested + bench);
         let share = |d: Duration| (d.as_secs_f64() / total).clamp(0.0, 1.0);
         CpuShares {
             tested: share(tested),
             bench: share(bench),
-            others: share(busy.saturating_sub(tested + bench)),
+            others: share(others),
+            others_niced: share(niced.min(others)),
         }
     }
 }
@@ -411,8 +431,8 @@ mod tests {
         let own = memory(std::process::id() as i32).expect("own /proc status");
         assert!(own.rss_bytes > 0 && own.peak_rss_bytes >= own.rss_bytes);
         assert!(cpu_time("self").is_some());
-        let (busy, total) = machine_cpu().expect("/proc/stat");
-        assert!(busy <= total && !total.is_zero());
+        let machine = machine_cpu().expect("/proc/stat");
+        assert!(machine.niced <= machine.busy && machine.busy <= machine.total && !machine.total.is_zero());
     }
 
     #[test]
