@@ -70,6 +70,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             max_batch: 1,
             busy_timeout: Duration::from_secs(5),
             queue_capacity: 1,
+            wal_restart_frames: crate::storage::writer::DEFAULT_WAL_RESTART_FRAMES,
             projection: ProjectionConfig::default(),
         },
         Default::default(),

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     /// Transactions that failed (each failure answers its whole batch with 503).
     pub commit_failures: AtomicU64,
+    /// Frames in the write-ahead log at the last checkpoint.
+    pub wal_frames: AtomicU64,
+    /// Times the checkpointer started the write-ahead log again from its beginning.
+    pub wal_restarts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -71,6 +75,8 @@ impl Default for Metrics {
             ingest_latency: Histogram::new(LATENCY_BOUNDS),
             commit_batch_size: Histogram::new(BATCH_BOUNDS),
             commit_failures: AtomicU64::new(0),
+            wal_frames: AtomicU64::new(0),
+            wal_restarts: AtomicU64::new(0),
         }
     }
 }
@@ -116,6 +122,16 @@ impl Metrics {
             out,
             "# HELP tracer_commit_failures_total Write transactions that failed.\n# TYPE tracer_commit_failures_total counter\ntracer_commit_failures_total {}",
             self.commit_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_wal_frames Pages in the write-ahead log at the last checkpoint.\n# TYPE tracer_wal_frames gauge\ntracer_wal_frames {}",
+            self.wal_frames.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_wal_restarts_total Times the write-ahead log was started again from its beginning.\n# TYPE tracer_wal_restarts_total counter\ntracer_wal_restarts_total {}",
+            self.wal_restarts.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -65,6 +65,7 @@ impl Application {
                 max_batch: args.commit_batch.max(1),
                 busy_timeout: Duration::from_millis(args.busy_timeout_ms),
                 queue_capacity: args.queue_capacity.max(1),
+                wal_restart_frames: i64::from(args.wal_limit_mib) * 256,
                 projection: args.projection.config(),
             },
             metrics.clone(),

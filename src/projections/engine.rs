@@ -23,6 +23,12 @@ use crate::storage::event_log::{sid_key, NewRecord};
 /// Tasks kept in memory at most; past it the least recently touched quarter is written out
 /// and dropped. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
 pub const TASK_CACHE_CAPACITY: usize = 2_048;
+/// Bytes of facts kept in memory at most (see [`Fact::memory_bytes`]): long tasks with large
+/// attributes leave memory sooner, so the server's memory stays flat whatever the traffic.
+/// Past it the least recently touched tasks are dropped until a quarter is free again.
+pub const TASK_CACHE_BYTES: usize = 12 << 20;
+/// The same bound during a rebuild.
+const REBUILD_CACHE_BYTES: usize = 48 << 20;
 /// Workers kept in memory at most (each is a few hundred bytes).
 const WORKER_CACHE_CAPACITY: usize = 20_000;
 
@@ -47,6 +53,8 @@ struct Written {
 #[derive(Debug)]
 struct TaskEntry {
     facts: Vec<Fact>,
+    /// The sum of the facts' [`Fact::memory_bytes`].
+    bytes: usize,
     /// `None` when the rows on disk are unknown (just loaded): the next write rewrites them all.
     written: Option<Written>,
     dirty: bool,
@@ -67,6 +75,9 @@ struct WorkerState {
 pub struct Engine {
     config: ProjectionConfig,
     capacity: usize,
+    byte_budget: usize,
+    /// The sum of the cached tasks' `bytes`.
+    cached_bytes: usize,
     tasks: HashMap<String, TaskEntry>,
     dirty_tasks: Vec<String>,
     workers: HashMap<String, WorkerState>,
@@ -87,6 +98,8 @@ impl Engine {
         Self {
             config,
             capacity: TASK_CACHE_CAPACITY,
+            byte_budget: TASK_CACHE_BYTES,
+            cached_bytes: 0,
             tasks: HashMap::new(),
             dirty_tasks: Vec::new(),
             workers: HashMap::new(),
@@ -101,13 +114,30 @@ impl Engine {
 
     /// An engine replaying the log into empty projection tables.
     pub(super) fn for_rebuild(config: ProjectionConfig) -> Self {
-        Self { seen_tasks: Some(HashSet::new()), latest_event_ms: Some(None), ..Self::new(config) }
+        Self {
+            seen_tasks: Some(HashSet::new()),
+            latest_event_ms: Some(None),
+            // A rebuild is a batch job: more memory defers more writes and read-backs.
+            byte_budget: REBUILD_CACHE_BYTES,
+            ..Self::new(config)
+        }
     }
 
     /// The same engine keeping at most `capacity` tasks in memory (tests force evictions).
     pub fn with_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
+    }
+
+    /// The same engine keeping at most about `bytes` of facts in memory.
+    pub fn with_byte_budget(mut self, bytes: usize) -> Self {
+        self.byte_budget = bytes;
+        self
+    }
+
+    /// Tasks and bytes of facts held in memory now.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.tasks.len(), self.cached_bytes)
     }
 
     pub fn config(&self) -> &ProjectionConfig {
@@ -117,6 +147,7 @@ impl Engine {
     /// Drops everything held in memory (after a failed transaction, or another writer).
     pub fn forget(&mut self) {
         self.tasks.clear();
+        self.cached_bytes = 0;
         self.dirty_tasks.clear();
         self.workers.clear();
         self.latest_event_ms = None;
@@ -175,8 +206,11 @@ impl Engine {
             }
         }
         if let Some(task_sid) = fact.task_sid.clone() {
+            let bytes = fact.memory_bytes();
             let entry = self.touch(conn, &task_sid, fact.event_id)?;
             entry.facts.push(fact);
+            entry.bytes += bytes;
+            self.cached_bytes += bytes;
         }
         self.evict_if_full(conn)
     }
@@ -229,11 +263,13 @@ impl Engine {
                 self.stats.loads += 1;
                 store::task_facts_before(conn, task_sid, applying_id)?
             };
+            let bytes = facts.iter().map(Fact::memory_bytes).sum();
+            self.cached_bytes += bytes;
             // In a rebuild a first sight has nothing on disk yet; otherwise the rows are unknown.
             let written = first_sight.then(Written::default);
             self.tasks.insert(
                 task_sid.to_string(),
-                TaskEntry { facts, written, dirty: false, last_touched: self.clock },
+                TaskEntry { facts, bytes, written, dirty: false, last_touched: self.clock },
             );
         }
         let entry = self.tasks.get_mut(task_sid).expect("inserted above");
@@ -289,13 +325,20 @@ impl Engine {
     }
 
     fn evict_if_full(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        if self.tasks.len() > self.capacity {
+        if self.tasks.len() > self.capacity || self.cached_bytes > self.byte_budget {
             let mut by_age: Vec<(u64, String)> =
                 self.tasks.iter().map(|(sid, e)| (e.last_touched, sid.clone())).collect();
             by_age.sort_unstable();
-            for (_, sid) in by_age.into_iter().take(self.capacity.div_ceil(4)) {
+            let keep_tasks = self.capacity - self.capacity.div_ceil(4);
+            let keep_bytes = self.byte_budget - self.byte_budget / 4;
+            for (_, sid) in by_age {
+                if self.tasks.len() <= keep_tasks && self.cached_bytes <= keep_bytes {
+                    break;
+                }
                 self.write_task(conn, &sid)?;
-                self.tasks.remove(&sid);
+                if let Some(entry) = self.tasks.remove(&sid) {
+                    self.cached_bytes -= entry.bytes;
+                }
             }
             let still_cached = &self.tasks;
             self.dirty_tasks.retain(|sid| still_cached.get(sid).is_some_and(|e| e.dirty));

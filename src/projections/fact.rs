@@ -76,6 +76,36 @@ impl Fact {
         }
     }
 
+    /// About how many bytes this fact holds in memory (the struct and its strings), which
+    /// bounds the engine's cache.
+    pub fn memory_bytes(&self) -> usize {
+        let owned = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        std::mem::size_of::<Self>()
+            + self.event_type.capacity()
+            + [
+                &self.event_sid,
+                &self.task_sid,
+                &self.reservation_sid,
+                &self.worker_sid,
+                &self.worker_name,
+                &self.workflow_sid,
+                &self.workflow_name,
+                &self.task_queue_sid,
+                &self.task_queue_name,
+                &self.attributes,
+                &self.assignment_status,
+                &self.description,
+                &self.canceled_reason,
+                &self.activity_sid,
+                &self.activity_name,
+                &self.previous_activity_name,
+                &self.response_body,
+            ]
+            .into_iter()
+            .map(owned)
+            .sum::<usize>()
+    }
+
     pub fn is_assignment(&self) -> bool {
         self.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE
     }

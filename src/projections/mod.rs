@@ -24,8 +24,10 @@ pub use fact::Fact;
 pub use fold::{ProjectionConfig, TaskProjection};
 
 /// The projection tables, in the order they are cleared and compared.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 10] = [
     "proj_tasks",
+    "proj_task_status_counts",
+    "proj_task_routes",
     "proj_reservations",
     "proj_timeline",
     "proj_flags",
@@ -126,7 +128,7 @@ pub fn dump(conn: &Connection) -> rusqlite::Result<String> {
     let mut out = String::new();
     for table in TABLES {
         out.push_str(&format!("== {table}\n"));
-        let order = if table == "proj_meta" { "1" } else { "1, 2, 3" };
+        let order = if matches!(table, "proj_meta" | "proj_task_status_counts") { "1" } else { "1, 2, 3" };
         let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
         let columns = statement.column_count();
         let mut rows = statement.query([])?;

@@ -13,7 +13,7 @@ use super::reads::{latest_fact_ms, to_reservation};
 /// # Errors
 /// Any database error.
 pub async fn tasks_by_status(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT status, COUNT(*) FROM proj_tasks GROUP BY status ORDER BY COUNT(*) DESC")
+    sqlx::query_as("SELECT status, tasks FROM proj_task_status_counts ORDER BY tasks DESC, status")
         .fetch_all(pool)
         .await
 }
@@ -210,14 +210,14 @@ pub async fn queues_and_workflows(
     pool: &SqlitePool,
 ) -> Result<(Vec<(String, Option<String>)>, Vec<(String, Option<String>)>), sqlx::Error> {
     let queues = sqlx::query_as(
-        "SELECT task_queue_sid, MAX(task_queue_name) FROM proj_tasks WHERE task_queue_sid IS NOT NULL \
-         GROUP BY task_queue_sid ORDER BY 2, 1 LIMIT 500",
+        "SELECT sid, NULLIF(MAX(name), '') FROM proj_task_routes WHERE kind = 'queue' \
+         GROUP BY sid ORDER BY 2, 1 LIMIT 500",
     )
     .fetch_all(pool)
     .await?;
     let workflows = sqlx::query_as(
-        "SELECT workflow_sid, MAX(workflow_name) FROM proj_tasks WHERE workflow_sid IS NOT NULL \
-         GROUP BY workflow_sid ORDER BY 2, 1 LIMIT 500",
+        "SELECT sid, NULLIF(MAX(name), '') FROM proj_task_routes WHERE kind = 'workflow' \
+         GROUP BY sid ORDER BY 2, 1 LIMIT 500",
     )
     .fetch_all(pool)
     .await?;

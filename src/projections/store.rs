@@ -262,11 +262,22 @@ pub(super) fn write_changes(
     let task = &projection.task;
     if changes.task {
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO proj_tasks (task_sid, status, workflow_sid, workflow_name, task_queue_sid, \
+            // An upsert, not a REPLACE: the status-count triggers (migration 0008) see updates.
+            "INSERT INTO proj_tasks (task_sid, status, workflow_sid, workflow_name, task_queue_sid, \
              task_queue_name, priority, attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, \
              finished_at_ms, cancel_cause, deleted, reservation_count, transfer_count, first_fact_at_ms, \
              last_fact_at_ms, fact_count, flag_kinds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+             ON CONFLICT (task_sid) DO UPDATE SET status = excluded.status, \
+             workflow_sid = excluded.workflow_sid, workflow_name = excluded.workflow_name, \
+             task_queue_sid = excluded.task_queue_sid, task_queue_name = excluded.task_queue_name, \
+             priority = excluded.priority, attributes = excluded.attributes, \
+             created_at_ms = excluded.created_at_ms, first_reserved_at_ms = excluded.first_reserved_at_ms, \
+             assigned_at_ms = excluded.assigned_at_ms, finished_at_ms = excluded.finished_at_ms, \
+             cancel_cause = excluded.cancel_cause, deleted = excluded.deleted, \
+             reservation_count = excluded.reservation_count, transfer_count = excluded.transfer_count, \
+             first_fact_at_ms = excluded.first_fact_at_ms, last_fact_at_ms = excluded.last_fact_at_ms, \
+             fact_count = excluded.fact_count, flag_kinds = excluded.flag_kinds",
         )?
         .execute(params![
             task.task_sid,

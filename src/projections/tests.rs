@@ -549,7 +549,18 @@ fn ingest_in_chunks(
     per_transaction: usize,
     capacity: usize,
 ) {
-    let mut engine = super::Engine::new(config.clone()).with_capacity(capacity);
+    let engine = super::Engine::new(config.clone()).with_capacity(capacity);
+    ingest_with_engine(connection, deliveries, per_transaction, engine, |_| {});
+}
+
+/// As [`ingest_in_chunks`] with a given engine; `after_commit` sees it after each transaction.
+fn ingest_with_engine(
+    connection: &mut rusqlite::Connection,
+    deliveries: &[Delivery],
+    per_transaction: usize,
+    mut engine: super::Engine,
+    mut after_commit: impl FnMut(&super::Engine),
+) {
     let mut seen = HashSet::new();
     for chunk in deliveries.chunks(per_transaction) {
         let tx = connection.transaction().expect("transaction");
@@ -573,7 +584,29 @@ fn ingest_in_chunks(
         }
         engine.flush(&tx).expect("flush");
         tx.commit().expect("commit");
+        after_commit(&engine);
     }
+}
+
+#[test]
+fn a_byte_budget_bounds_the_cache_and_changes_no_projection() {
+    let config = ProjectionConfig::default();
+    let deliveries = lifecycles(&(0..24).collect::<Vec<_>>());
+    let mut roomy = open_database();
+    ingest(&mut roomy, &deliveries, &config);
+
+    // Room for about two facts: most tasks leave memory between their facts and come back.
+    let budget = 2 * 2_048;
+    let mut bounded = open_database();
+    let mut most_cached = 0;
+    let engine = super::Engine::new(config.clone()).with_byte_budget(budget);
+    ingest_with_engine(&mut bounded, &deliveries, 3, engine, |engine| {
+        let (_, bytes) = engine.cached();
+        most_cached = most_cached.max(bytes);
+        assert!(bytes <= budget, "{bytes} bytes cached over a budget of {budget}");
+    });
+    assert!(most_cached > 0, "the cache was used at all");
+    assert_eq!(super::dump(&roomy).unwrap(), super::dump(&bounded).unwrap());
 }
 
 /// The projection tables without log ids, which differ between delivery orders.

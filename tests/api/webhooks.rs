@@ -312,3 +312,54 @@ fn debug_output_never_shows_the_auth_token() {
     args.twilio.auth_token = Some(AUTH_TOKEN.into());
     assert!(!format!("{args:?}").contains(AUTH_TOKEN));
 }
+
+/// Under writes that never pause, with a reader polling a page, the checkpointer still starts
+/// the write-ahead log again once it passes `--wal-limit-mib`, so the WAL (and the index of it
+/// mapped into memory) stays bounded.
+#[tokio::test]
+async fn the_write_ahead_log_restarts_under_sustained_writes() {
+    let app = spawn_app_with(|args| args.wal_limit_mib = 1).await;
+    let wal = app.database.with_extension("db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reader = {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        tokio::spawn(async move {
+            while std::time::Instant::now() < deadline {
+                let _ = client.get(format!("{address}/tasks")).send().await;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut sent = 0u64;
+    let mut largest_wal = 0;
+    let restarts = loop {
+        let writes = (0..16).map(|i| {
+            let task = format!("WT{:032x}", sent + i);
+            let params = fixtures::task_event("task.created", &task, 1_700_000_000_000, "Task created");
+            let app = &app;
+            async move { app.post_signed("/webhooks/events", &params).await.status().as_u16() }
+        });
+        for status in futures_util::future::join_all(writes).await {
+            assert_eq!(status, 204);
+        }
+        sent += 16;
+        largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        let metrics =
+            app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        let restarts: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tracer_wal_restarts_total "))
+            .expect("the restart counter is exported")
+            .parse()
+            .unwrap();
+        if restarts >= 2 || std::time::Instant::now() > deadline {
+            break restarts;
+        }
+    };
+    reader.abort();
+    assert!(
+        restarts >= 2,
+        "the WAL restarted {restarts} times in 20 s of writes ({sent} sent, WAL up to {largest_wal} bytes)"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM events"), sent as i64, "every acknowledged request is stored");
+}
