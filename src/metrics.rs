@@ -66,6 +66,9 @@ pub struct Metrics {
     pub wal_frames: AtomicU64,
     /// Times the checkpointer started the write-ahead log again from its beginning.
     pub wal_restarts: AtomicU64,
+    /// Tasks and bytes of facts the projection engine holds in memory after the last commit.
+    pub projection_cache_tasks: AtomicU64,
+    pub projection_cache_bytes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -77,6 +80,8 @@ impl Default for Metrics {
             commit_failures: AtomicU64::new(0),
             wal_frames: AtomicU64::new(0),
             wal_restarts: AtomicU64::new(0),
+            projection_cache_tasks: AtomicU64::new(0),
+            projection_cache_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -94,8 +99,9 @@ impl Metrics {
         requests.iter().filter(|((_, v, _), _)| *v == verdict).map(|(_, n)| n).sum()
     }
 
-    /// The Prometheus text exposition; `database_bytes` is measured by the caller.
-    pub fn render(&self, database_bytes: u64) -> String {
+    /// The Prometheus text exposition; `database_bytes` and `sqlite_memory_bytes` are measured
+    /// by the caller.
+    pub fn render(&self, database_bytes: u64, sqlite_memory_bytes: u64) -> String {
         let mut out = String::new();
         out.push_str("# HELP tracer_webhook_requests_total Webhook requests answered, by endpoint, signature verdict and status.\n");
         out.push_str("# TYPE tracer_webhook_requests_total counter\n");
@@ -132,6 +138,20 @@ impl Metrics {
             out,
             "# HELP tracer_wal_restarts_total Times the write-ahead log was started again from its beginning.\n# TYPE tracer_wal_restarts_total counter\ntracer_wal_restarts_total {}",
             self.wal_restarts.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_projection_cache_tasks Tasks whose facts the projection engine holds in memory.\n# TYPE tracer_projection_cache_tasks gauge\ntracer_projection_cache_tasks {}",
+            self.projection_cache_tasks.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_projection_cache_bytes Bytes of facts the projection engine holds in memory.\n# TYPE tracer_projection_cache_bytes gauge\ntracer_projection_cache_bytes {}",
+            self.projection_cache_bytes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_sqlite_memory_bytes Memory SQLite holds (page caches, statements, sorting).\n# TYPE tracer_sqlite_memory_bytes gauge\ntracer_sqlite_memory_bytes {sqlite_memory_bytes}"
         );
         let _ = writeln!(
             out,

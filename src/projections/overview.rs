@@ -81,8 +81,8 @@ pub async fn timeouts(pool: &SqlitePool, limit: u32) -> Result<Vec<TimedOut>, sq
                 (SELECT f.evidence FROM proj_flags f WHERE f.task_sid = r.task_sid AND f.kind = 'timeout' \
                    AND f.reservation_sid = r.reservation_sid LIMIT 1) AS flag_evidence \
          FROM proj_reservations r LEFT JOIN proj_tasks t ON t.task_sid = r.task_sid \
-         WHERE r.status = 'timeout' OR (r.status = 'pending' AND r.created_at_ms IS NOT NULL \
-               AND ?1 - r.created_at_ms > r.timeout_ms) \
+         WHERE (r.status = 'timeout' OR r.status = 'pending') \
+           AND (r.status = 'timeout' OR (r.created_at_ms IS NOT NULL AND ?1 - r.created_at_ms > r.timeout_ms)) \
          ORDER BY r.created_at_ms DESC LIMIT ?2",
     )
     .bind(as_of)

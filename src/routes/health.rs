@@ -29,5 +29,7 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let bytes = storage::database_bytes(&state.store.path);
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(bytes))
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(bytes, storage::sqlite_memory_bytes()))
 }

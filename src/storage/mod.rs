@@ -116,6 +116,15 @@ impl ReplacementWatch {
     }
 }
 
+/// Bytes of memory SQLite holds in this process (every connection's page cache, prepared
+/// statements, sorters), for `/metrics`.
+pub fn sqlite_memory_bytes() -> u64 {
+    // SAFETY: `sqlite3_memory_used` takes no arguments and only reads SQLite's own counter,
+    // which is safe to call from any thread at any time.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
 /// Bytes used by the database file and its WAL.
 pub fn database_bytes(path: &Path) -> u64 {
     let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

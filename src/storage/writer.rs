@@ -131,14 +131,16 @@ impl Writer {
         let checkpointer_sees = Arc::downgrade(&alive);
         let path = config.database.clone();
         let restart_frames = config.wal_restart_frames;
+        let restart = Arc::new(WalRestart::default());
+        let writer_restart = restart.clone();
         let checkpointer_metrics = metrics.clone();
         std::thread::Builder::new().name("log-writer".into()).spawn(move || {
             let _alive = alive;
-            run(connection, config, receiver, metrics, thread_health)
+            run(connection, config, receiver, metrics, thread_health, &writer_restart)
         })?;
-        std::thread::Builder::new()
-            .name("log-checkpointer".into())
-            .spawn(move || checkpoint_loop(path, restart_frames, checkpointer_sees, checkpointer_metrics))?;
+        std::thread::Builder::new().name("log-checkpointer".into()).spawn(move || {
+            checkpoint_loop(path, restart_frames, restart, checkpointer_sees, checkpointer_metrics)
+        })?;
         Ok(Self { sender, capacity, health })
     }
 
@@ -179,40 +181,44 @@ fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "foreign_keys", "ON")?;
     // Checkpoints run on their own thread (see `checkpoint_loop`), so a commit never waits for one.
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    connection.pragma_update(
-        None,
-        "journal_size_limit",
-        WAL_SIZE_LIMIT_BYTES.min(config.wal_restart_frames * 4_096),
-    )?;
-    connection.pragma_update(None, "cache_size", -32_768)?;
+    connection.pragma_update(None, "cache_size", -16_384)?;
+    // Process-wide: past it SQLite frees cached pages before allocating more, so the writer's
+    // cache, the readers' caches and their sorts together cannot ratchet memory upwards.
+    connection.pragma_update(None, "soft_heap_limit", SQLITE_SOFT_HEAP_LIMIT_BYTES)?;
     Ok(connection)
 }
+
+/// Memory all of this process's SQLite connections should share at most.
+const SQLITE_SOFT_HEAP_LIMIT_BYTES: i64 = 32 << 20;
 
 /// Prepared statements kept per connection.
 pub const STATEMENT_CACHE: usize = 128;
 
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-/// WAL frames (4 KiB pages) past which the checkpointer, by default, also restarts the WAL from its
+/// WAL frames (4 KiB pages) past which, by default, the WAL is started again from its
 /// beginning (1 GiB). Under sustained writes a PASSIVE checkpoint never catches up with the
-/// end of the WAL, so SQLite never starts it again: the file and its shared-memory index
-/// (mapped into our RSS, 8 bytes a frame) would grow for as long as the load lasts. A restart
-/// holds the writer back for the 5–20 ms it takes to copy the last frames and sync, so it is
-/// kept rare: at 1,000 requests/s one every ten seconds or so.
+/// end of the WAL, so SQLite never starts it again by itself: the file and its shared-memory
+/// index (mapped into our RSS, 8 bytes a frame) would grow for as long as the load lasts.
 pub const DEFAULT_WAL_RESTART_FRAMES: i64 = 262_144;
-/// After a restart the WAL file is cut back to this size at most, so an idle log does not
-/// keep a gigabyte of WAL on disk.
-const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
+/// How often the writer may try a restart that found a reader in its way.
+const WAL_RESTART_RETRY: Duration = Duration::from_millis(100);
 
-/// Copies the WAL into the database file in the background, so the writer never pays for it.
-/// A PASSIVE checkpoint never blocks anyone; once the WAL has grown past
-/// `restart_frames`, a RESTART checkpoint lets the next commit write from the WAL's
-/// beginning again. Stops when the writer stops. Its connection is reopened when a checkpoint
-/// fails or the path names another file (a file system mounted again after a fault), so it
-/// keeps checkpointing the file the writer writes.
+/// Between the checkpointer, which sees how long the WAL is, and the writer, which restarts it.
+#[derive(Default)]
+struct WalRestart {
+    wanted: AtomicBool,
+}
+
+/// Copies the WAL into the database file in the background, so the writer never pays for it,
+/// and says when the WAL has grown past `restart_frames` (the writer then restarts it between
+/// two transactions, see [`restart_wal`]). Stops when the writer stops. Its connection is
+/// reopened when a checkpoint fails or the path names another file (a file system mounted
+/// again after a fault), so it keeps checkpointing the file the writer writes.
 fn checkpoint_loop(
     path: PathBuf,
     restart_frames: i64,
+    restart: Arc<WalRestart>,
     writer_alive: std::sync::Weak<()>,
     metrics: Arc<Metrics>,
 ) {
@@ -224,11 +230,12 @@ fn checkpoint_loop(
         Some((connection, super::file_identity(&path)))
     };
     let mut current = open();
+    let mut state = CheckpointState::default();
     while writer_alive.upgrade().is_some() {
         std::thread::sleep(CHECKPOINT_INTERVAL);
         let checkpointed = current.as_ref().is_some_and(|(connection, identity)| {
             *identity == super::file_identity(&path)
-                && checkpoint(connection, restart_frames, &metrics).is_ok()
+                && checkpoint(connection, restart_frames, &restart, &mut state, &metrics).is_ok()
         });
         if !checkpointed {
             current = open();
@@ -236,22 +243,80 @@ fn checkpoint_loop(
     }
 }
 
-/// One round of the checkpointer: PASSIVE, then, when the WAL is too long, RESTART right
-/// away, so that it has only the frames of the last few milliseconds left to copy. The RESTART
-/// takes the locks it needs only if they are free at that instant (no busy timeout): with a
-/// reader on old frames it does nothing more, and the next round tries again.
-fn checkpoint(connection: &Connection, restart_frames: i64, metrics: &Metrics) -> rusqlite::Result<()> {
-    let wal_frames: i64 = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+/// Rounds of the checkpointer with no write in between after which the WAL file is cut back
+/// to nothing (5 s). Sooner would cost the writer: a WAL file that must grow again makes every
+/// commit's sync also write the file's new size.
+const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
+
+/// What the checkpointer remembers between rounds.
+#[derive(Default)]
+struct CheckpointState {
+    last_wal_frames: i64,
+    idle_rounds: u32,
+}
+
+/// One round of the checkpointer: a PASSIVE checkpoint (it never blocks the writer or a
+/// reader). Once the WAL has been entirely copied and unchanged for
+/// [`IDLE_ROUNDS_BEFORE_TRUNCATE`] rounds, a TRUNCATE gives its disk space back (taking its
+/// locks only if free at that instant).
+fn checkpoint(
+    connection: &Connection,
+    restart_frames: i64,
+    restart: &WalRestart,
+    state: &mut CheckpointState,
+    metrics: &Metrics,
+) -> rusqlite::Result<()> {
+    let (wal_frames, copied): (i64, i64) =
+        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
     metrics.wal_frames.store(wal_frames.max(0) as u64, Ordering::Relaxed);
     if wal_frames > restart_frames {
-        let started = Instant::now();
-        let busy: i64 = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get(0))?;
-        if busy == 0 {
-            metrics.wal_restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        tracing::debug!(wal_frames, restarted = busy == 0, took = ?started.elapsed(), "WAL restart");
+        restart.wanted.store(true, Ordering::Relaxed);
+    }
+    let idle = wal_frames > 0 && copied == wal_frames && wal_frames == state.last_wal_frames;
+    state.idle_rounds = if idle { state.idle_rounds + 1 } else { 0 };
+    state.last_wal_frames = wal_frames;
+    if state.idle_rounds >= IDLE_ROUNDS_BEFORE_TRUNCATE {
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        state.idle_rounds = 0;
     }
     Ok(())
+}
+
+/// Restarts the WAL when the checkpointer asked for it: called by the writer between two
+/// transactions, so the lock it needs is free and the RESTART checkpoint only has the frames
+/// of the last few milliseconds to copy (the checkpointer copied the rest). It does not wait
+/// for readers of older frames: with one in the way it gives up and is tried again after
+/// [`WAL_RESTART_RETRY`]. Costs the writer the copy and one sync of the database file.
+fn restart_wal(
+    connection: &Connection,
+    restart: &WalRestart,
+    last_attempt: &mut Option<Instant>,
+    config: &WriterConfig,
+    metrics: &Metrics,
+) {
+    if !restart.wanted.load(Ordering::Relaxed)
+        || last_attempt.is_some_and(|at| at.elapsed() < WAL_RESTART_RETRY)
+    {
+        return;
+    }
+    *last_attempt = Some(Instant::now());
+    let started = Instant::now();
+    let attempt = connection.busy_timeout(Duration::ZERO).and_then(|()| {
+        connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+    });
+    let _ = connection.busy_timeout(config.busy_timeout);
+    match attempt {
+        Ok((0, wal_frames)) => {
+            restart.wanted.store(false, Ordering::Relaxed);
+            metrics.wal_restarts.fetch_add(1, Ordering::Relaxed);
+            metrics.wal_frames.store(wal_frames.max(0) as u64, Ordering::Relaxed);
+            tracing::debug!(wal_frames, took = ?started.elapsed(), "WAL restarted");
+        }
+        Ok(_) => tracing::debug!(took = ?started.elapsed(), "WAL restart put off: a reader is on old frames"),
+        Err(error) => tracing::debug!(%error, "WAL restart failed"),
+    }
 }
 
 /// How long the thread idles before writing pending response times on their own.
@@ -267,7 +332,9 @@ fn run(
     receiver: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     health: Arc<StorageHealth>,
+    wal_restart: &WalRestart,
 ) {
+    let mut last_restart_attempt = None;
     let mut head = event_log::head(&connection).ok();
     let mut engine = projections::Engine::new(config.projection.clone());
     let mut pending_timings: Vec<(i64, u64)> = Vec::new();
@@ -326,6 +393,10 @@ fn run(
                 health.set(None);
                 pending_timings.clear();
                 metrics.commit_batch_size.observe(batch.len() as f64);
+                let (cached_tasks, cached_bytes) = engine.cached();
+                metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
+                metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
+                restart_wal(&connection, wal_restart, &mut last_restart_attempt, &config, &metrics);
                 for (job, appended) in batch.drain(..).zip(results) {
                     pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                     let _ = job.reply.send(Ok(appended));
