@@ -105,6 +105,36 @@ pub fn parse_form(body: &[u8]) -> Result<FormParams, ParseError> {
     Ok(FormParams(pairs))
 }
 
+/// The first value of each of `names` in a form body, percent-decoded, decoding nothing else:
+/// what [`parse_form`] followed by [`FormParams::get`] gives for a body `parse_form` accepts,
+/// at a fraction of the cost (a rebuild reads a dozen parameters of millions of stored bodies).
+/// A value that is not UTF-8 once decoded is `None`.
+pub fn first_values<const N: usize>(body: &[u8], names: &[&str; N]) -> [Option<String>; N] {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    let mut found = [false; N];
+    for segment in body.split(|b| *b == b'&').filter(|s| !s.is_empty()) {
+        let (raw_name, raw_value) = match segment.iter().position(|b| *b == b'=') {
+            Some(i) => (&segment[..i], &segment[i + 1..]),
+            None => (segment, &segment[segment.len()..]),
+        };
+        // Names are plain ASCII in practice; an encoded one is decoded before comparing.
+        let decoded;
+        let name: &[u8] = if raw_name.iter().any(|b| matches!(b, b'%' | b'+')) {
+            decoded = decode_component(raw_name).map(String::into_bytes).unwrap_or_default();
+            &decoded
+        } else {
+            raw_name
+        };
+        if let Some(index) = names.iter().position(|wanted| wanted.as_bytes() == name) {
+            if !found[index] {
+                found[index] = true;
+                values[index] = decode_component(raw_value).ok();
+            }
+        }
+    }
+    values
+}
+
 fn lossy_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned()
 }
@@ -309,5 +339,22 @@ mod tests {
         let facts = extract_facts(Endpoint::Events, &body, 1).unwrap();
         assert_eq!(facts.worker_sid.as_deref(), Some("WKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
         assert_eq!(facts.task_sid, None);
+    }
+
+    #[test]
+    fn first_values_agree_with_the_full_parse() {
+        let names = ["B", "A", "C", "Task Name", "Missing", "Empty"];
+        let bodies: [&[u8]; 5] = [
+            b"B=a+b&A=%7B%22x%22%3A1%7D&B=%zz&C",
+            b"Task+Name=one&Task%20Name=two&Empty=&Empty=later",
+            b"&&A=1&&",
+            b"A=%C3%A9t%C3%A9&B=%F0%9F%93%9E",
+            b"C=%2B%26%3D&A",
+        ];
+        for body in bodies {
+            let parsed = parse_form(body).unwrap();
+            let expected = names.map(|name| parsed.get(name).map(str::to_string));
+            assert_eq!(first_values(body, &names), expected, "{}", String::from_utf8_lossy(body));
+        }
     }
 }

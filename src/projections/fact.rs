@@ -7,6 +7,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{FormParams, TimeSource, WebhookFacts};
 
+/// The callback parameters a fact keeps, in the order [`Fact::from_values`] takes them.
+pub const FACT_PARAMS: [&str; 12] = [
+    "WorkerName",
+    "WorkflowName",
+    "TaskQueueName",
+    "TaskPriority",
+    "TaskAttributes",
+    "TaskAssignmentStatus",
+    "EventDescription",
+    "TaskCanceledReason",
+    "WorkerActivitySid",
+    "WorkerActivityName",
+    "WorkerPreviousActivityName",
+    "WorkerTimeInPreviousActivityMs",
+];
+
 /// What one log row says, with only the fields the projections use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
@@ -46,8 +62,31 @@ impl Fact {
         params: Option<&FormParams>,
         response_body: Option<&str>,
     ) -> Self {
-        let text = |name: &str| params.and_then(|p| p.non_empty(name)).map(str::to_string);
-        let number = |name: &str| params.and_then(|p| p.non_empty(name)).and_then(|v| v.trim().parse().ok());
+        let values = FACT_PARAMS.map(|name| params.and_then(|p| p.get(name)).map(str::to_string));
+        Self::from_values(event_id, facts, values, response_body)
+    }
+
+    /// Builds the fact of log row `event_id` from its stored body, decoding only the
+    /// parameters facts use (see [`crate::domain::webhook::first_values`]).
+    pub fn from_body(event_id: i64, facts: &WebhookFacts, body: &[u8], response_body: Option<&str>) -> Self {
+        Self::from_values(
+            event_id,
+            facts,
+            crate::domain::webhook::first_values(body, &FACT_PARAMS),
+            response_body,
+        )
+    }
+
+    /// `values` holds the first value of each of [`FACT_PARAMS`], in that order.
+    fn from_values(
+        event_id: i64,
+        facts: &WebhookFacts,
+        values: [Option<String>; FACT_PARAMS.len()],
+        response_body: Option<&str>,
+    ) -> Self {
+        let [worker_name, workflow_name, task_queue_name, priority, attributes, assignment_status, description, canceled_reason, activity_sid, activity_name, previous_activity_name, time_in_previous_activity_ms] =
+            values.map(|v| v.filter(|v| !v.is_empty()));
+        let number = |v: Option<String>| v.and_then(|v| v.trim().parse().ok());
         let is_assignment = facts.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE;
         Fact {
             event_id,
@@ -58,20 +97,20 @@ impl Fact {
             task_sid: facts.task_sid.clone(),
             reservation_sid: facts.reservation_sid.clone(),
             worker_sid: facts.worker_sid.clone(),
-            worker_name: text("WorkerName"),
+            worker_name,
             workflow_sid: facts.workflow_sid.clone(),
-            workflow_name: text("WorkflowName"),
+            workflow_name,
             task_queue_sid: facts.task_queue_sid.clone(),
-            task_queue_name: text("TaskQueueName"),
-            priority: number("TaskPriority"),
-            attributes: text("TaskAttributes"),
-            assignment_status: text("TaskAssignmentStatus"),
-            description: text("EventDescription"),
-            canceled_reason: text("TaskCanceledReason"),
-            activity_sid: text("WorkerActivitySid"),
-            activity_name: text("WorkerActivityName"),
-            previous_activity_name: text("WorkerPreviousActivityName"),
-            time_in_previous_activity_ms: number("WorkerTimeInPreviousActivityMs"),
+            task_queue_name,
+            priority: number(priority),
+            attributes,
+            assignment_status,
+            description,
+            canceled_reason,
+            activity_sid,
+            activity_name,
+            previous_activity_name,
+            time_in_previous_activity_ms: number(time_in_previous_activity_ms),
             response_body: if is_assignment { response_body.map(str::to_string) } else { None },
         }
     }

@@ -57,6 +57,32 @@ pub fn rebuild(
     config: &ProjectionConfig,
     mut progress: impl FnMut(u64, u64),
 ) -> rusqlite::Result<RebuildReport> {
+    // The whole replay is one transaction: with SQLite's small default cache its dirty pages
+    // would be spilled to the WAL and read back over and over. Restored afterwards (the
+    // writer rebuilds on its own connection at start).
+    let cache_size: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+    conn.pragma_update(None, "cache_size", REBUILD_CACHE_KIB)?;
+    // Statement journals (upserts that fire triggers need them) in memory, not in temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    let rebuilt = replay(conn, config, &mut progress);
+    conn.pragma_update(None, "cache_size", cache_size)?;
+    conn.pragma_update(None, "temp_store", temp_store)?;
+    rebuilt
+}
+
+/// Facts per batch handed from the rebuild's reader to its writer, and batches in flight.
+const REBUILD_READ_BATCH: usize = 1_024;
+const REBUILD_READ_AHEAD: usize = 8;
+
+/// SQLite's page cache during a rebuild (negative: KiB), 256 MiB.
+const REBUILD_CACHE_KIB: i64 = -262_144;
+
+fn replay(
+    conn: &mut Connection,
+    config: &ProjectionConfig,
+    progress: &mut impl FnMut(u64, u64),
+) -> rusqlite::Result<RebuildReport> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for table in TABLES {
         tx.execute(&format!("DELETE FROM {table}"), [])?;
@@ -65,17 +91,40 @@ pub fn rebuild(
     let total = total as u64;
     let mut report = RebuildReport::default();
     let mut engine = Engine::for_rebuild(config.clone());
-    {
-        let mut statement = tx.prepare(&format!(
-            "SELECT {} FROM events e WHERE e.is_fact = 1 ORDER BY e.id",
-            store::FACT_COLUMNS
-        ))?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            engine.apply_fact(&tx, store::fact_from_row(row)?)?;
+    let mut apply = |facts: Vec<Fact>| -> rusqlite::Result<()> {
+        for fact in facts {
+            engine.apply_fact(&tx, fact)?;
             report.facts += 1;
             if report.facts.is_multiple_of(10_000) {
                 progress(report.facts, total);
+            }
+        }
+        Ok(())
+    };
+    // Reading, decompressing and decoding the log is about half the work: on a file database
+    // another thread does it on its own connection (the log does not change meanwhile: this
+    // transaction holds the write lock) while this one folds and writes.
+    match tx.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from) {
+        Some(path) => std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(REBUILD_READ_AHEAD);
+            let reader = scope.spawn(move || {
+                let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                store::read_facts(&conn, REBUILD_READ_BATCH, |facts| sender.send(facts).is_ok())
+            });
+            let applied = receiver.iter().try_for_each(&mut apply);
+            // Dropping the receiver stops the reader early when applying failed.
+            drop(receiver);
+            let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            applied.and(read)
+        })?,
+        None => {
+            let mut failed = None;
+            store::read_facts(&tx, REBUILD_READ_BATCH, |facts| {
+                failed = apply(facts).err();
+                failed.is_none()
+            })?;
+            if let Some(error) = failed {
+                return Err(error);
             }
         }
     }

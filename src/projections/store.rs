@@ -46,9 +46,31 @@ pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
     let body = payload::decode(encoding, row.get_ref(13)?.as_blob()?).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, Box::new(e))
     })?;
-    let params = crate::domain::webhook::parse_form(&body).ok();
     let response_body = row.get_ref(14)?.as_str_or_null()?;
-    Ok(Fact::from_parts(id, &facts, params.as_ref(), response_body))
+    Ok(Fact::from_body(id, &facts, &body, response_body))
+}
+
+/// Every fact in the log, in log order, handed to `each` in batches of `batch` until it
+/// returns false.
+pub(super) fn read_facts(
+    conn: &Connection,
+    batch: usize,
+    mut each: impl FnMut(Vec<Fact>) -> bool,
+) -> rusqlite::Result<()> {
+    let mut statement =
+        conn.prepare(&format!("SELECT {FACT_COLUMNS} FROM events e WHERE e.is_fact = 1 ORDER BY e.id"))?;
+    let mut rows = statement.query([])?;
+    let mut facts = Vec::with_capacity(batch);
+    while let Some(row) = rows.next()? {
+        facts.push(fact_from_row(row)?);
+        if facts.len() == batch && !each(std::mem::replace(&mut facts, Vec::with_capacity(batch))) {
+            return Ok(());
+        }
+    }
+    if !facts.is_empty() {
+        each(facts);
+    }
+    Ok(())
 }
 
 /// Every fact of `task_sid` logged before row `before_id`, in log order.

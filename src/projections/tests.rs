@@ -589,6 +589,22 @@ fn ingest_with_engine(
 }
 
 #[test]
+fn a_rebuild_of_a_file_database_reads_on_another_thread_and_matches_ingest() {
+    let config = ProjectionConfig::default();
+    let directory = tempfile::tempdir().unwrap();
+    let mut connection = rusqlite::Connection::open(directory.path().join("log.db")).unwrap();
+    crate::storage::apply_schema(&connection).unwrap();
+    // More facts than one batch handed between the threads.
+    let deliveries = lifecycles(&(0..240).collect::<Vec<_>>());
+    assert!(deliveries.len() > 2 * super::REBUILD_READ_BATCH, "{} deliveries", deliveries.len());
+    ingest(&mut connection, &deliveries, &config);
+    let incremental = super::dump(&connection).unwrap();
+    let report = super::rebuild(&mut connection, &config, |_, _| {}).unwrap();
+    assert_eq!(report.facts, deliveries.len() as u64);
+    assert_eq!(super::dump(&connection).unwrap(), incremental);
+}
+
+#[test]
 fn a_byte_budget_bounds_the_cache_and_changes_no_projection() {
     let config = ProjectionConfig::default();
     let deliveries = lifecycles(&(0..24).collect::<Vec<_>>());

@@ -182,6 +182,8 @@ fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
     // Checkpoints run on their own thread (see `checkpoint_loop`), so a commit never waits for one.
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     connection.pragma_update(None, "cache_size", -16_384)?;
+    // Statement journals (upserts that fire triggers need them) in memory, not in temp files.
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
     // Process-wide: past it SQLite frees cached pages before allocating more, so the writer's
     // cache, the readers' caches and their sorts together cannot ratchet memory upwards.
     connection.pragma_update(None, "soft_heap_limit", SQLITE_SOFT_HEAP_LIMIT_BYTES)?;
