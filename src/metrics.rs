@@ -124,39 +124,49 @@ impl Metrics {
             "tracer_commit_batch_size",
             "Rows per committed write transaction.",
         );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_commit_failures_total Write transactions that failed.\n# TYPE tracer_commit_failures_total counter\ntracer_commit_failures_total {}",
-            self.commit_failures.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_wal_frames Pages in the write-ahead log at the last checkpoint.\n# TYPE tracer_wal_frames gauge\ntracer_wal_frames {}",
-            self.wal_frames.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_wal_restarts_total Times the write-ahead log was started again from its beginning.\n# TYPE tracer_wal_restarts_total counter\ntracer_wal_restarts_total {}",
-            self.wal_restarts.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_projection_cache_tasks Tasks whose facts the projection engine holds in memory.\n# TYPE tracer_projection_cache_tasks gauge\ntracer_projection_cache_tasks {}",
-            self.projection_cache_tasks.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_projection_cache_bytes Bytes of facts the projection engine holds in memory.\n# TYPE tracer_projection_cache_bytes gauge\ntracer_projection_cache_bytes {}",
-            self.projection_cache_bytes.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_sqlite_memory_bytes Memory SQLite holds (page caches, statements, sorting).\n# TYPE tracer_sqlite_memory_bytes gauge\ntracer_sqlite_memory_bytes {sqlite_memory_bytes}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tracer_database_bytes Size of the database file and its WAL.\n# TYPE tracer_database_bytes gauge\ntracer_database_bytes {database_bytes}"
-        );
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let single_values: [(&str, &str, &str, u64); 7] = [
+            (
+                "tracer_commit_failures_total",
+                "counter",
+                "Write transactions that failed.",
+                load(&self.commit_failures),
+            ),
+            (
+                "tracer_wal_frames",
+                "gauge",
+                "Pages in the write-ahead log at the last checkpoint.",
+                load(&self.wal_frames),
+            ),
+            (
+                "tracer_wal_restarts_total",
+                "counter",
+                "Times the write-ahead log was started again from its beginning.",
+                load(&self.wal_restarts),
+            ),
+            (
+                "tracer_projection_cache_tasks",
+                "gauge",
+                "Tasks whose facts the projection engine holds in memory.",
+                load(&self.projection_cache_tasks),
+            ),
+            (
+                "tracer_projection_cache_bytes",
+                "gauge",
+                "Bytes of facts the projection engine holds in memory.",
+                load(&self.projection_cache_bytes),
+            ),
+            (
+                "tracer_sqlite_memory_bytes",
+                "gauge",
+                "Memory SQLite holds (page caches, statements, sorting).",
+                sqlite_memory_bytes,
+            ),
+            ("tracer_database_bytes", "gauge", "Size of the database file and its WAL.", database_bytes),
+        ];
+        for (name, kind, help, value) in single_values {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
         out
     }
 }
