@@ -194,6 +194,56 @@ pub struct ClosedLoop {
     pub duration: Duration,
 }
 
+/// Opens a connection to `address` unless `connection` holds one; a failure is recorded in
+/// `outcome` and returns false.
+async fn ensure_connected(
+    address: SocketAddr,
+    connection: &mut Option<Connection>,
+    outcome: &mut LoadOutcome,
+) -> bool {
+    if connection.is_none() {
+        match Connection::open(address).await {
+            Ok(opened) => *connection = Some(opened),
+            Err(error) => {
+                outcome.failed(format!("connecting: {error}"));
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Sends `request` on the open `connection` and records the answer in `outcome`, its latency
+/// counted from `timed_from` (when it was sent, or when it was due); a connection that cannot
+/// be reused is dropped.
+async fn exchange_and_record(
+    connection: &mut Option<Connection>,
+    request: &[u8],
+    timed_from: Instant,
+    measured: bool,
+    outcome: &mut LoadOutcome,
+    answered: &AtomicU64,
+) {
+    let Some(open) = connection.as_mut() else { return };
+    match tokio::time::timeout(REQUEST_TIMEOUT, open.exchange(request)).await {
+        Ok(Ok((status, reusable))) => {
+            outcome.record(status, timed_from.elapsed(), measured);
+            answered.fetch_add(1, Ordering::Relaxed);
+            if !reusable {
+                *connection = None;
+            }
+        }
+        Ok(Err(error)) => {
+            outcome.failed(error.to_string());
+            *connection = None;
+        }
+        Err(_) => {
+            outcome.failed(format!("no answer within {REQUEST_TIMEOUT:?}"));
+            *connection = None;
+        }
+    }
+}
+
 /// Runs `plan` against `address`, taking requests from `feed`; `progress` shows answers so far.
 pub async fn closed_loop(
     address: SocketAddr,
@@ -221,35 +271,14 @@ pub async fn closed_loop(
                         }
                         break;
                     };
-                    if connection.is_none() {
-                        match Connection::open(address).await {
-                            Ok(opened) => connection = Some(opened),
-                            Err(error) => {
-                                outcome.failed(format!("connecting: {error}"));
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                continue;
-                            }
-                        }
+                    if !ensure_connected(address, &mut connection, &mut outcome).await {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
                     }
-                    let open = connection.as_mut().expect("connected");
                     let sent = Instant::now();
-                    match tokio::time::timeout(REQUEST_TIMEOUT, open.exchange(&request)).await {
-                        Ok(Ok((status, reusable))) => {
-                            outcome.record(status, sent.elapsed(), sent >= measured_from);
-                            answered.fetch_add(1, Ordering::Relaxed);
-                            if !reusable {
-                                connection = None;
-                            }
-                        }
-                        Ok(Err(error)) => {
-                            outcome.failed(error.to_string());
-                            connection = None;
-                        }
-                        Err(_) => {
-                            outcome.failed(format!("no answer within {REQUEST_TIMEOUT:?}"));
-                            connection = None;
-                        }
-                    }
+                    let measured = sent >= measured_from;
+                    exchange_and_record(&mut connection, &request, sent, measured, &mut outcome, &answered)
+                        .await;
                 }
                 outcome
             })
@@ -324,33 +353,12 @@ pub async fn open_loop(
                         outcome.failed("the prepared requests ran out".into());
                         continue;
                     };
-                    if connection.is_none() {
-                        match Connection::open(address).await {
-                            Ok(opened) => connection = Some(opened),
-                            Err(error) => {
-                                outcome.failed(format!("connecting: {error}"));
-                                continue;
-                            }
-                        }
+                    if !ensure_connected(address, &mut connection, &mut outcome).await {
+                        continue;
                     }
-                    let open = connection.as_mut().expect("connected");
-                    match tokio::time::timeout(REQUEST_TIMEOUT, open.exchange(&request)).await {
-                        Ok(Ok((status, reusable))) => {
-                            outcome.record(status, due_at.elapsed(), due_at >= measured_from);
-                            answered.fetch_add(1, Ordering::Relaxed);
-                            if !reusable {
-                                connection = None;
-                            }
-                        }
-                        Ok(Err(error)) => {
-                            outcome.failed(error.to_string());
-                            connection = None;
-                        }
-                        Err(_) => {
-                            outcome.failed(format!("no answer within {REQUEST_TIMEOUT:?}"));
-                            connection = None;
-                        }
-                    }
+                    let measured = due_at >= measured_from;
+                    exchange_and_record(&mut connection, &request, due_at, measured, &mut outcome, &answered)
+                        .await;
                 }
                 outcome
             })
