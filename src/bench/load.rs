@@ -285,13 +285,7 @@ pub async fn closed_loop(
         })
         .collect();
     let ticker = show_progress(progress, answered, started);
-    let mut total = LoadOutcome::empty();
-    for connection in connections {
-        match connection.await {
-            Ok(outcome) => total.merge(outcome),
-            Err(error) => total.failed(format!("a connection task failed: {error}")),
-        }
-    }
+    let mut total = merge_outcomes(connections).await;
     ticker.abort();
     let stopped_at = ran_out_at.lock().expect("lock").map_or(end, |at| at.min(end));
     total.window = stopped_at.saturating_duration_since(measured_from);
@@ -366,6 +360,14 @@ pub async fn open_loop(
         .collect();
     let ticker = show_progress(progress, answered, started);
     let _ = dispatcher.await;
+    let mut total = merge_outcomes(connections).await;
+    ticker.abort();
+    total.window = plan.duration;
+    total
+}
+
+/// Waits for every connection task and adds up what they saw.
+async fn merge_outcomes(connections: Vec<tokio::task::JoinHandle<LoadOutcome>>) -> LoadOutcome {
     let mut total = LoadOutcome::empty();
     for connection in connections {
         match connection.await {
@@ -373,8 +375,6 @@ pub async fn open_loop(
             Err(error) => total.failed(format!("a connection task failed: {error}")),
         }
     }
-    ticker.abort();
-    total.window = plan.duration;
     total
 }
 
