@@ -76,11 +76,12 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     println!(
-        "rebuilt from {} facts: {} tasks, {} workers in {:.1} s",
+        "rebuilt from {} facts: {} tasks, {} workers in {:.1} s ({} tasks read back from the log)",
         report.facts,
         report.tasks,
         report.workers,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        report.read_back
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 //! for the tracer's URL, judged by the same [`Ingest::decide`] the webhook endpoints use, and
 //! committed through the same [`writer::commit_records`] transaction (dedup, hash chain,
 //! projections). Only the transport is skipped and commits are large, so the rows are exactly
-//! what ingest would have written for that traffic.
+//! what ingest would have written for that traffic. Deciding and committing run on two threads.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use crate::relay::Relay;
 use crate::signature;
 use crate::simulator::engine::{Engine, OutboundKind};
 use crate::simulator::scenario::{self, CallbackUrls, DemoTraffic};
+use crate::storage::event_log::NewRecord;
 use crate::storage::writer::{self, Writer, WriterConfig};
 use crate::storage::{self, event_log};
 
@@ -86,27 +87,46 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
         idle_writer,
         Relay::new(None),
     );
-    let mut connection = rusqlite::Connection::open(&path)?;
-    connection.set_prepared_statement_cache_capacity(writer::STATEMENT_CACHE);
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    // A generated log is rebuilt from scratch if the machine dies; durability per batch is moot.
-    connection.pragma_update(None, "synchronous", "OFF")?;
-    connection.pragma_update(None, "cache_size", -262_144)?;
-    let mut head = event_log::head(&connection)?;
+    // Deciding (simulation, signing, compression) and committing each take about one core:
+    // the committer runs on its own thread, a few batches behind.
+    let (batches, committer_inbox) = std::sync::mpsc::sync_channel::<Vec<NewRecord>>(2);
+    let (empties, recycled) = std::sync::mpsc::channel::<Vec<NewRecord>>();
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template("generating {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
+            .expect("valid template"),
+    );
+    let committer = {
+        let path = path.clone();
+        let bar = bar.clone();
+        std::thread::Builder::new().name("generate-commit".into()).spawn(move || -> anyhow::Result<()> {
+            let mut connection = rusqlite::Connection::open(&path)?;
+            connection.set_prepared_statement_cache_capacity(writer::STATEMENT_CACHE);
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            // A generated log is rebuilt from scratch if the machine dies; durability per batch is moot.
+            connection.pragma_update(None, "synchronous", "OFF")?;
+            connection.pragma_update(None, "cache_size", -262_144)?;
+            let mut head = event_log::head(&connection)?;
+            let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
+            for mut batch in committer_inbox {
+                head = writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?.0;
+                bar.inc(batch.len() as u64);
+                batch.clear();
+                // The producer may have finished; a lost spare buffer costs nothing.
+                let _ = empties.send(batch);
+            }
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })?
+    };
 
     let mut engine = Engine::new(args.seed, 1_700_000_000_000, Some(ACCOUNT.to_string()));
     let traffic =
         DemoTraffic { tasks_per_minute: args.rate, arrivals_for_ms: i64::MAX / 4, reservation_timeout: 120 };
     scenario::build_demo(&mut engine, &CallbackUrls::tracer(TRACER_BASE), &traffic);
 
-    let bar = ProgressBar::new(args.events).with_style(
-        ProgressStyle::with_template("generating {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
-            .expect("valid template"),
-    );
     let started = Instant::now();
     let (mut rows, mut body_bytes) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(args.batch);
-    let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
     while rows < args.events {
         let Some(outbound) = engine.take_outbox() else {
             match engine.next_timer_at() {
@@ -151,17 +171,19 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
         );
         batch.push(decision.record);
         rows += 1;
-        if batch.len() >= args.batch || rows >= args.events {
-            head = writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?.0;
-            bar.inc(batch.len() as u64);
-            batch.clear();
+        if batch.len() >= args.batch {
+            let next = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(args.batch));
+            if batches.send(std::mem::replace(&mut batch, next)).is_err() {
+                break; // the committer failed: its error is reported below
+            }
         }
     }
     if !batch.is_empty() {
-        writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?;
-        bar.inc(batch.len() as u64);
+        // A send error means the committer failed; join() reports why.
+        let _ = batches.send(batch);
     }
-    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(batches);
+    committer.join().map_err(|_| anyhow::anyhow!("the committing thread panicked"))??;
     bar.finish_and_clear();
     Ok(GenerateReport {
         rows,

@@ -20,15 +20,18 @@ use super::fold::{self, ProjectionConfig, TaskProjection};
 use super::store;
 use crate::storage::event_log::{sid_key, NewRecord};
 
-/// Tasks kept in memory at most; past it the least recently touched quarter is written out
-/// and dropped. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
+/// Tasks kept in memory at most; past it a quarter is written out and dropped: finished tasks
+/// first, then the least recently touched. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
 pub const TASK_CACHE_CAPACITY: usize = 2_048;
 /// Bytes of facts kept in memory at most (see [`Fact::memory_bytes`]): long tasks with large
 /// attributes leave memory sooner, so the server's memory stays flat whatever the traffic.
 /// Past it the least recently touched tasks are dropped until a quarter is free again.
 pub const TASK_CACHE_BYTES: usize = 12 << 20;
-/// The same bound during a rebuild.
-const REBUILD_CACHE_BYTES: usize = 48 << 20;
+/// The same bounds during a rebuild: a backlog of tasks waiting in their queues (tens of
+/// thousands in the 1M benchmark log) stays in memory instead of being read back from the log
+/// for each reservation (73,000 read-backs with 48 MiB, none with 128).
+const REBUILD_CACHE_CAPACITY: usize = 32_768;
+const REBUILD_CACHE_BYTES: usize = 128 << 20;
 /// Workers kept in memory at most (each is a few hundred bytes).
 const WORKER_CACHE_CAPACITY: usize = 20_000;
 
@@ -59,6 +62,9 @@ struct TaskEntry {
     written: Option<Written>,
     dirty: bool,
     last_touched: u64,
+    /// A fact ended the task: evicted before tasks still in flight, which will have more
+    /// facts (and would have to be read back from the log for them).
+    finished: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -118,6 +124,7 @@ impl Engine {
             seen_tasks: Some(HashSet::new()),
             latest_event_ms: Some(None),
             // A rebuild is a batch job: more memory defers more writes and read-backs.
+            capacity: REBUILD_CACHE_CAPACITY,
             byte_budget: REBUILD_CACHE_BYTES,
             ..Self::new(config)
         }
@@ -208,6 +215,7 @@ impl Engine {
         if let Some(task_sid) = fact.task_sid.clone() {
             let bytes = fact.memory_bytes();
             let entry = self.touch(conn, &task_sid, fact.event_id)?;
+            entry.finished |= fact.ends_task();
             entry.facts.push(fact);
             entry.bytes += bytes;
             self.cached_bytes += bytes;
@@ -264,12 +272,13 @@ impl Engine {
                 store::task_facts_before(conn, task_sid, applying_id)?
             };
             let bytes = facts.iter().map(Fact::memory_bytes).sum();
+            let finished = facts.iter().any(Fact::ends_task);
             self.cached_bytes += bytes;
             // In a rebuild a first sight has nothing on disk yet; otherwise the rows are unknown.
             let written = first_sight.then(Written::default);
             self.tasks.insert(
                 task_sid.to_string(),
-                TaskEntry { facts, bytes, written, dirty: false, last_touched: self.clock },
+                TaskEntry { facts, bytes, written, dirty: false, last_touched: self.clock, finished },
             );
         }
         let entry = self.tasks.get_mut(task_sid).expect("inserted above");
@@ -326,12 +335,13 @@ impl Engine {
 
     fn evict_if_full(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         if self.tasks.len() > self.capacity || self.cached_bytes > self.byte_budget {
-            let mut by_age: Vec<(u64, String)> =
-                self.tasks.iter().map(|(sid, e)| (e.last_touched, sid.clone())).collect();
+            // Finished tasks first, then the least recently touched.
+            let mut by_age: Vec<(bool, u64, String)> =
+                self.tasks.iter().map(|(sid, e)| (!e.finished, e.last_touched, sid.clone())).collect();
             by_age.sort_unstable();
             let keep_tasks = self.capacity - self.capacity.div_ceil(4);
             let keep_bytes = self.byte_budget - self.byte_budget / 4;
-            for (_, sid) in by_age {
+            for (_, _, sid) in by_age {
                 if self.tasks.len() <= keep_tasks && self.cached_bytes <= keep_bytes {
                     break;
                 }

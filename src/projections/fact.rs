@@ -115,6 +115,14 @@ impl Fact {
         }
     }
 
+    /// Whether this fact ends its task (TaskRouter sends few callbacks after it).
+    pub fn ends_task(&self) -> bool {
+        matches!(
+            self.event_type.as_str(),
+            "task.completed" | "task.canceled" | "task.deleted" | "task.system-deleted"
+        )
+    }
+
     /// About how many bytes this fact holds in memory (the struct and its strings), which
     /// bounds the engine's cache.
     pub fn memory_bytes(&self) -> usize {

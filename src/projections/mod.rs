@@ -43,6 +43,8 @@ pub struct RebuildReport {
     pub facts: u64,
     pub tasks: u64,
     pub workers: u64,
+    /// Times a task that had left memory was read back from the log.
+    pub read_back: u64,
 }
 
 /// Clears every projection table and replays the log's facts, in one transaction.
@@ -131,6 +133,7 @@ fn replay(
     let (tasks, workers) = engine.finish(&tx)?;
     report.tasks = tasks;
     report.workers = workers;
+    report.read_back = engine.stats.loads;
     tx.execute("DELETE FROM maintenance WHERE key = 'rebuild_projections'", [])?;
     tx.commit()?;
     progress(report.facts, total);
@@ -156,6 +159,12 @@ pub fn rebuild_if_stale(
     config: &ProjectionConfig,
 ) -> rusqlite::Result<Option<RebuildReport>> {
     let Some(reason) = stale_reason(conn)? else { return Ok(None) };
+    // A new database gets the note from its migrations: there is nothing to rebuild, or to say.
+    let empty = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get::<_, bool>(0))?;
+    if empty {
+        conn.execute("DELETE FROM maintenance WHERE key = 'rebuild_projections'", [])?;
+        return Ok(None);
+    }
     tracing::info!(%reason, "rebuilding the projections from the log before serving");
     let started = std::time::Instant::now();
     let report = rebuild(conn, config, |_, _| {})?;

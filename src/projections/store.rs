@@ -98,13 +98,16 @@ pub(super) fn tasks_explained_by_activity(
     worker_sid: &str,
     at_ms: i64,
 ) -> rusqlite::Result<Vec<String>> {
+    // Deduplicated here: `DISTINCT` would make SQLite build a temporary B-tree on every call.
     let mut statement = conn.prepare_cached(
-        "SELECT DISTINCT task_sid FROM proj_worker_outcomes WHERE worker_sid = ?1 AND at_ms BETWEEN ?2 AND ?3",
+        "SELECT task_sid FROM proj_worker_outcomes WHERE worker_sid = ?1 AND at_ms BETWEEN ?2 AND ?3",
     )?;
-    let rows = statement
+    let mut tasks = statement
         .query_map(params![worker_sid, at_ms - fold::ACTIVITY_FOLLOW_WINDOW_MS, at_ms], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(rows)
+    tasks.sort_unstable();
+    tasks.dedup();
+    Ok(tasks)
 }
 
 pub(super) fn insert_worker_outcome(

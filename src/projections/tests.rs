@@ -625,6 +625,31 @@ fn a_byte_budget_bounds_the_cache_and_changes_no_projection() {
     assert_eq!(super::dump(&roomy).unwrap(), super::dump(&bounded).unwrap());
 }
 
+#[test]
+fn finished_tasks_leave_memory_before_tasks_still_in_flight() {
+    let config = ProjectionConfig::default();
+    // One long task waits in its queue while eight short ones come and go, then it is served.
+    let waiting = happy("WT00000000000000000000000000000a11", T0);
+    let (opened, served) = waiting.split_at(4);
+    let mut deliveries = opened.to_vec();
+    for i in 0..8 {
+        deliveries.extend(canceled_in_queue(&format!("WT{:032x}", 0xb0 + i), T0 + 1_000 + i as i64 * 100));
+    }
+    deliveries.extend_from_slice(served);
+    let mut roomy = open_database();
+    ingest(&mut roomy, &deliveries, &config);
+
+    // Room for four tasks: past it, a least-recently-used policy would drop the waiting task
+    // (touched longest ago) and read it back from the log for its reservation.
+    let mut bounded = open_database();
+    let mut read_back = 0;
+    let engine = super::Engine::new(config.clone()).with_capacity(4);
+    ingest_with_engine(&mut bounded, &deliveries, 5, engine, |engine| read_back = engine.stats.loads);
+    // A live engine looks each task up once when it first sees it: nine tasks, nine loads.
+    assert_eq!(read_back, 9, "the waiting task stayed in memory; finished ones left");
+    assert_eq!(super::dump(&roomy).unwrap(), super::dump(&bounded).unwrap());
+}
+
 /// The projection tables without log ids, which differ between delivery orders.
 fn dump_without_ids(connection: &rusqlite::Connection) -> String {
     let queries = [

@@ -12,12 +12,16 @@ use super::compute::{ActivityChange, By, Fact, Figures, Fold, Kind, Origin, Requ
 use crate::domain::webhook::{parse_form, FormParams};
 use crate::storage::{event_log, payload};
 
-/// The event types of the index's `WHERE`, written exactly as there so SQLite can use it.
-const REPORT_TYPES: &str =
-    "('task.created', 'task.canceled', 'task.completed', 'task.deleted', 'task-queue.entered', \
-    'task-queue.moved', 'workflow.entered', 'workflow.timeout', 'reservation.created', \
-    'reservation.accepted', 'reservation.rejected', 'reservation.timeout', 'reservation.canceled', \
-    'reservation.rescinded', 'worker.activity.update')";
+/// The event-type term of the index's `WHERE` (migration 0010), written the same way so SQLite
+/// can use it.
+const REPORT_TYPES: &str = "(event_type = 'task.created' OR event_type = 'task.canceled' \
+    OR event_type = 'task.completed' OR event_type = 'task.deleted' \
+    OR event_type = 'task-queue.entered' OR event_type = 'task-queue.moved' \
+    OR event_type = 'workflow.entered' OR event_type = 'workflow.timeout' \
+    OR event_type = 'reservation.created' OR event_type = 'reservation.accepted' \
+    OR event_type = 'reservation.rejected' OR event_type = 'reservation.timeout' \
+    OR event_type = 'reservation.canceled' OR event_type = 'reservation.rescinded' \
+    OR event_type = 'worker.activity.update')";
 
 /// What one report read from the log.
 #[derive(Debug, Default)]
@@ -132,7 +136,7 @@ pub fn load(
             "SELECT id, event_type, occurred_at_ms, task_sid, reservation_sid, worker_sid, task_queue_sid, \
              {workflow}, {body} \
              FROM events INDEXED BY events_report \
-             WHERE is_fact = 1 AND event_type IN {REPORT_TYPES} AND occurred_at_ms >= ?1 AND occurred_at_ms < ?2 \
+             WHERE is_fact = 1 AND {REPORT_TYPES} AND occurred_at_ms >= ?1 AND occurred_at_ms < ?2 \
              {workspace} ORDER BY occurred_at_ms"
         );
         let mut statement = tx.prepare(&sql)?;

@@ -541,8 +541,13 @@ fn try_commit_records<'a>(
     Ok((head, results))
 }
 
-/// The keys that identify a delivery of a fact: its event Sid, its idempotency token, and its
-/// endpoint plus body. Only well-formed, trusted requests have any.
+/// The keys that identify a delivery of a fact. Only well-formed, trusted requests have any.
+///
+/// An event callback's Sid names the event: a retry (same token) or a re-delivery (new token)
+/// carries it, and the body cannot be the same without it, so it is the only key (each key is
+/// a random B-tree insert, the costliest write of an ingest). Without a Sid (assignment
+/// callbacks), the idempotency token finds a retry whose body changed (TaskAge advances) and the
+/// endpoint plus body finds a resend without the token.
 fn delivery_keys(record: &NewRecord) -> Vec<[u8; 16]> {
     let Some(facts) = record.facts.as_ref().filter(|_| record.trusted) else { return Vec::new() };
     let key = |tag: &str, parts: &[&[u8]]| {
@@ -557,10 +562,10 @@ fn delivery_keys(record: &NewRecord) -> Vec<[u8; 16]> {
         key.copy_from_slice(&digest[..16]);
         key
     };
-    let mut keys = Vec::with_capacity(3);
     if let Some(sid) = &facts.event_sid {
-        keys.push(key("sid", &[sid.as_bytes()]));
+        return vec![key("sid", &[sid.as_bytes()])];
     }
+    let mut keys = Vec::with_capacity(2);
     if let Some(token) = &record.idempotency_token {
         keys.push(key("idempotency", &[token.as_bytes()]));
     }
