@@ -40,11 +40,16 @@ pub struct BuiltLog {
     pub generate_wall_s: f64,
     pub generate_cpu_s: f64,
     pub generate_peak_rss_bytes: u64,
-    /// Share of the machine other processes used meanwhile.
+    /// Share of the machine other processes used meanwhile (unknown for a log built by hand).
+    #[serde(default = "unknown_share")]
     pub others_share: f64,
     /// What `generate` printed.
     pub summary: String,
     pub built_at: String,
+}
+
+fn unknown_share() -> f64 {
+    f64::NAN
 }
 
 /// A read whose warm-up takes longer than this is timed fewer times.
@@ -405,6 +410,15 @@ async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_j
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_description_written_by_hand_may_leave_the_cpu_share_out() {
+        let text = r#"{"events": 10, "generate_wall_s": 1.5, "generate_cpu_s": 2.0,
+            "generate_peak_rss_bytes": 1024, "summary": "rows written: 10", "built_at": "2026-11-29T06:31:50Z"}"#;
+        let log: BuiltLog = serde_json::from_str(text).unwrap();
+        assert_eq!((log.events, log.generate_peak_rss_bytes), (10, 1024));
+        assert!(log.others_share.is_nan(), "unknown, shown as a dash");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
