@@ -173,7 +173,6 @@ fn wait4(pid: i32, block: bool) -> anyhow::Result<Option<(Option<i32>, Duration,
 /// When it cannot start or does not exit 0.
 pub async fn run_to_completion(args: Vec<OsString>) -> anyhow::Result<(Usage, String)> {
     let output = tempfile::NamedTempFile::new()?;
-    let parent_peak = own_peak_rss();
     let started = Instant::now();
     let child = Command::new(std::env::current_exe()?)
         .args(&args)
@@ -199,7 +198,7 @@ pub async fn run_to_completion(args: Vec<OsString>) -> anyhow::Result<(Usage, St
     let (code, cpu, reported) =
         tokio::task::spawn_blocking(move || wait4(pid, true)).await??.expect("a blocking wait4 reaps");
     sampler.abort();
-    let peak = peak_rss(reported, parent_peak, observed.load(Ordering::Relaxed));
+    let peak = peak_rss(reported, own_peak_rss(), observed.load(Ordering::Relaxed));
     let usage = Usage { wall: started.elapsed(), cpu, peak_rss_bytes: peak, exit_code: code };
     let stdout = std::fs::read_to_string(output.path()).unwrap_or_default();
     if code != Some(0) {
@@ -213,12 +212,13 @@ fn own_peak_rss() -> u64 {
     memory(std::process::id() as i32).map_or(u64::MAX, |m| m.peak_rss_bytes)
 }
 
-/// A child's peak RSS. `wait4` reports the larger of the child's own peak and the RSS of the
-/// process it was spawned from (Linux carries the spawning process's memory over at exec),
-/// so it is believed only when it exceeds this process's peak at spawn; otherwise the peak
-/// observed in `/proc/<pid>/status` (VmHWM) while it ran is used.
-fn peak_rss(reported: u64, parent_peak_at_spawn: u64, observed: u64) -> u64 {
-    if reported > parent_peak_at_spawn {
+/// A child's peak RSS. `wait4` reports the larger of the child's own peak and this process's
+/// (Linux carries the spawning process's peak over at exec), so it is believed only when it
+/// exceeds this process's peak read after the child was reaped (read at spawn, a peak that grew
+/// meanwhile was taken for the child's: the 10M `rebuild` once showed this benchmark's own
+/// 1.9 GB); otherwise the peak observed in `/proc/<pid>/status` (VmHWM) while it ran is used.
+fn peak_rss(reported: u64, parent_peak_since: u64, observed: u64) -> u64 {
+    if reported > parent_peak_since {
         reported.max(observed)
     } else {
         observed
@@ -246,7 +246,6 @@ pub struct Server {
     pub pid: i32,
     pub base_url: String,
     started: Instant,
-    parent_peak: u64,
     log: PathBuf,
     ended: Option<Usage>,
 }
@@ -274,7 +273,6 @@ impl Server {
             args.push("--bench-baseline".into());
         }
         let log = File::create(&options.log)?;
-        let parent_peak = own_peak_rss();
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)
             .args(&args)
@@ -286,21 +284,15 @@ impl Server {
             .stderr(log)
             .spawn()
             .context("starting the server")?;
-        let mut server = Server {
-            pid: child.id() as i32,
-            base_url,
-            started,
-            parent_peak,
-            log: options.log.clone(),
-            ended: None,
-        };
+        let mut server =
+            Server { pid: child.id() as i32, base_url, started, log: options.log.clone(), ended: None };
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
         loop {
             if let Some((code, cpu, peak)) = wait4(server.pid, false)? {
                 server.ended = Some(Usage {
                     wall: started.elapsed(),
                     cpu,
-                    peak_rss_bytes: peak_rss(peak, parent_peak, 0),
+                    peak_rss_bytes: peak_rss(peak, own_peak_rss(), 0),
                     exit_code: code,
                 });
                 bail!("the server exited ({}): {}", describe_exit(code), server.log_tail());
@@ -357,7 +349,7 @@ impl Server {
         let usage = Usage {
             wall: self.started.elapsed(),
             cpu: ended.1,
-            peak_rss_bytes: peak_rss(ended.2, self.parent_peak, observed),
+            peak_rss_bytes: peak_rss(ended.2, own_peak_rss(), observed),
             exit_code: ended.0,
         };
         self.ended = Some(usage.clone());

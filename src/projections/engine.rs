@@ -21,11 +21,12 @@ use super::store;
 use crate::storage::event_log::{sid_key, NewRecord};
 
 /// Tasks kept in memory at most; past it a quarter is written out and dropped: finished tasks
-/// first, then the least recently touched. A busy contact centre has a few hundred tasks in flight; each costs a few KB.
+/// first, then the least recently touched. A busy contact centre has a few hundred tasks in
+/// flight; each costs a few KB.
 pub const TASK_CACHE_CAPACITY: usize = 2_048;
 /// Bytes of facts kept in memory at most (see [`Fact::memory_bytes`]): long tasks with large
 /// attributes leave memory sooner, so the server's memory stays flat whatever the traffic.
-/// Past it the least recently touched tasks are dropped until a quarter is free again.
+/// Past it tasks are dropped (finished ones first) until a quarter is free again.
 pub const TASK_CACHE_BYTES: usize = 12 << 20;
 /// The same bounds during a rebuild: a backlog of tasks waiting in their queues (tens of
 /// thousands in the 1M benchmark log) stays in memory instead of being read back from the log
