@@ -90,7 +90,6 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
     // Deciding (simulation, signing, compression) and committing each take about one core:
     // the committer runs on its own thread, a few batches behind.
     let (batches, committer_inbox) = std::sync::mpsc::sync_channel::<Vec<NewRecord>>(2);
-    let (empties, recycled) = std::sync::mpsc::channel::<Vec<NewRecord>>();
     let bar = ProgressBar::new(args.events).with_style(
         ProgressStyle::with_template("generating {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
             .expect("valid template"),
@@ -107,12 +106,9 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             connection.pragma_update(None, "cache_size", -262_144)?;
             let mut head = event_log::head(&connection)?;
             let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
-            for mut batch in committer_inbox {
+            for batch in committer_inbox {
                 head = writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?.0;
                 bar.inc(batch.len() as u64);
-                batch.clear();
-                // The producer may have finished; a lost spare buffer costs nothing.
-                let _ = empties.send(batch);
             }
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
@@ -172,8 +168,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
         batch.push(decision.record);
         rows += 1;
         if batch.len() >= args.batch {
-            let next = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(args.batch));
-            if batches.send(std::mem::replace(&mut batch, next)).is_err() {
+            if batches.send(std::mem::replace(&mut batch, Vec::with_capacity(args.batch))).is_err() {
                 break; // the committer failed: its error is reported below
             }
         }
