@@ -167,10 +167,9 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
         );
         batch.push(decision.record);
         rows += 1;
-        if batch.len() >= args.batch {
-            if batches.send(std::mem::replace(&mut batch, Vec::with_capacity(args.batch))).is_err() {
-                break; // the committer failed: its error is reported below
-            }
+        let full = batch.len() >= args.batch;
+        if full && batches.send(std::mem::replace(&mut batch, Vec::with_capacity(args.batch))).is_err() {
+            break; // the committer failed: its error is reported below
         }
     }
     if !batch.is_empty() {

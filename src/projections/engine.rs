@@ -229,7 +229,10 @@ impl Engine {
     /// # Errors
     /// Any SQLite error.
     pub fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        for task_sid in std::mem::take(&mut self.dirty_tasks) {
+        let mut dirty_tasks = std::mem::take(&mut self.dirty_tasks);
+        // In SID order, for the same reason as eviction.
+        dirty_tasks.sort_unstable();
+        for task_sid in dirty_tasks {
             self.write_task(conn, &task_sid)?;
         }
         for (worker_sid, state) in self.workers.iter_mut().filter(|(_, s)| s.dirty) {
@@ -342,10 +345,20 @@ impl Engine {
             by_age.sort_unstable();
             let keep_tasks = self.capacity - self.capacity.div_ceil(4);
             let keep_bytes = self.byte_budget - self.byte_budget / 4;
+            let (mut tasks_left, mut bytes_left) = (self.tasks.len(), self.cached_bytes);
+            let mut leaving = Vec::new();
             for (_, _, sid) in by_age {
-                if self.tasks.len() <= keep_tasks && self.cached_bytes <= keep_bytes {
+                if tasks_left <= keep_tasks && bytes_left <= keep_bytes {
                     break;
                 }
+                tasks_left -= 1;
+                bytes_left -= self.tasks.get(&sid).map_or(0, |entry| entry.bytes);
+                leaving.push(sid);
+            }
+            // Written in SID order, the tables keyed by task SID take them as near-appends
+            // instead of scattered inserts (a rebuild evicts thousands at a time).
+            leaving.sort_unstable();
+            for sid in leaving {
                 self.write_task(conn, &sid)?;
                 if let Some(entry) = self.tasks.remove(&sid) {
                     self.cached_bytes -= entry.bytes;

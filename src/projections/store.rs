@@ -73,6 +73,56 @@ pub(super) fn read_facts(
     Ok(())
 }
 
+/// The facts among log rows `from_id..to_id`, in log order.
+pub(super) fn read_facts_between(conn: &Connection, from_id: i64, to_id: i64) -> rusqlite::Result<Vec<Fact>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {FACT_COLUMNS} FROM events e WHERE e.id >= ?1 AND e.id < ?2 AND e.is_fact = 1 ORDER BY e.id"
+    ))?;
+    let mut rows = statement.query(params![from_id, to_id])?;
+    let mut facts = Vec::new();
+    while let Some(row) = rows.next()? {
+        facts.push(fact_from_row(row)?);
+    }
+    Ok(facts)
+}
+
+/// The id of the log's last row (0 for an empty log).
+pub(super) fn last_event_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+}
+
+/// Secondary indexes of the projection tables that only pages read: a rebuild drops them while
+/// it writes and creates them again, sorted in one pass, before it commits (1M-event log:
+/// 3 s saved, 0.4 s to create). Indexes the rebuild's own statements use stay.
+const INDEXES_BUILT_AFTER_REBUILD: [&str; 4] =
+    ["proj_reservations_worker", "proj_reservations_attention", "proj_tasks_first", "proj_tasks_flagged"];
+
+/// Drops [`INDEXES_BUILT_AFTER_REBUILD`] (those that exist) and returns the statements that
+/// create them again, for [`create_indexes`].
+pub(super) fn drop_indexes_built_after_rebuild(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statements = Vec::new();
+    for name in INDEXES_BUILT_AFTER_REBUILD {
+        let definition: Option<String> = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(definition) = definition {
+            conn.execute(&format!("DROP INDEX {name}"), [])?;
+            statements.push(definition);
+        }
+    }
+    Ok(statements)
+}
+
+/// Runs the `CREATE INDEX` statements [`drop_indexes_built_after_rebuild`] returned.
+pub(super) fn create_indexes(conn: &Connection, statements: &[String]) -> rusqlite::Result<()> {
+    for statement in statements {
+        conn.execute(statement, [])?;
+    }
+    Ok(())
+}
+
 /// Every fact of `task_sid` logged before row `before_id`, in log order.
 pub(super) fn task_facts_before(
     conn: &Connection,

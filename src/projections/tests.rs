@@ -589,19 +589,57 @@ fn ingest_with_engine(
 }
 
 #[test]
-fn a_rebuild_of_a_file_database_reads_on_another_thread_and_matches_ingest() {
+fn a_rebuild_of_a_file_database_reads_on_other_threads_and_matches_ingest() {
     let config = ProjectionConfig::default();
     let directory = tempfile::tempdir().unwrap();
     let mut connection = rusqlite::Connection::open(directory.path().join("log.db")).unwrap();
     crate::storage::apply_schema(&connection).unwrap();
-    // More facts than one batch handed between the threads.
-    let deliveries = lifecycles(&(0..240).collect::<Vec<_>>());
-    assert!(deliveries.len() > 2 * super::REBUILD_READ_BATCH, "{} deliveries", deliveries.len());
+    // Every reader reads more than one chunk, and the last chunk is partial.
+    let deliveries = lifecycles(&(0..400).collect::<Vec<_>>());
+    let rows = deliveries.len() as i64;
+    assert!(rows > 2 * super::REBUILD_READERS as i64 * super::REBUILD_CHUNK_IDS, "{rows} deliveries");
+    assert_ne!(rows % super::REBUILD_CHUNK_IDS, 0);
     ingest(&mut connection, &deliveries, &config);
     let incremental = super::dump(&connection).unwrap();
+    let indexes = |connection: &rusqlite::Connection| -> Vec<(String, Option<String>)> {
+        let mut statement = connection
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let indexes_before = indexes(&connection);
+    assert!(indexes_before.iter().any(|(name, _)| name == "proj_tasks_flagged"));
+
     let report = super::rebuild(&mut connection, &config, |_, _| {}).unwrap();
     assert_eq!(report.facts, deliveries.len() as u64);
     assert_eq!(super::dump(&connection).unwrap(), incremental);
+    // The indexes dropped while it wrote are back, as they were.
+    assert_eq!(indexes(&connection), indexes_before);
+}
+
+#[test]
+fn a_rebuild_whose_reader_fails_changes_nothing_and_says_why() {
+    let config = ProjectionConfig::default();
+    let directory = tempfile::tempdir().unwrap();
+    let mut connection = rusqlite::Connection::open(directory.path().join("log.db")).unwrap();
+    crate::storage::apply_schema(&connection).unwrap();
+    let deliveries = lifecycles(&(0..400).collect::<Vec<_>>());
+    ingest(&mut connection, &deliveries, &config);
+    let before = super::dump(&connection).unwrap();
+    // A stored payload that no longer decodes, in the second reader's second chunk (the log's
+    // guard against edits is lifted for the test).
+    let damaged = 3 * super::REBUILD_CHUNK_IDS + 7;
+    connection.execute_batch("DROP TRIGGER events_reject_update").unwrap();
+    connection
+        .execute(
+            "UPDATE events SET body = x'28b52ffd00', payload_encoding = 'zstd-d1' WHERE id = ?1",
+            [damaged],
+        )
+        .unwrap();
+
+    let error = super::rebuild(&mut connection, &config, |_, _| {}).unwrap_err();
+    assert!(error.to_string().contains("corrupt"), "{error}");
+    assert_eq!(super::dump(&connection).unwrap(), before, "a failed rebuild is rolled back");
 }
 
 #[test]
