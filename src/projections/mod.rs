@@ -73,7 +73,8 @@ pub fn rebuild(
     rebuilt
 }
 
-/// Facts per batch when the rebuild reads on its own connection (an in-memory database).
+/// Facts per batch when the rebuild reads through its own transaction (an in-memory database:
+/// there is no file for other connections to open).
 const REBUILD_READ_BATCH: usize = 1_024;
 /// Log rows per chunk handed from a rebuild's readers to its writer, and chunks in flight per
 /// reader.
@@ -81,7 +82,8 @@ const REBUILD_CHUNK_IDS: i64 = 1_024;
 const REBUILD_READ_AHEAD: usize = 8;
 /// Threads reading, decompressing and decoding the log during a rebuild, beside the one that
 /// folds and writes. Reading is about half the work: with one reader the folding thread waited
-/// for it (1M-event log, 2 cores: 24 s with one reader, 20-22 s with two; three were no faster).
+/// for it (1M-event log, 2 cores, measured before evicted tasks were written in SID order: 24 s
+/// with one reader, 20-22 s with two; three were no faster).
 const REBUILD_READERS: usize = 2;
 
 /// SQLite's page cache during a rebuild (negative: KiB), 256 MiB.

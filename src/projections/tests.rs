@@ -588,18 +588,25 @@ fn ingest_with_engine(
     }
 }
 
-#[test]
-fn a_rebuild_of_a_file_database_reads_on_other_threads_and_matches_ingest() {
-    let config = ProjectionConfig::default();
+/// A log file holding 400 lifecycles, ingested: more rows than the rebuild's readers take in
+/// two rounds of chunks. The directory must outlive the connection.
+fn file_log(config: &ProjectionConfig) -> (tempfile::TempDir, rusqlite::Connection, Vec<Delivery>) {
     let directory = tempfile::tempdir().unwrap();
     let mut connection = rusqlite::Connection::open(directory.path().join("log.db")).unwrap();
     crate::storage::apply_schema(&connection).unwrap();
-    // Every reader reads more than one chunk, and the last chunk is partial.
     let deliveries = lifecycles(&(0..400).collect::<Vec<_>>());
+    ingest(&mut connection, &deliveries, config);
+    (directory, connection, deliveries)
+}
+
+#[test]
+fn a_rebuild_of_a_file_database_reads_on_other_threads_and_matches_ingest() {
+    let config = ProjectionConfig::default();
+    let (_directory, mut connection, deliveries) = file_log(&config);
+    // Every reader reads more than one chunk, and the last chunk is partial.
     let rows = deliveries.len() as i64;
     assert!(rows > 2 * super::REBUILD_READERS as i64 * super::REBUILD_CHUNK_IDS, "{rows} deliveries");
     assert_ne!(rows % super::REBUILD_CHUNK_IDS, 0);
-    ingest(&mut connection, &deliveries, &config);
     let incremental = super::dump(&connection).unwrap();
     let indexes = |connection: &rusqlite::Connection| -> Vec<(String, Option<String>)> {
         let mut statement = connection
@@ -620,11 +627,7 @@ fn a_rebuild_of_a_file_database_reads_on_other_threads_and_matches_ingest() {
 #[test]
 fn a_rebuild_whose_reader_fails_changes_nothing_and_says_why() {
     let config = ProjectionConfig::default();
-    let directory = tempfile::tempdir().unwrap();
-    let mut connection = rusqlite::Connection::open(directory.path().join("log.db")).unwrap();
-    crate::storage::apply_schema(&connection).unwrap();
-    let deliveries = lifecycles(&(0..400).collect::<Vec<_>>());
-    ingest(&mut connection, &deliveries, &config);
+    let (_directory, mut connection, _) = file_log(&config);
     let before = super::dump(&connection).unwrap();
     // A stored payload that no longer decodes, in the second reader's second chunk (the log's
     // guard against edits is lifted for the test).
