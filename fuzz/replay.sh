@@ -15,14 +15,18 @@ CARGO_TARGET_DIR="$target_dir" cargo build --quiet
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^taskrouter-tracer-fuzz$')
+  # Each target's binary is named after its file, as `cargo fuzz add` makes them.
+  targets=()
+  for source in fuzz_targets/*.rs; do targets+=("$(basename "$source" .rs)"); done
 fi
 
 failed=()
 for target in "${targets[@]}"; do
   inputs=()
   for dir in "corpus/$target" "regressions/$target"; do
-    [ -d "$dir" ] && mapfile -t -O "${#inputs[@]}" inputs < <(find "$dir" -type f | sort)
+    if [ -d "$dir" ]; then
+      mapfile -t -O "${#inputs[@]}" inputs < <(find "$dir" -type f | sort)
+    fi
   done
   if [ "${#inputs[@]}" -eq 0 ]; then
     echo "$target: no committed inputs" >&2

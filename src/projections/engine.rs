@@ -352,7 +352,7 @@ impl Engine {
                     break;
                 }
                 tasks_left -= 1;
-                bytes_left -= self.tasks.get(&sid).map_or(0, |entry| entry.bytes);
+                bytes_left -= self.tasks[&sid].bytes;
                 leaving.push(sid);
             }
             // Written in SID order, the tables keyed by task SID take them as near-appends

@@ -73,9 +73,6 @@ pub fn rebuild(
     rebuilt
 }
 
-/// Facts per batch when the rebuild reads through its own transaction (an in-memory database:
-/// there is no file for other connections to open).
-const REBUILD_READ_BATCH: usize = 1_024;
 /// Log rows per chunk handed from a rebuild's readers to its writer, and chunks in flight per
 /// reader.
 const REBUILD_CHUNK_IDS: i64 = 1_024;
@@ -116,19 +113,13 @@ fn replay(
     // Reading, decompressing and decoding the log is about half the work: on a file database
     // other threads do it on their own connections (the log does not change meanwhile: this
     // transaction holds the write lock) while this one folds and writes.
+    let last_id = store::last_event_id(&tx)?;
     match tx.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from) {
-        Some(path) => {
-            let last_id = store::last_event_id(&tx)?;
-            read_in_parallel(&path, last_id, REBUILD_READERS, REBUILD_CHUNK_IDS, &mut apply)?;
-        }
+        Some(path) => read_in_parallel(&path, last_id, REBUILD_READERS, REBUILD_CHUNK_IDS, &mut apply)?,
+        // An in-memory database has no file for other connections: the same chunks, read here.
         None => {
-            let mut failed = None;
-            store::read_facts(&tx, REBUILD_READ_BATCH, |facts| {
-                failed = apply(facts).err();
-                failed.is_none()
-            })?;
-            if let Some(error) = failed {
-                return Err(error);
+            for from in (1..=last_id).step_by(REBUILD_CHUNK_IDS as usize) {
+                apply(store::read_facts_between(&tx, from, from + REBUILD_CHUNK_IDS)?)?;
             }
         }
     }

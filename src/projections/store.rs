@@ -50,29 +50,6 @@ pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
     Ok(Fact::from_body(id, &facts, &body, response_body))
 }
 
-/// Every fact in the log, in log order, handed to `each` in batches of `batch` until it
-/// returns false.
-pub(super) fn read_facts(
-    conn: &Connection,
-    batch: usize,
-    mut each: impl FnMut(Vec<Fact>) -> bool,
-) -> rusqlite::Result<()> {
-    let mut statement =
-        conn.prepare(&format!("SELECT {FACT_COLUMNS} FROM events e WHERE e.is_fact = 1 ORDER BY e.id"))?;
-    let mut rows = statement.query([])?;
-    let mut facts = Vec::with_capacity(batch);
-    while let Some(row) = rows.next()? {
-        facts.push(fact_from_row(row)?);
-        if facts.len() == batch && !each(std::mem::replace(&mut facts, Vec::with_capacity(batch))) {
-            return Ok(());
-        }
-    }
-    if !facts.is_empty() {
-        each(facts);
-    }
-    Ok(())
-}
-
 /// The facts among log rows `from_id..to_id`, in log order.
 pub(super) fn read_facts_between(conn: &Connection, from_id: i64, to_id: i64) -> rusqlite::Result<Vec<Fact>> {
     let mut statement = conn.prepare_cached(&format!(
