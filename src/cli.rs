@@ -163,8 +163,9 @@ pub struct ServeArgs {
     /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
     #[arg(long, env = "TRACER_FORWARD_TO")]
     pub forward_to: Option<String>,
-    /// Also serve POST /webhooks/bench-baseline: the same server stack reading the body and answering 204
-    /// without touching storage, for benchmarks to compare ingest against.
+    /// Also serve POST /webhooks/bench-baseline (the same server stack reading the body and answering
+    /// 204 without touching storage) and POST /webhooks/bench-floor (the body appended durably to a
+    /// one-table SQLite file beside the log, nothing else), for benchmarks to compare ingest against.
     #[arg(long, env = "TRACER_BENCH_BASELINE", hide = true)]
     pub bench_baseline: bool,
     /// HTTP worker threads (default: one per core).

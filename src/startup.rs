@@ -98,7 +98,12 @@ impl Application {
         let listener = TcpListener::bind(args.listen)?;
         let address = listener.local_addr()?;
         let port = address.port();
-        let bench_baseline = args.bench_baseline;
+        let bench_floor = if args.bench_baseline {
+            let path = storage::floor::floor_path(&args.database.database);
+            Some(web::Data::new(storage::floor::FloorLog::start(&path)?))
+        } else {
+            None
+        };
         // actix-web's `HttpServer`, assembled by hand so each connection's stream can be wrapped
         // in a `HeadDeadlineStream` (actix times out only a connection's first request head).
         let mut server = actix_server::Server::build();
@@ -113,8 +118,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(routes::security::guard))
                 .wrap(actix_web::middleware::from_fn(head_deadline::request_reached_app))
                 .configure(routes::configure);
-            let app = if bench_baseline {
-                app.route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
+            let app = if let Some(floor) = bench_floor.clone() {
+                app.app_data(floor)
+                    .route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
+                    .route("/webhooks/bench-floor", web::post().to(routes::webhooks::floor))
             } else {
                 app
             };

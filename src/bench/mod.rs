@@ -163,6 +163,9 @@ impl Settings {
 pub enum Target {
     /// `/webhooks/bench-baseline`: the same stack, reading the body, storing nothing.
     Baseline,
+    /// `/webhooks/bench-floor`: the same stack appending the raw body durably to a one-table
+    /// SQLite file, nothing else: what durable SQLite alone allows here.
+    Floor,
     Events,
     Assignment,
 }
@@ -171,6 +174,7 @@ impl Target {
     pub fn label(self) -> &'static str {
         match self {
             Target::Baseline => "baseline (no storage)",
+            Target::Floor => "floor (raw body, one SQLite table)",
             Target::Events => "POST /webhooks/events",
             Target::Assignment => "POST /webhooks/assignment",
         }
@@ -269,7 +273,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if settings.phases.contains(&Phase::Ingest) {
         for &connections in &settings.connections {
             let mut baseline_rate = None;
-            for target in [Target::Baseline, Target::Events, Target::Assignment] {
+            for target in [Target::Baseline, Target::Floor, Target::Events, Target::Assignment] {
                 let name = format!("{} × {connections}", target.label());
                 let bar = phase_bar(&name, settings.warmup + settings.seconds);
                 match ingest_phase(&context, &settings, target, connections, baseline_rate, &bar).await {
@@ -403,7 +407,7 @@ impl PhaseContext {
 
 /// Deletes a phase's database once it is measured (durable phases write hundreds of MB).
 fn discard_database(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-floor", "-floor-wal", "-floor-shm"] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);
         let _ = std::fs::remove_file(file);
@@ -439,14 +443,15 @@ fn load_problem(load: &LoadOutcome) -> Option<String> {
     Some(problem)
 }
 
-/// Simulates `stream` and renders its first `count` requests, off the async runtime; the
-/// corpus is returned to render more if the load needs them.
+/// Simulates `stream` and renders its first `count` requests (for `path` instead of the
+/// stream's own endpoint when given), off the async runtime; the corpus is returned to render
+/// more if the load needs them.
 async fn prepare(
     base_url: &str,
     stream: Stream,
     count: usize,
     quick: bool,
-    baseline: bool,
+    path: Option<&'static str>,
 ) -> anyhow::Result<(Vec<Vec<u8>>, Corpus)> {
     let base_url = base_url.to_string();
     Ok(tokio::task::spawn_blocking(move || {
@@ -458,8 +463,8 @@ async fn prepare(
             (_, true) => 2_000,
         };
         let mut corpus = Corpus::new(&base_url, stream, base_len.min(count.max(1)), 1);
-        if baseline {
-            corpus = corpus.with_path("/webhooks/bench-baseline");
+        if let Some(path) = path {
+            corpus = corpus.with_path(path);
         }
         (corpus.take(count), corpus)
     })
@@ -478,10 +483,16 @@ async fn ingest_phase(
     bar.set_message("preparing requests");
     let base_url = context.base_url();
     let feed = match target {
-        // The baseline stores nothing, so repeating requests flatters nothing.
-        Target::Baseline => {
+        // Neither looks at what it receives (the floor stores every body as it comes, with no
+        // dedup), so repeating requests flatters nothing.
+        Target::Baseline | Target::Floor => {
             let pool = if settings.quick { 1_000 } else { 5_000 };
-            Feed::prepared(prepare(&base_url, Stream::Events, pool, settings.quick, true).await?.0, true)
+            let path =
+                if target == Target::Baseline { "/webhooks/bench-baseline" } else { "/webhooks/bench-floor" };
+            Feed::prepared(
+                prepare(&base_url, Stream::Events, pool, settings.quick, Some(path)).await?.0,
+                true,
+            )
         }
         _ => {
             // The durable server cannot outrun the baseline: that many, and a tenth more, are
@@ -490,17 +501,18 @@ async fn ingest_phase(
             let limit = if settings.quick { QUICK_PREPARED } else { MAX_PREPARED };
             let count = ((rate * window * 1.1) as usize + connections).min(limit);
             let stream = if target == Target::Events { Stream::Events } else { Stream::Assignments };
-            let (requests, corpus) = prepare(&base_url, stream, count, settings.quick, false).await?;
+            let (requests, corpus) = prepare(&base_url, stream, count, settings.quick, None).await?;
             Feed::prepared_then(requests, corpus)
         }
     };
     let feed = Arc::new(feed);
     let name = match target {
         Target::Baseline => format!("baseline-{connections}"),
+        Target::Floor => format!("floor-{connections}"),
         Target::Events => format!("events-{connections}"),
         Target::Assignment => format!("assignment-{connections}"),
     };
-    let mut server = context.start_server(&name, target == Target::Baseline).await?;
+    let mut server = context.start_server(&name, matches!(target, Target::Baseline | Target::Floor)).await?;
     bar.set_message("");
     let watch = CpuWatch::start(&[server.pid]);
     let load = load::closed_loop(
@@ -511,12 +523,19 @@ async fn ingest_phase(
     )
     .await;
     let cpu = watch.shares(Duration::ZERO);
-    let stored = if target == Target::Baseline {
-        None
-    } else {
-        Some(check_stored(&context.base_url(), load.acknowledged).await)
+    let stored = match target {
+        Target::Baseline | Target::Floor => None,
+        Target::Events | Target::Assignment => {
+            Some(check_stored(&context.base_url(), load.acknowledged).await)
+        }
     };
     let usage = server.stop().await?;
+    let stored = if target == Target::Floor {
+        let floor = crate::storage::floor::floor_path(&context.database(&name));
+        Some(check_floor_stored(&floor, load.acknowledged))
+    } else {
+        stored
+    };
     discard_database(&context.database(&name));
     Ok(IngestResult {
         target,
@@ -537,7 +556,7 @@ async fn rate_phase(
     bar.set_message("preparing requests");
     let count = (settings.rate * (settings.warmup + settings.seconds).as_secs_f64()).ceil() as usize + 16;
     let (requests, corpus) =
-        prepare(&context.base_url(), Stream::Assignments, count, settings.quick, false).await?;
+        prepare(&context.base_url(), Stream::Assignments, count, settings.quick, None).await?;
     let feed = Arc::new(Feed::prepared_then(requests, corpus));
     let mut server = context.start_server("constant-rate", false).await?;
     bar.set_message("");
@@ -567,6 +586,20 @@ async fn rate_phase(
         stored: stored?,
         cpu,
     })
+}
+
+/// Checks that the floor's file holds every request it acknowledged (read once its server has
+/// stopped).
+///
+/// # Errors
+/// When it holds fewer, or cannot be read.
+fn check_floor_stored(floor: &std::path::Path, acknowledged: u64) -> anyhow::Result<StoredCheck> {
+    let rows = crate::storage::floor::stored_rows(floor)
+        .with_context(|| format!("reading the floor's file {}", floor.display()))?;
+    if rows < acknowledged {
+        bail!("the floor acknowledged {acknowledged} requests but its file holds {rows} rows");
+    }
+    Ok(StoredCheck { rows, acknowledged })
 }
 
 /// Checks that the log holds every acknowledged request, none as a duplicate (the requests

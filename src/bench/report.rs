@@ -357,7 +357,11 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
         out,
         "Each connection sends its next request as soon as the previous one is answered. The baseline is \
          the same server stack (`--bench-baseline`, `POST /webhooks/bench-baseline`) reading the body and \
-         answering 204 without storage; the durable endpoints answer only after the commit.\n"
+         answering 204 without storage; the durable endpoints answer only after the commit. The floor \
+         (`POST /webhooks/bench-floor`, same flag) is the same stack appending the raw body to a one-table \
+         SQLite file with the log's durability (WAL, `synchronous=FULL`, one writer, group commit, answered \
+         after COMMIT) and nothing else (no parsing, signature, hash chain, dedup, index or projection): \
+         what durable SQLite alone allows on this machine.\n"
     );
     let _ = writeln!(
         out,
@@ -592,7 +596,7 @@ fn render_targets(out: &mut String, run: &BenchRun) {
         };
         let _ = writeln!(out, "| {target} | {text} | {mark} |");
     };
-    for r in run.ingest.iter().filter(|r| r.target != Target::Baseline) {
+    for r in run.ingest.iter().filter(|r| matches!(r.target, Target::Events | Target::Assignment)) {
         let measured = baseline_rate(run, r.connections).filter(|b| *b > 0.0).map(|b| {
             let share = r.load.rate() / b;
             (

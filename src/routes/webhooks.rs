@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use crate::domain::{Endpoint, FormParams};
 use crate::ingest::ReceivedRequest;
 use crate::startup::AppState;
+use crate::storage::floor::FloorLog;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/assignment", web::post().to(assignment))
@@ -25,6 +26,25 @@ pub async fn baseline(mut payload: web::Payload) -> HttpResponse {
         length += chunk.len();
     }
     HttpResponse::NoContent().insert_header(("X-Body-Length", length.to_string())).finish()
+}
+
+/// The benchmark's durable floor: reads the body as the baseline does and answers 204 once
+/// [`FloorLog`] has committed it, 503 with the reason when it could not (registered only with
+/// `--bench-baseline`).
+pub async fn floor(mut payload: web::Payload, floor: web::Data<FloorLog>) -> HttpResponse {
+    let mut body = Vec::with_capacity(2048);
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(bytes) => body.extend_from_slice(&bytes),
+            Err(error) => {
+                return HttpResponse::BadRequest().body(format!("the body could not be read: {error}"))
+            }
+        }
+    }
+    match floor.append(body).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(problem) => HttpResponse::ServiceUnavailable().body(problem),
+    }
 }
 
 async fn assignment(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
