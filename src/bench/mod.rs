@@ -523,18 +523,20 @@ async fn ingest_phase(
     )
     .await;
     let cpu = watch.shares(Duration::ZERO);
-    let stored = match target {
-        Target::Baseline | Target::Floor => None,
+    // The log is read through the running server's API; the floor's file once its server stopped.
+    let logged = match target {
         Target::Events | Target::Assignment => {
             Some(check_stored(&context.base_url(), load.acknowledged).await)
         }
+        Target::Baseline | Target::Floor => None,
     };
     let usage = server.stop().await?;
-    let stored = if target == Target::Floor {
-        let floor = crate::storage::floor::floor_path(&context.database(&name));
-        Some(check_floor_stored(&floor, load.acknowledged))
-    } else {
-        stored
+    let stored = match target {
+        Target::Floor => Some(check_floor_stored(
+            &crate::storage::floor::floor_path(&context.database(&name)),
+            load.acknowledged,
+        )),
+        _ => logged,
     };
     discard_database(&context.database(&name));
     Ok(IngestResult {
