@@ -147,7 +147,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACER_SYNCHRONOUS", value_enum, default_value = "full")]
     pub synchronous: Synchronous,
     /// Most requests committed in one transaction (group commit); 1 means one fsync per request.
-    #[arg(long, env = "TRACER_COMMIT_BATCH", default_value_t = 512)]
+    #[arg(long, env = "TRACER_COMMIT_BATCH", default_value_t = crate::storage::writer::DEFAULT_COMMIT_BATCH)]
     pub commit_batch: usize,
     /// How long a write waits for a lock held by another process before answering 503, in ms.
     #[arg(long, env = "TRACER_BUSY_TIMEOUT_MS", default_value_t = 2000)]

@@ -14,12 +14,10 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-/// Bodies committed together at most: the log writer's default batch.
-const MAX_BATCH: usize = 512;
+use super::writer::{CHECKPOINT_INTERVAL, DEFAULT_COMMIT_BATCH as MAX_BATCH};
+
 /// Bodies waiting for the writer at most; past it a request is refused.
 const QUEUE_CAPACITY: usize = 16_384;
-/// As the log's checkpointer.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 struct Job {
     body: Vec<u8>,

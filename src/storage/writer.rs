@@ -197,7 +197,9 @@ const SQLITE_SOFT_HEAP_LIMIT_BYTES: i64 = 32 << 20;
 pub const STATEMENT_CACHE: usize = 128;
 
 /// How often the checkpointer copies committed WAL frames into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// Requests committed in one transaction at most, unless told otherwise (`serve --commit-batch`).
+pub const DEFAULT_COMMIT_BATCH: usize = 512;
 /// WAL frames (4 KiB pages) past which, by default, the WAL is started again from its
 /// beginning (1 GiB). Under sustained writes a PASSIVE checkpoint never catches up with the
 /// end of the WAL, so SQLite never starts it again by itself: the file and its shared-memory
