@@ -320,11 +320,15 @@ pub async fn open_loop(
     let due = Arc::new(tokio::sync::Mutex::new(due));
     let answered = Arc::new(AtomicU64::new(0));
     let total_due = ((plan.warmup + plan.duration).as_secs_f64() * plan.rate).round() as u64;
-    let dispatcher = tokio::spawn(async move {
+    // The schedule runs on its own thread: tokio's timer fires on millisecond ticks, so a request
+    // sent by it would leave up to 1 ms after it was due and that lag would be counted against
+    // the server; a thread's sleep wakes within tens of microseconds.
+    let dispatcher = tokio::task::spawn_blocking(move || {
         for i in 0..total_due {
             let at = started + Duration::from_secs_f64(i as f64 / plan.rate);
-            if at > Instant::now() {
-                tokio::time::sleep_until(at.into()).await;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
             }
             if due_sender.send(at).is_err() {
                 break;
