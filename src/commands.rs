@@ -65,7 +65,7 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let mut connection = storage::open_maintenance(&args.database.database).await?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
-            "rebuilding {bar:40} {pos}/{len} facts then tasks ({per_sec}, {eta} left)",
+            "rebuilding {bar:40} {pos}/{len} log rows, then tasks ({per_sec}, {eta} left)",
         )
         .expect("valid template"),
     );

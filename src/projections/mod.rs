@@ -50,7 +50,7 @@ pub struct RebuildReport {
 /// Clears every projection table and replays the log's facts, in one transaction.
 ///
 /// The replay runs the same [`Engine`] as ingest, in log order, writing each task once when it
-/// leaves memory instead of once per transaction. `progress(done, total)` counts facts.
+/// leaves memory instead of once per transaction. `progress(done, total)` counts log rows.
 ///
 /// # Errors
 /// Any SQLite error; nothing is changed then.
@@ -83,6 +83,9 @@ const REBUILD_READ_AHEAD: usize = 8;
 /// with one reader, 20-22 s with two; three were no faster).
 const REBUILD_READERS: usize = 2;
 
+/// Log rows between two progress reports.
+const PROGRESS_EVERY_ROWS: u64 = 10_000;
+
 /// SQLite's page cache during a rebuild (negative: KiB), 256 MiB.
 const REBUILD_CACHE_KIB: i64 = -262_144;
 
@@ -95,25 +98,29 @@ fn replay(
     for table in TABLES {
         tx.execute(&format!("DELETE FROM {table}"), [])?;
     }
-    let total: i64 = tx.query_row("SELECT COUNT(*) FROM events WHERE is_fact = 1", [], |r| r.get(0))?;
-    let total = total as u64;
     let deferred_indexes = store::drop_indexes_built_after_rebuild(&tx)?;
     let mut report = RebuildReport::default();
     let mut engine = Engine::for_rebuild(config.clone());
+    // Progress is counted in log rows, not facts: counting the facts first would read the
+    // whole log once more (1M events: 0.5 s from the page cache, 2.8 s from disk).
+    let last_id = store::last_event_id(&tx)?;
+    let total_rows = last_id.max(0) as u64;
+    let mut last_reported = 0;
     let mut apply = |facts: Vec<Fact>| -> rusqlite::Result<()> {
+        let Some(chunk_end) = facts.last().map(|fact| fact.event_id as u64) else { return Ok(()) };
         for fact in facts {
             engine.apply_fact(&tx, fact)?;
             report.facts += 1;
-            if report.facts.is_multiple_of(10_000) {
-                progress(report.facts, total);
-            }
+        }
+        if chunk_end >= last_reported + PROGRESS_EVERY_ROWS {
+            last_reported = chunk_end;
+            progress(chunk_end, total_rows);
         }
         Ok(())
     };
     // Reading, decompressing and decoding the log is about half the work: on a file database
     // other threads do it on their own connections (the log does not change meanwhile: this
     // transaction holds the write lock) while this one folds and writes.
-    let last_id = store::last_event_id(&tx)?;
     match tx.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from) {
         Some(path) => read_in_parallel(&path, last_id, REBUILD_READERS, REBUILD_CHUNK_IDS, &mut apply)?,
         // An in-memory database has no file for other connections: the same chunks, read here.
@@ -130,7 +137,7 @@ fn replay(
     store::create_indexes(&tx, &deferred_indexes)?;
     tx.execute("DELETE FROM maintenance WHERE key = 'rebuild_projections'", [])?;
     tx.commit()?;
-    progress(report.facts, total);
+    progress(total_rows, total_rows);
     Ok(report)
 }
 
