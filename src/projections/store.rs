@@ -263,8 +263,13 @@ pub(super) fn write_worker(
     worker: &StoredWorker,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_workers (worker_sid, name, activity_sid, activity_name, activity_since_ms, \
-         activity_event_id, name_at_ms, name_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        // An upsert keeps the row where it is (a REPLACE moves it to a new rowid: two more pages).
+        "INSERT INTO proj_workers (worker_sid, name, activity_sid, activity_name, activity_since_ms, \
+         activity_event_id, name_at_ms, name_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (worker_sid) DO UPDATE SET name = excluded.name, activity_sid = excluded.activity_sid, \
+         activity_name = excluded.activity_name, activity_since_ms = excluded.activity_since_ms, \
+         activity_event_id = excluded.activity_event_id, name_at_ms = excluded.name_at_ms, \
+         name_event_id = excluded.name_event_id",
     )?
     .execute(params![
         worker_sid,
@@ -328,7 +333,7 @@ pub(super) fn write_changes(
              assigned_at_ms = excluded.assigned_at_ms, finished_at_ms = excluded.finished_at_ms, \
              cancel_cause = excluded.cancel_cause, deleted = excluded.deleted, \
              reservation_count = excluded.reservation_count, transfer_count = excluded.transfer_count, \
-             first_fact_at_ms = excluded.first_fact_at_ms, last_fact_at_ms = excluded.last_fact_at_ms, \
+             last_fact_at_ms = excluded.last_fact_at_ms, \
              fact_count = excluded.fact_count, flag_kinds = excluded.flag_kinds",
         )?
         .execute(params![
@@ -353,6 +358,13 @@ pub(super) fn write_changes(
             task.fact_count,
             flag_kinds(&projection.flags)
         ])?;
+        // Apart, and only when it changed (a late delivery of an earlier fact): SQLite rewrites
+        // an index whose column an UPDATE sets even to the same value, and `proj_tasks_first`
+        // would then cost a page on every write of a task.
+        conn.prepare_cached(
+            "UPDATE proj_tasks SET first_fact_at_ms = ?2 WHERE task_sid = ?1 AND first_fact_at_ms <> ?2",
+        )?
+        .execute(params![task.task_sid, task.first_fact_at_ms])?;
     }
     if changes.rewrite_all {
         conn.prepare_cached("DELETE FROM proj_reservations WHERE task_sid = ?1")?
@@ -363,14 +375,28 @@ pub(super) fn write_changes(
             delete.execute([sid])?;
         }
     }
+    // An upsert that leaves the indexed columns (task, worker, creation time) alone, and a
+    // second statement that sets them only when they changed: a REPLACE would delete and
+    // insert the row under a new rowid and rewrite all four indexes, a page each.
     let mut insert_reservation = conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
+        "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
          created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
          callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14)",
+         ?12, ?13, ?14) \
+         ON CONFLICT (reservation_sid) DO UPDATE SET worker_name = excluded.worker_name, \
+         status = excluded.status, answered_at_ms = excluded.answered_at_ms, \
+         finished_at_ms = excluded.finished_at_ms, pending_ms = excluded.pending_ms, \
+         timeout_ms = excluded.timeout_ms, created_event_id = excluded.created_event_id, \
+         callback_event_id = excluded.callback_event_id, callback_answer = excluded.callback_answer, \
+         outcome = excluded.outcome",
+    )?;
+    let mut update_indexed = conn.prepare_cached(
+        "UPDATE proj_reservations SET task_sid = ?2, worker_sid = ?3, created_at_ms = ?4 \
+         WHERE reservation_sid = ?1 AND (task_sid IS NOT ?2 OR worker_sid IS NOT ?3 OR created_at_ms IS NOT ?4)",
     )?;
     for &i in &changes.reservations_to_write {
         let r = &projection.reservations[i];
+        update_indexed.execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
         insert_reservation.execute(params![
             r.reservation_sid,
             r.task_sid,

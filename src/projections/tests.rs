@@ -691,6 +691,44 @@ fn finished_tasks_leave_memory_before_tasks_still_in_flight() {
     assert_eq!(super::dump(&roomy).unwrap(), super::dump(&bounded).unwrap());
 }
 
+#[test]
+fn late_earlier_facts_update_the_indexed_columns_they_change() {
+    // Delivered newest first, one per transaction: each later delivery is an earlier fact, so
+    // it moves the task's first fact back and (for reservation.created, after the assignment
+    // callback and the accept) sets the reservation's creation time. Those columns are written
+    // by their own statements, only when they change (see `store::write_changes`).
+    let config = ProjectionConfig::default();
+    let mut deliveries = three_parallel(TASK, T0);
+    deliveries.reverse();
+    let mut incremental = open_database();
+    ingest_in_chunks(&mut incremental, &deliveries, &config, 1, super::engine::TASK_CACHE_CAPACITY);
+    let mut rebuilt = open_database();
+    ingest(&mut rebuilt, &deliveries, &config);
+    super::rebuild(&mut rebuilt, &config, |_, _| {}).unwrap();
+    assert_eq!(super::dump(&incremental).unwrap(), super::dump(&rebuilt).unwrap());
+
+    // Read through the indexes themselves, not the table: the task is found under its first
+    // fact (the earliest delivered last).
+    let earliest = deliveries.iter().map(|d| to_fact(1, d).occurred_at_ms).min().unwrap();
+    let found: String = incremental
+        .query_row(
+            "SELECT task_sid FROM proj_tasks INDEXED BY proj_tasks_first WHERE first_fact_at_ms = ?1",
+            [earliest],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(found, TASK);
+    let created: Vec<(String, Option<i64>)> = incremental
+        .prepare("SELECT reservation_sid, created_at_ms FROM proj_reservations INDEXED BY proj_reservations_task WHERE task_sid = ?1 ORDER BY 1")
+        .unwrap()
+        .query_map([TASK], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(created.len(), 3, "{created:?}");
+    assert!(created.iter().all(|(_, at)| at.is_some_and(|at| at > T0)), "{created:?}");
+}
+
 /// The projection tables without log ids, which differ between delivery orders.
 fn dump_without_ids(connection: &rusqlite::Connection) -> String {
     let queries = [

@@ -329,6 +329,10 @@ const IDLE_FLUSH: Duration = Duration::from_millis(250);
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Response times kept waiting for a transaction at most (dropped beyond, oldest first).
 const MAX_PENDING_TIMINGS: usize = 100_000;
+/// Response times are written with the next batch once this many wait, or once the oldest has
+/// waited [`TIMINGS_MAX_AGE`] (an idle writer writes them after [`IDLE_FLUSH`]).
+const TIMINGS_PER_WRITE: usize = 256;
+const TIMINGS_MAX_AGE: Duration = Duration::from_secs(1);
 
 fn run(
     mut connection: Connection,
@@ -342,6 +346,8 @@ fn run(
     let mut head = event_log::head(&connection).ok();
     let mut engine = projections::Engine::new(config.projection.clone());
     let mut pending_timings: Vec<(i64, u64)> = Vec::new();
+    // When the oldest of `pending_timings` was answered.
+    let mut pending_since: Option<Instant> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
     // After a failed transaction the connection is reopened before the next attempt, so a
     // fault that poisoned it (a file system remounted, a file replaced) clears with the fault.
@@ -370,6 +376,7 @@ fn run(
                             && tx.commit().is_ok()
                         {
                             pending_timings.clear();
+                            pending_since = None;
                         }
                     }
                 }
@@ -384,18 +391,27 @@ fn run(
             }
         }
         reopen_if_needed(&mut connection, &mut reopen, &config);
+        // Response times ride along only now and then: each transaction that carries them
+        // writes one more page (at low load a commit writes about 15).
+        let timings_due = pending_timings.len() >= TIMINGS_PER_WRITE
+            || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
+        let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
         let outcome = match head {
-            Some(current) => commit_batch(&mut connection, current, &batch, &pending_timings, &mut engine),
+            Some(current) => commit_batch(&mut connection, current, &batch, timings, &mut engine),
             None => event_log::head(&connection).and_then(|current| {
                 head = Some(current);
-                commit_batch(&mut connection, current, &batch, &pending_timings, &mut engine)
+                commit_batch(&mut connection, current, &batch, timings, &mut engine)
             }),
         };
         match outcome {
             Ok((new_head, results)) => {
                 head = Some(new_head);
                 health.set(None);
-                pending_timings.clear();
+                if timings_due {
+                    pending_timings.clear();
+                    pending_since = None;
+                }
+                pending_since.get_or_insert_with(Instant::now);
                 metrics.commit_batch_size.observe(batch.len() as f64);
                 let (cached_tasks, cached_bytes) = engine.cached();
                 metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);

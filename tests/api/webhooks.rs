@@ -215,6 +215,27 @@ async fn a_duplicate_delivery_is_recorded_twice_and_counted_once() {
 }
 
 #[tokio::test]
+async fn every_answered_request_gets_its_response_time_once_the_writer_is_idle() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let event = fixtures::task_event("task.updated", &event_sid(300 + i), 1_700_000_000_000, "u");
+        assert_eq!(app.post_signed("/webhooks/events", &event).await.status().as_u16(), 204);
+    }
+    // Response times ride along with later transactions now and then, or are written on their
+    // own once the writer has been idle a moment: poll for that, not for a fixed delay.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let timed = loop {
+        let timed = app.count("SELECT COUNT(*) FROM response_times r JOIN events e ON e.id = r.event_id");
+        if timed == 5 || std::time::Instant::now() > deadline {
+            break timed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(timed, 5, "response times written for every answered request");
+    assert_eq!(app.count("SELECT COUNT(*) FROM response_times WHERE handling_us <= 0"), 0);
+}
+
+#[tokio::test]
 async fn the_same_idempotency_token_marks_a_redelivery() {
     let app =
         spawn_app_with(|args| args.signature_check = Some(taskrouter_tracer::ingest::SignatureMode::Off))
