@@ -265,6 +265,20 @@ pub fn append(
     Ok(Head { id, hash })
 }
 
+/// The row that made the event `event_sid` a fact (its first trusted delivery), if any: found
+/// through `sid_refs`, the column re-checked because the lookup key is a hash.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn fact_with_event_sid(tx: &Transaction<'_>, event_sid: &str) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(
+        "SELECT e.id FROM sid_refs r JOIN events e ON e.id = r.event_id \
+         WHERE r.sid_key = ?1 AND e.event_sid = ?2 AND e.is_fact = 1 ORDER BY r.event_id LIMIT 1",
+    )?
+    .query_row(params![sid_key(event_sid), event_sid], |row| row.get(0))
+    .optional()
+}
+
 /// The lookup key of a SID in `sid_refs`.
 pub fn sid_key(sid: &str) -> i64 {
     let digest = Sha256::digest(sid.as_bytes());

@@ -535,7 +535,10 @@ fn try_commit_records<'a>(
     let mut results = Vec::with_capacity(records.size_hint().0);
     for record in records {
         let keys = delivery_keys(record);
-        let duplicate_of = find_first_delivery(&tx, &keys)?;
+        let duplicate_of = match trusted_event_sid(record) {
+            Some(sid) => event_log::fact_with_event_sid(&tx, sid)?,
+            None => find_first_delivery(&tx, &keys)?,
+        };
         let decision = AppendDecision {
             duplicate_of,
             is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
@@ -559,13 +562,18 @@ fn try_commit_records<'a>(
     Ok((head, results))
 }
 
-/// The keys that identify a delivery of a fact. Only well-formed, trusted requests have any.
-///
-/// An event callback's Sid names the event: a retry (same token) or a re-delivery (new token)
-/// carries it, and the body cannot be the same without it, so it is the only key (each key is
-/// a random B-tree insert, the costliest write of an ingest). Without a Sid (assignment
-/// callbacks), the idempotency token finds a retry whose body changed (TaskAge advances) and the
-/// endpoint plus body finds a resend without the token.
+/// The Sid of a well-formed, trusted event callback, which names the event: a retry (same
+/// token) or a re-delivery (new token) carries it, and the body cannot be the same without it,
+/// so it alone finds an earlier delivery. It is looked up in the log's SID index, which every
+/// event's Sid enters anyway, rather than in a key of its own (each key is a random B-tree
+/// insert, a page per commit, the costliest write of an ingest).
+fn trusted_event_sid(record: &NewRecord) -> Option<&str> {
+    record.facts.as_ref().filter(|_| record.trusted)?.event_sid.as_deref()
+}
+
+/// The keys that identify a delivery of a fact without an event Sid (assignment callbacks).
+/// Only well-formed, trusted requests have any. The idempotency token finds a retry whose body
+/// changed (TaskAge advances) and the endpoint plus body finds a resend without the token.
 fn delivery_keys(record: &NewRecord) -> Vec<[u8; 16]> {
     let Some(facts) = record.facts.as_ref().filter(|_| record.trusted) else { return Vec::new() };
     let key = |tag: &str, parts: &[&[u8]]| {
@@ -580,8 +588,8 @@ fn delivery_keys(record: &NewRecord) -> Vec<[u8; 16]> {
         key.copy_from_slice(&digest[..16]);
         key
     };
-    if let Some(sid) = &facts.event_sid {
-        return vec![key("sid", &[sid.as_bytes()])];
+    if facts.event_sid.is_some() {
+        return Vec::new();
     }
     let mut keys = Vec::with_capacity(2);
     if let Some(token) = &record.idempotency_token {

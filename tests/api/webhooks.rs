@@ -108,6 +108,16 @@ async fn record_mode_accepts_a_bad_signature_but_never_makes_it_a_fact() {
         .clone();
     assert_eq!((verdict.as_str(), is_fact), ("invalid", false));
     assert!(rejection.unwrap().contains("not a fact"));
+
+    // The same event, properly signed, is its first trusted delivery: the fact, not a duplicate
+    // of the forged copy; a second signed copy is a duplicate of it.
+    assert_eq!(app.post_signed("/webhooks/events", &params).await.status().as_u16(), 204);
+    assert_eq!(app.post_signed("/webhooks/events", &params).await.status().as_u16(), 204);
+    let rows: Vec<(i64, Option<i64>, bool)> = app
+        .query("SELECT id, duplicate_of, is_fact FROM events ORDER BY id", |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        });
+    assert_eq!(rows, vec![(1, None, false), (2, None, true), (3, Some(2), false)]);
 }
 
 #[tokio::test]
