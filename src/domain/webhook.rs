@@ -87,17 +87,13 @@ pub fn parse_form(body: &[u8]) -> Result<FormParams, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let segments = || body.split(|b| *b == b'&').filter(|s| !s.is_empty());
-    let count = segments().count();
+    let count = form_segments(body).count();
     if count > MAX_FORM_PARAMS {
         return Err(ParseError::TooManyParams(count));
     }
     let mut pairs = Vec::with_capacity(count);
-    for segment in segments() {
-        let (name, value) = match segment.iter().position(|b| *b == b'=') {
-            Some(i) => (&segment[..i], &segment[i + 1..]),
-            None => (segment, &segment[segment.len()..]),
-        };
+    for segment in form_segments(body) {
+        let (name, value) = split_segment(segment);
         let name = decode_component(name).map_err(|_| ParseError::NotUtf8(lossy_name(name)))?;
         let value = decode_component(value).map_err(|_| ParseError::NotUtf8(name.clone()))?;
         pairs.push((name, value));
@@ -112,14 +108,12 @@ pub fn parse_form(body: &[u8]) -> Result<FormParams, ParseError> {
 pub fn first_values<const N: usize>(body: &[u8], names: &[&str; N]) -> [Option<String>; N] {
     let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
     let mut found = [false; N];
-    for segment in body.split(|b| *b == b'&').filter(|s| !s.is_empty()) {
-        let (raw_name, raw_value) = match segment.iter().position(|b| *b == b'=') {
-            Some(i) => (&segment[..i], &segment[i + 1..]),
-            None => (segment, &segment[segment.len()..]),
-        };
+    let mut missing = N;
+    for segment in form_segments(body) {
+        let (raw_name, raw_value) = split_segment(segment);
         // Names are plain ASCII in practice; an encoded one is decoded before comparing.
         let decoded;
-        let name: &[u8] = if raw_name.iter().any(|b| matches!(b, b'%' | b'+')) {
+        let name: &[u8] = if memchr::memchr2(b'%', b'+', raw_name).is_some() {
             decoded = decode_component(raw_name).map(String::into_bytes).unwrap_or_default();
             &decoded
         } else {
@@ -129,34 +123,77 @@ pub fn first_values<const N: usize>(body: &[u8], names: &[&str; N]) -> [Option<S
             if !found[index] {
                 found[index] = true;
                 values[index] = decode_component(raw_value).ok();
+                missing -= 1;
+                if missing == 0 {
+                    break;
+                }
             }
         }
     }
     values
 }
 
+/// The non-empty `&`-separated segments of a form body (memchr: bodies are scanned in bulk,
+/// not byte by byte; a rebuild scans millions of them).
+fn form_segments(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || loop {
+        let remaining = rest?;
+        let segment = match memchr::memchr(b'&', remaining) {
+            Some(end) => {
+                rest = Some(&remaining[end + 1..]);
+                &remaining[..end]
+            }
+            None => {
+                rest = None;
+                remaining
+            }
+        };
+        if !segment.is_empty() {
+            return Some(segment);
+        }
+    })
+}
+
+/// A segment's raw name and raw value (empty when it has no `=`).
+fn split_segment(segment: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b'=', segment) {
+        Some(i) => (&segment[..i], &segment[i + 1..]),
+        None => (segment, &segment[segment.len()..]),
+    }
+}
+
 fn lossy_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned()
 }
 
-/// Percent-decodes one component, with `+` as space.
+/// Percent-decodes one component, with `+` as space. A `%` not followed by two hex digits
+/// stays as it is. The runs between escapes are copied whole rather than byte by byte.
 fn decode_component(raw: &[u8]) -> Result<String, std::string::FromUtf8Error> {
     let mut out = Vec::with_capacity(raw.len());
+    let mut run_start = 0;
     let mut i = 0;
     while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => match (hex_value(raw[i + 1]), hex_value(raw[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
+        let decoded = match raw[i] {
+            b'+' => (b' ', 1),
+            b'%' => match (
+                raw.get(i + 1).copied().and_then(hex_value),
+                raw.get(i + 2).copied().and_then(hex_value),
+            ) {
+                (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+                _ => (b'%', 1),
             },
-            byte => out.push(byte),
-        }
-        i += 1;
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&raw[run_start..i]);
+        out.push(decoded.0);
+        i += decoded.1;
+        run_start = i;
     }
+    out.extend_from_slice(&raw[run_start..]);
     String::from_utf8(out)
 }
 
@@ -355,6 +392,51 @@ mod tests {
             let parsed = parse_form(body).unwrap();
             let expected = names.map(|name| parsed.get(name).map(str::to_string));
             assert_eq!(first_values(body, &names), expected, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    /// The straightforward byte-at-a-time decoder the bulk one must agree with.
+    fn decode_byte_by_byte(raw: &[u8]) -> Result<String, std::string::FromUtf8Error> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < raw.len() => match (hex_value(raw[i + 1]), hex_value(raw[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                byte => out.push(byte),
+            }
+            i += 1;
+        }
+        String::from_utf8(out)
+    }
+
+    /// Bytes that exercise every branch: escapes (valid, invalid, cut short), `+`, separators,
+    /// plain ASCII and the pieces of multi-byte UTF-8.
+    fn form_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        let alphabet: Vec<u8> =
+            b"%+&=aAfFgz09 ".iter().copied().chain([0xC3, 0xA9, 0xF0, 0x9F, 0x80]).collect();
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..48)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bulk_decoding_agrees_with_byte_by_byte_decoding(raw in form_bytes()) {
+            proptest::prop_assert_eq!(decode_component(&raw), decode_byte_by_byte(&raw));
+        }
+
+        #[test]
+        fn first_values_agree_with_the_full_parse_on_any_body(body in form_bytes()) {
+            let names = ["a", "A", "a a", "%", "", "é"];
+            if let Ok(parsed) = parse_form(&body) {
+                let expected = names.map(|name| parsed.get(name).map(str::to_string));
+                proptest::prop_assert_eq!(first_values(&body, &names), expected);
+            }
         }
     }
 }
