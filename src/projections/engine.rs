@@ -9,9 +9,10 @@
 //! that could break the invariant (a rolled-back transaction, another process writing) empties
 //! the cache.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use rusqlite::Connection;
 
@@ -46,7 +47,7 @@ pub struct EngineStats {
 }
 
 /// Fingerprints of the rows last written for a task, to write only what a new fold changed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Written {
     task: u64,
     reservations: HashMap<String, u64>,
@@ -408,10 +409,9 @@ impl WorkerState {
     }
 }
 
+/// A row's fingerprint, to tell whether it changed since it was written (kept in memory only).
 fn fingerprint(value: &impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
+    foldhash::quality::FixedState::with_seed(0).hash_one(value)
 }
 
 fn fingerprints(projection: &TaskProjection) -> Written {
@@ -432,6 +432,9 @@ fn fingerprints(projection: &TaskProjection) -> Written {
 pub(super) struct Changes<'a> {
     /// Nothing is known about the rows on disk: replace all of the task's rows.
     pub rewrite_all: bool,
+    /// The task has no rows on disk yet (a rebuild's first sight of it): everything is
+    /// inserted and nothing keyed by its SID needs deleting or correcting first.
+    pub first_write: bool,
     pub task: bool,
     pub reservations_to_write: Vec<usize>,
     pub reservations_to_delete: BTreeSet<&'a str>,
@@ -449,6 +452,7 @@ impl Written {
         let Some(before) = before else {
             return Changes {
                 rewrite_all: true,
+                first_write: false,
                 task: true,
                 reservations_to_write: (0..projection.reservations.len()).collect(),
                 reservations_to_delete: BTreeSet::new(),
@@ -460,6 +464,7 @@ impl Written {
         let timeline_from = before.timeline.iter().zip(&after.timeline).take_while(|(a, b)| a == b).count();
         Changes {
             rewrite_all: false,
+            first_write: *before == Written::default(),
             task: before.task != after.task,
             reservations_to_write: projection
                 .reservations

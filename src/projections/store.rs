@@ -74,30 +74,86 @@ pub(super) fn last_event_id(conn: &Connection) -> rusqlite::Result<i64> {
 const INDEXES_BUILT_AFTER_REBUILD: [&str; 4] =
     ["proj_reservations_worker", "proj_reservations_attention", "proj_tasks_first", "proj_tasks_flagged"];
 
-/// Drops [`INDEXES_BUILT_AFTER_REBUILD`] (those that exist) and returns the statements that
-/// create them again, for [`create_indexes`].
-pub(super) fn drop_indexes_built_after_rebuild(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+/// The triggers that keep `proj_task_status_counts` and `proj_task_routes` in step with
+/// `proj_tasks` (migration 0008): a rebuild inserts every task once, so it drops them and
+/// counts once at the end ([`RECOUNT_AFTER_REBUILD`]) instead of three upserts per task.
+const TRIGGERS_REPLACED_BY_RECOUNT: [&str; 5] = [
+    "proj_tasks_status_insert",
+    "proj_tasks_status_update",
+    "proj_tasks_routes_insert",
+    "proj_tasks_queue_update",
+    "proj_tasks_workflow_update",
+];
+
+/// What the triggers above leave after inserting every task into empty tables (the same
+/// statements migration 0008 fills the tables with).
+const RECOUNT_AFTER_REBUILD: [&str; 3] = [
+    "INSERT INTO proj_task_status_counts (status, tasks) SELECT status, COUNT(*) FROM proj_tasks GROUP BY status",
+    "INSERT INTO proj_task_routes (kind, sid, name, tasks) \
+     SELECT 'queue', task_queue_sid, COALESCE(task_queue_name, ''), COUNT(*) FROM proj_tasks \
+     WHERE task_queue_sid IS NOT NULL GROUP BY 2, 3",
+    "INSERT INTO proj_task_routes (kind, sid, name, tasks) \
+     SELECT 'workflow', workflow_sid, COALESCE(workflow_name, ''), COUNT(*) FROM proj_tasks \
+     WHERE workflow_sid IS NOT NULL GROUP BY 2, 3",
+];
+
+/// Schema a rebuild sets aside while it writes (see [`set_aside_for_rebuild`]).
+pub(super) struct SetAside {
+    indexes: Vec<String>,
+    triggers: Vec<String>,
+}
+
+/// Drops [`INDEXES_BUILT_AFTER_REBUILD`] and [`TRIGGERS_REPLACED_BY_RECOUNT`] (those that exist)
+/// and returns what creates them again, for [`restore_after_rebuild`].
+pub(super) fn set_aside_for_rebuild(conn: &Connection) -> rusqlite::Result<SetAside> {
+    Ok(SetAside {
+        indexes: drop_schema_objects(conn, "index", &INDEXES_BUILT_AFTER_REBUILD)?,
+        triggers: drop_schema_objects(conn, "trigger", &TRIGGERS_REPLACED_BY_RECOUNT)?,
+    })
+}
+
+fn drop_schema_objects(conn: &Connection, kind: &str, names: &[&str]) -> rusqlite::Result<Vec<String>> {
     let mut statements = Vec::new();
-    for name in INDEXES_BUILT_AFTER_REBUILD {
+    for name in names {
         let definition: Option<String> = conn
-            .query_row("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1", [name], |r| {
+            .query_row("SELECT sql FROM sqlite_master WHERE type = ?1 AND name = ?2", [kind, name], |r| {
                 r.get(0)
             })
             .optional()?;
         if let Some(definition) = definition {
-            conn.execute(&format!("DROP INDEX {name}"), [])?;
+            conn.execute(&format!("DROP {kind} {name}"), [])?;
             statements.push(definition);
         }
     }
     Ok(statements)
 }
 
-/// Runs the `CREATE INDEX` statements [`drop_indexes_built_after_rebuild`] returned.
-pub(super) fn create_indexes(conn: &Connection, statements: &[String]) -> rusqlite::Result<()> {
-    for statement in statements {
+/// Creates the indexes again and, if the triggers were set aside, fills the tables they keep
+/// and creates them again.
+pub(super) fn restore_after_rebuild(conn: &Connection, set_aside: &SetAside) -> rusqlite::Result<()> {
+    for statement in &set_aside.indexes {
+        conn.execute(statement, [])?;
+    }
+    if !set_aside.triggers.is_empty() {
+        for statement in RECOUNT_AFTER_REBUILD {
+            conn.execute(statement, [])?;
+        }
+    }
+    for statement in &set_aside.triggers {
         conn.execute(statement, [])?;
     }
     Ok(())
+}
+
+/// Deletes every row of the projection table `table`.
+pub(super) fn clear_table(conn: &Connection, table: &str) -> rusqlite::Result<()> {
+    conn.execute(&format!("DELETE FROM {table}"), []).map(|_| ())
+}
+
+/// Reads every page of the projection table `table` (not its indexes), which brings them
+/// into the OS page cache.
+pub(super) fn read_every_page(conn: &Connection, table: &str) -> rusqlite::Result<()> {
+    conn.query_row(&format!("SELECT count(*) FROM {table} NOT INDEXED"), [], |_| Ok(()))
 }
 
 /// Every fact of `task_sid` logged before row `before_id`, in log order.
@@ -360,11 +416,13 @@ pub(super) fn write_changes(
         ])?;
         // Apart, and only when it changed (a late delivery of an earlier fact): SQLite rewrites
         // an index whose column an UPDATE sets even to the same value, and `proj_tasks_first`
-        // would then cost a page on every write of a task.
-        conn.prepare_cached(
-            "UPDATE proj_tasks SET first_fact_at_ms = ?2 WHERE task_sid = ?1 AND first_fact_at_ms <> ?2",
-        )?
-        .execute(params![task.task_sid, task.first_fact_at_ms])?;
+        // would then cost a page on every write of a task. A first write inserted it as it is.
+        if !changes.first_write {
+            conn.prepare_cached(
+                "UPDATE proj_tasks SET first_fact_at_ms = ?2 WHERE task_sid = ?1 AND first_fact_at_ms <> ?2",
+            )?
+            .execute(params![task.task_sid, task.first_fact_at_ms])?;
+        }
     }
     if changes.rewrite_all {
         conn.prepare_cached("DELETE FROM proj_reservations WHERE task_sid = ?1")?
@@ -436,7 +494,9 @@ pub(super) fn write_changes(
         ])?;
     }
     if changes.flags {
-        conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1")?.execute([&task.task_sid])?;
+        if !changes.first_write {
+            conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1")?.execute([&task.task_sid])?;
+        }
         let mut insert_flag = conn.prepare_cached(
             "INSERT INTO proj_flags (task_sid, position, kind, reservation_sid, explanation, evidence) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
