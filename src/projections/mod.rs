@@ -159,9 +159,7 @@ fn clear_tables(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
         for _ in 0..CLEAR_WARMERS {
             scope.spawn(|| {
                 let _counted_out = CountedOut(&warming);
-                let flags =
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                if let Ok(conn) = Connection::open_with_flags(&path, flags) {
+                if let Ok(conn) = open_helper(&path) {
                     lock(&interrupts).push(conn.get_interrupt_handle());
                     // The tables cleared last first; a failure or an interrupt only leaves
                     // pages uncached.
@@ -186,6 +184,15 @@ fn clear_tables(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
         }
         cleared
     })
+}
+
+/// A read-only connection for one of a rebuild's helper threads. Only that thread uses it, so
+/// SQLite's per-call connection mutex would only cost.
+fn open_helper(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
 }
 
 /// Takes one off the count when dropped, however the thread holding it ends.
@@ -219,10 +226,7 @@ fn read_in_parallel(
             let (sender, inbox) = std::sync::mpsc::sync_channel(REBUILD_READ_AHEAD);
             inboxes.push(inbox);
             threads.push(scope.spawn(move || -> rusqlite::Result<()> {
-                // One thread uses it: SQLite's per-call connection mutex would only cost.
-                let flags =
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(path, flags)?;
+                let conn = open_helper(path)?;
                 let mut from = 1 + reader as i64 * chunk_ids;
                 while from <= last_id {
                     let facts = store::read_facts_between(&conn, from, from + chunk_ids)?;
