@@ -156,7 +156,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACER_QUEUE_CAPACITY", default_value_t = 16384)]
     pub queue_capacity: usize,
     /// Size of the write-ahead log, in MiB, past which it is started again from its beginning
-    /// (each restart holds ingest back for a few ms; smaller keeps less on disk).
+    /// (under load each restart holds the next writes back for 20-30 ms, as it syncs the
+    /// database file; smaller keeps less on disk).
     #[arg(long, env = "TRACER_WAL_LIMIT_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub wal_limit_mib: u32,
     /// Relay every accepted webhook to your app (e.g. http://127.0.0.1:8080), re-signed for that

@@ -416,11 +416,17 @@ fn run(
                 let (cached_tasks, cached_bytes) = engine.cached();
                 metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
                 metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
-                restart_wal(&connection, wal_restart, &mut last_restart_attempt, &config, &metrics);
                 for (job, appended) in batch.drain(..).zip(results) {
                     pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                     let _ = job.reply.send(Ok(appended));
                 }
+                // After the answers: the batch is durable, and a restart syncs the database
+                // file, flushing every page the checkpointer copied since the last restart
+                // (SQLite syncs it after a PASSIVE checkpoint only when that caught up with the
+                // WAL's end, which one racing a busy writer never does): 18-28 ms measured at
+                // 1,000 requests/s. Syncing after each of the checkpointer's rounds instead
+                // made the restart 4-11 ms but delayed more commits than it saved.
+                restart_wal(&connection, wal_restart, &mut last_restart_attempt, &config, &metrics);
             }
             Err(error) => {
                 let message = explain_failure(&error, &config.database);
