@@ -303,9 +303,10 @@ pub fn render(run: &BenchRun) -> String {
     );
     let _ = writeln!(
         out,
-        "- **Settings:** {} measured per ingest phase after {} of warm-up; reads repeated {} times \
-         (reads slower than 250 ms {} times); soak {} × {} connections{}",
+        "- **Settings:** {} measured per ingest phase and {} at a constant rate, each after {} of \
+         warm-up; reads repeated {} times (reads slower than 250 ms {} times); soak {} × {} connections{}",
         seconds(s.seconds),
+        seconds(s.rate_seconds),
         seconds(s.warmup),
         s.repeat,
         s.slow_repeat,

@@ -125,6 +125,7 @@ pub async fn run(plan: &ScalePlan, progress: &indicatif::ProgressBar) -> anyhow:
     let database_bytes = crate::storage::database_bytes(&database);
 
     progress.set_message(format!("{} events: rebuild", plan.events));
+    super::settle_disk().await;
     let watch = CpuWatch::start(&[]);
     let (rebuild, rebuild_summary) =
         run_child(progress, vec!["rebuild".into(), "--database".into(), database.into()]).await?;
