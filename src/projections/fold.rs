@@ -202,6 +202,8 @@ pub fn fold_task(
     let mut seen_created = false;
     let mut workflow_timed_out = false;
 
+    // The largest task-level field, copied once after the loop rather than at every fact.
+    let mut latest_attributes: Option<&String> = None;
     for fact in &ordered {
         let kind = fact.event_type.as_str();
         // Task-level fields: the latest value seen in lifecycle order wins.
@@ -221,7 +223,7 @@ pub fn fold_task(
             task.priority = fact.priority;
         }
         if fact.attributes.is_some() {
-            task.attributes.clone_from(&fact.attributes);
+            latest_attributes = fact.attributes.as_ref();
         }
         let was_final = is_task_final(&task.status);
         let lifecycle_event = !matches!(kind, "task.updated" | "task.deleted" | "task.system-deleted")
@@ -331,6 +333,7 @@ pub fn fold_task(
             evidence: vec![fact.event_id],
         });
     }
+    task.attributes = latest_attributes.cloned();
 
     if !seen_created && !ordered.is_empty() {
         let first = &ordered[0];
