@@ -97,6 +97,8 @@ pub struct Engine {
     /// `PRAGMA data_version` after our last transaction: it changes when another connection
     /// commits, which may have changed what the cache mirrors.
     data_version: Option<i64>,
+    /// During a rebuild: where the facts of tasks leaving memory are dropped (see [`Engine::discard`]).
+    discard: Option<std::sync::mpsc::Sender<Vec<Vec<Fact>>>>,
     pub stats: EngineStats,
 }
 
@@ -116,6 +118,7 @@ impl Engine {
             clock: 0,
             seen_tasks: None,
             data_version: None,
+            discard: None,
             stats: EngineStats::default(),
         }
     }
@@ -129,6 +132,22 @@ impl Engine {
             capacity: REBUILD_CACHE_CAPACITY,
             byte_budget: REBUILD_CACHE_BYTES,
             ..Self::new(config)
+        }
+    }
+
+    /// Has the facts of tasks leaving memory dropped by whoever receives them.
+    pub(super) fn discard_to(&mut self, sender: std::sync::mpsc::Sender<Vec<Vec<Fact>>>) {
+        self.discard = Some(sender);
+    }
+
+    /// Drops facts that left memory, on the discard thread when there is one: the rebuild's
+    /// log readers allocated them, and freeing what another thread allocated cost the folding
+    /// thread, the rebuild's critical one, 7 % of its time.
+    fn discard(&self, facts: Vec<Vec<Fact>>) {
+        match &self.discard {
+            // A closed channel hands the facts back in the error, dropped here.
+            Some(sender) => drop(sender.send(facts)),
+            None => drop(facts),
         }
     }
 
@@ -359,12 +378,15 @@ impl Engine {
             // Written in SID order, the tables keyed by task SID take them as near-appends
             // instead of scattered inserts (a rebuild evicts thousands at a time).
             leaving.sort_unstable();
+            let mut left = Vec::with_capacity(leaving.len());
             for sid in leaving {
                 self.write_task(conn, &sid)?;
                 if let Some(entry) = self.tasks.remove(&sid) {
                     self.cached_bytes -= entry.bytes;
+                    left.push(entry.facts);
                 }
             }
+            self.discard(left);
             let still_cached = &self.tasks;
             self.dirty_tasks.retain(|sid| still_cached.get(sid).is_some_and(|e| e.dirty));
         }
@@ -381,6 +403,8 @@ impl Engine {
     pub(super) fn finish(&mut self, conn: &Connection) -> rusqlite::Result<(u64, u64)> {
         self.flush(conn)?;
         let counts = (self.seen_tasks.as_ref().map_or(0, |s| s.len() as u64), self.workers.len() as u64);
+        let left = self.tasks.drain().map(|(_, entry)| entry.facts).collect();
+        self.discard(left);
         self.forget();
         Ok(counts)
     }

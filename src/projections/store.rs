@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::engine::Changes;
 use super::fact::Fact;
-use super::fold::{self, Flag, TaskProjection};
+use super::fold::{self, Flag, ReservationView, TaskProjection};
 use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
@@ -367,6 +367,42 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 /// Writes the rows of `projection` that `changes` names.
+/// Inserts a reservation row that should not exist yet; `false`, having changed nothing, when
+/// one with its Sid does.
+fn insert_new_reservation(conn: &Connection, r: &ReservationView) -> rusqlite::Result<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
+             created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
+             callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            r.reservation_sid,
+            r.task_sid,
+            r.worker_sid,
+            r.worker_name,
+            r.status,
+            r.created_at_ms,
+            r.answered_at_ms,
+            r.finished_at_ms,
+            r.pending_ms,
+            r.timeout_ms,
+            r.created_event_id,
+            r.callback_event_id,
+            r.callback_answer,
+            r.outcome
+        ]);
+    match inserted {
+        Ok(_) => Ok(true),
+        // SQLite undoes just the failed statement; the transaction goes on.
+        Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 pub(super) fn write_changes(
     conn: &Connection,
     projection: &TaskProjection,
@@ -454,6 +490,12 @@ pub(super) fn write_changes(
     )?;
     for &i in &changes.reservations_to_write {
         let r = &projection.reservations[i];
+        // A task written for the first time has no reservation rows, so its own are new: one
+        // plain INSERT instead of the two statements below. Only a Sid already filed under
+        // another task (malformed input) makes it fail, and then the two statements run.
+        if changes.first_write && insert_new_reservation(conn, r)? {
+            continue;
+        }
         update_indexed.execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
         insert_reservation.execute(params![
             r.reservation_sid,

@@ -729,6 +729,32 @@ fn late_earlier_facts_update_the_indexed_columns_they_change() {
     assert!(created.iter().all(|(_, at)| at.is_some_and(|at| at > T0)), "{created:?}");
 }
 
+#[test]
+fn a_reservation_sid_filed_under_two_tasks_rebuilds_as_it_was_ingested() {
+    // Malformed input: another task's events carry this task's reservation Sid. A rebuild's
+    // first write of the second task finds the row taken, and falls back to the statements
+    // that move it (see `store::write_changes`), as ingest did.
+    let config = ProjectionConfig::default();
+    let other = "WT00000000000000000000000000000002";
+    let shared = wr(TASK, 1);
+    let mut deliveries = happy(TASK, T0);
+    deliveries.extend(opening(other, T0 + 20_000));
+    deliveries.push(reservation_event("reservation.created", other, &shared, BOB, T0 + 20_056));
+    let mut database = open_database();
+    ingest(&mut database, &deliveries, &config);
+    let incremental = super::dump(&database).unwrap();
+    super::rebuild(&mut database, &config, |_, _| {}).unwrap();
+    assert_eq!(incremental, super::dump(&database).unwrap());
+    let filed: Vec<(String, String)> = database
+        .prepare("SELECT task_sid, worker_sid FROM proj_reservations WHERE reservation_sid = ?1")
+        .unwrap()
+        .query_map([&shared], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(filed, vec![(other.to_string(), BOB.0.to_string())]);
+}
+
 /// The projection tables without log ids, which differ between delivery orders.
 fn dump_without_ids(connection: &rusqlite::Connection) -> String {
     let queries = [
