@@ -367,33 +367,41 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 /// Writes the rows of `projection` that `changes` names.
+/// The INSERT of a reservation row, which both statements that write one begin with; its
+/// values are [`reservation_values`].
+macro_rules! insert_reservation {
+    () => {
+        "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
+         created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
+         callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14)"
+    };
+}
+
+/// A reservation row's values, in the order of [`insert_reservation!`].
+fn reservation_values(r: &ReservationView) -> [&dyn rusqlite::ToSql; 14] {
+    [
+        &r.reservation_sid,
+        &r.task_sid,
+        &r.worker_sid,
+        &r.worker_name,
+        &r.status,
+        &r.created_at_ms,
+        &r.answered_at_ms,
+        &r.finished_at_ms,
+        &r.pending_ms,
+        &r.timeout_ms,
+        &r.created_event_id,
+        &r.callback_event_id,
+        &r.callback_answer,
+        &r.outcome,
+    ]
+}
+
 /// Inserts a reservation row that should not exist yet; `false`, having changed nothing, when
 /// one with its Sid does.
 fn insert_new_reservation(conn: &Connection, r: &ReservationView) -> rusqlite::Result<bool> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
-             created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
-             callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-             ?11, ?12, ?13, ?14)",
-        )?
-        .execute(params![
-            r.reservation_sid,
-            r.task_sid,
-            r.worker_sid,
-            r.worker_name,
-            r.status,
-            r.created_at_ms,
-            r.answered_at_ms,
-            r.finished_at_ms,
-            r.pending_ms,
-            r.timeout_ms,
-            r.created_event_id,
-            r.callback_event_id,
-            r.callback_answer,
-            r.outcome
-        ]);
-    match inserted {
+    match conn.prepare_cached(insert_reservation!())?.execute(&reservation_values(r)[..]) {
         Ok(_) => Ok(true),
         // SQLite undoes just the failed statement; the transaction goes on.
         Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -472,18 +480,15 @@ pub(super) fn write_changes(
     // An upsert that leaves the indexed columns (task, worker, creation time) alone, and a
     // second statement that sets them only when they changed: a REPLACE would delete and
     // insert the row under a new rowid and rewrite all four indexes, a page each.
-    let mut insert_reservation = conn.prepare_cached(
-        "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
-         created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
-         callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14) \
-         ON CONFLICT (reservation_sid) DO UPDATE SET worker_name = excluded.worker_name, \
+    let mut upsert_reservation = conn.prepare_cached(concat!(
+        insert_reservation!(),
+        " ON CONFLICT (reservation_sid) DO UPDATE SET worker_name = excluded.worker_name, \
          status = excluded.status, answered_at_ms = excluded.answered_at_ms, \
          finished_at_ms = excluded.finished_at_ms, pending_ms = excluded.pending_ms, \
          timeout_ms = excluded.timeout_ms, created_event_id = excluded.created_event_id, \
          callback_event_id = excluded.callback_event_id, callback_answer = excluded.callback_answer, \
-         outcome = excluded.outcome",
-    )?;
+         outcome = excluded.outcome"
+    ))?;
     let mut update_indexed = conn.prepare_cached(
         "UPDATE proj_reservations SET task_sid = ?2, worker_sid = ?3, created_at_ms = ?4 \
          WHERE reservation_sid = ?1 AND (task_sid IS NOT ?2 OR worker_sid IS NOT ?3 OR created_at_ms IS NOT ?4)",
@@ -497,22 +502,7 @@ pub(super) fn write_changes(
             continue;
         }
         update_indexed.execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
-        insert_reservation.execute(params![
-            r.reservation_sid,
-            r.task_sid,
-            r.worker_sid,
-            r.worker_name,
-            r.status,
-            r.created_at_ms,
-            r.answered_at_ms,
-            r.finished_at_ms,
-            r.pending_ms,
-            r.timeout_ms,
-            r.created_event_id,
-            r.callback_event_id,
-            r.callback_answer,
-            r.outcome
-        ])?;
+        upsert_reservation.execute(&reservation_values(r)[..])?;
     }
     if changes.timeline_shrank {
         conn.prepare_cached("DELETE FROM proj_timeline WHERE task_sid = ?1 AND position >= ?2")?
