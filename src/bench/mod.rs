@@ -568,8 +568,8 @@ const SETTLE_AFTER_SYNC: Duration = Duration::from_millis(500);
 
 /// Puts what earlier phases wrote, and the databases they deleted, on disk before the next
 /// phase is measured: otherwise the kernel writes and (on a file system mounted with `discard`)
-/// trims them during that phase, and its fsyncs and reads wait behind the work (the 1M
-/// rebuild measured 13.1 s run alone, 20.4 s when it followed the soak without this).
+/// trims them during that phase, and its fsyncs and reads wait behind the work. (The slower
+/// rebuilds seen after a soak were the host's speed, not this: alone they were as slow.)
 pub(crate) async fn settle_disk() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     let _ = tokio::task::spawn_blocking(|| unsafe { libc::sync() }).await;
