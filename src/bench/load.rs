@@ -54,7 +54,7 @@ pub struct LoadOutcome {
 }
 
 impl LoadOutcome {
-    fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         Self {
             ok: 0,
             non_2xx: 0,

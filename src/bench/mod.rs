@@ -188,6 +188,16 @@ impl Target {
             Target::Assignment => "POST /webhooks/assignment",
         }
     }
+
+    /// The label within a sentence.
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Target::Baseline => "baseline",
+            Target::Floor => "floor",
+            Target::Events => "events",
+            Target::Assignment => "assignment",
+        }
+    }
 }
 
 /// What a durable server's log held after a load.

@@ -140,12 +140,21 @@ fn rate(value: f64) -> String {
     count(value.round() as u64)
 }
 
-/// The baseline's rate at `connections`, if it ran.
-fn baseline_rate(run: &BenchRun, connections: usize) -> Option<f64> {
-    run.ingest
-        .iter()
-        .find(|r| r.target == Target::Baseline && r.connections == connections)
-        .map(|r| r.load.rate())
+/// The rate of `target` at `connections`, if it ran.
+fn target_rate(run: &BenchRun, target: Target, connections: usize) -> Option<f64> {
+    run.ingest.iter().find(|r| r.target == target && r.connections == connections).map(|r| r.load.rate())
+}
+
+/// `result`'s rate as a share of `reference`'s at the same connections: "—" for the reference
+/// itself and for the runs before it, "?" when it did not run or answered nothing.
+fn share_of(run: &BenchRun, result: &IngestResult, reference: Target) -> String {
+    if result.target == reference || (reference == Target::Floor && result.target == Target::Baseline) {
+        return "—".into();
+    }
+    match target_rate(run, reference, result.connections) {
+        Some(rate) if rate > 0.0 => format!("{:.0} %", result.load.rate() / rate * 100.0),
+        _ => "?".into(),
+    }
 }
 
 /// The printed summary of an ingest run.
@@ -366,23 +375,19 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
     );
     let _ = writeln!(
         out,
-        "| endpoint | connections | req/s | of baseline | p50 | p99 | p99.9 | non-2xx | errors | rows stored | server peak RSS | CPU: server / bench / others |"
+        "| endpoint | connections | req/s | of baseline | of floor | p50 | p99 | p99.9 | non-2xx | errors | rows stored | server peak RSS | CPU: server / bench / others | CPU per request: server + bench |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &run.ingest {
-        let ratio = match (r.target, baseline_rate(run, r.connections)) {
-            (Target::Baseline, _) => "—".to_string(),
-            (_, Some(baseline)) if baseline > 0.0 => format!("{:.0} %", r.load.rate() / baseline * 100.0),
-            _ => "?".into(),
-        };
         let stored = r.stored.as_ref().map_or("—".to_string(), |s| count(s.rows));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.target.label(),
             r.connections,
             rate(r.load.rate()),
-            ratio,
+            share_of(run, r, Target::Baseline),
+            share_of(run, r, Target::Floor),
             ms(quantile(&r.load.latency, 0.5)),
             ms(quantile(&r.load.latency, 0.99)),
             ms(quantile(&r.load.latency, 0.999)),
@@ -391,9 +396,12 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
             stored,
             mib(r.server.peak_rss_bytes),
             cpu(&r.cpu),
+            cost_per_request(r, run.machine.cpus)
+                .map_or("–".into(), |(server, bench)| { format!("{:.0} + {:.0} µs", server, bench) }),
         );
     }
     out.push('\n');
+    render_ratio_budget(out, run);
     for r in run.ingest.iter().filter(|r| r.rendered_live > 0) {
         let _ = writeln!(
             out,
@@ -401,6 +409,79 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
             rendered_live_note(&format!("{} × {}", r.target.label(), r.connections), r.rendered_live)
         );
     }
+}
+
+/// CPU time per answered request (µs) of the server and of the load generator during a run:
+/// its shares of the machine, over its rate.
+fn cost_per_request(result: &IngestResult, cpus: usize) -> Option<(f64, f64)> {
+    let rate = result.load.rate();
+    let per_request = |share: f64| share * cpus as f64 / rate * 1e6;
+    (rate > 0.0).then(|| (per_request(result.cpu.tested), per_request(result.cpu.bench)))
+}
+
+/// What the ratio target leaves to a durable request, in CPU time, beside what each run's
+/// requests cost, written under the ingest table.
+fn render_ratio_budget(out: &mut String, run: &BenchRun) {
+    let lines = ratio_budget_lines(&run.ingest, run.machine.cpus);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "What the ratio target leaves per request, in CPU time, beside what each run's requests cost (each run's \
+         CPU shares over its rate; CPUs the server and the load generator left unused, to other processes or idle, \
+         mean requests waited: for the disk, or for the single writer thread):\n"
+    );
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+}
+
+/// One line per connection count with a baseline: at half the baseline's rate the machine's
+/// `cpus` allow `cpus / rate` of CPU time per request in all, load generator included; then what
+/// each run's requests cost, and how much of the machine the server and the load generator left
+/// unused.
+fn ratio_budget_lines(ingest: &[IngestResult], cpus: usize) -> Vec<String> {
+    let mut connection_counts: Vec<usize> = Vec::new();
+    for r in ingest {
+        if !connection_counts.contains(&r.connections) {
+            connection_counts.push(r.connections);
+        }
+    }
+    let mut lines = Vec::new();
+    for connections in connection_counts {
+        let runs = || ingest.iter().filter(move |r| r.connections == connections);
+        let Some(baseline) =
+            runs().find(|r| r.target == Target::Baseline).map(|r| r.load.rate()).filter(|rate| *rate > 0.0)
+        else {
+            continue;
+        };
+        let half = baseline / 2.0;
+        let costs: Vec<String> = runs()
+            .filter_map(|r| {
+                let (server, bench) = cost_per_request(r, cpus)?;
+                let unused = (1.0 - r.cpu.tested - r.cpu.bench).max(0.0);
+                Some(format!(
+                    "{} {:.0} µs ({:.0} + {:.0}; CPUs left unused {:.0} %)",
+                    r.target.short_label(),
+                    server + bench,
+                    server,
+                    bench,
+                    unused * 100.0
+                ))
+            })
+            .collect();
+        lines.push(format!(
+            "- {connections} connections: half the baseline's rate is {} req/s, which leaves at most {:.0} µs of \
+             CPU time per request ({cpus} CPUs, load generator included). Measured per request (server + load \
+             generator): {}.",
+            rate(half),
+            cpus as f64 / half * 1e6,
+            costs.join("; ")
+        ));
+    }
+    lines
 }
 
 /// Says that requests were rendered during a phase, taking CPU from the server.
@@ -598,10 +679,14 @@ fn render_targets(out: &mut String, run: &BenchRun) {
         let _ = writeln!(out, "| {target} | {text} | {mark} |");
     };
     for r in run.ingest.iter().filter(|r| matches!(r.target, Target::Events | Target::Assignment)) {
-        let measured = baseline_rate(run, r.connections).filter(|b| *b > 0.0).map(|b| {
+        let measured = target_rate(run, Target::Baseline, r.connections).filter(|b| *b > 0.0).map(|b| {
             let share = r.load.rate() / b;
+            // The floor's own share says what durable SQLite alone reached in the same run.
+            let floor = target_rate(run, Target::Floor, r.connections)
+                .map(|f| format!("; the floor: {:.0} %", f / b * 100.0))
+                .unwrap_or_default();
             (
-                format!("{:.0} % ({} of {} req/s)", share * 100.0, rate(r.load.rate()), rate(b)),
+                format!("{:.0} % ({} of {} req/s{floor})", share * 100.0, rate(r.load.rate()), rate(b)),
                 Some(share >= 0.5),
             )
         });
@@ -675,6 +760,8 @@ fn render_targets(out: &mut String, run: &BenchRun) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::load::LoadOutcome;
+    use crate::bench::server::Usage;
 
     #[test]
     fn durations_and_counts_read_well() {
@@ -704,5 +791,51 @@ mod tests {
             rss_trend(&samples),
             "Over the second half RSS went from 48 MiB (at 5 s) to 80 MiB (at 9 s): +32 MiB."
         );
+    }
+
+    fn run(target: Target, connections: usize, answered: u64, tested: f64, bench: f64) -> IngestResult {
+        let mut load = LoadOutcome::empty();
+        load.ok = answered;
+        load.window = Duration::from_secs(10);
+        IngestResult {
+            target,
+            connections,
+            load,
+            server: Usage {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                peak_rss_bytes: 0,
+                exit_code: Some(0),
+            },
+            rendered_live: 0,
+            stored: None,
+            cpu: CpuShares { tested, bench, others: 0.05, others_niced: 0.0 },
+        }
+    }
+
+    #[test]
+    fn the_ratio_budget_is_the_machines_cpu_at_half_the_baseline_rate() {
+        // 2 CPUs; baseline 80,000 req/s using 60 % + 40 % of them: 15 + 10 µs per request.
+        let ingest = vec![
+            run(Target::Baseline, 32, 800_000, 0.6, 0.4),
+            run(Target::Events, 32, 100_000, 0.5, 0.05),
+            run(Target::Events, 256, 100_000, 0.5, 0.05),
+        ];
+        let lines = ratio_budget_lines(&ingest, 2);
+        assert_eq!(lines.len(), 1, "no baseline ran at 256 connections: {lines:?}");
+        let line = &lines[0];
+        assert!(line.starts_with("- 32 connections: half the baseline's rate is 40,000 req/s"), "{line}");
+        assert!(line.contains("at most 50 µs of CPU time per request (2 CPUs"), "{line}");
+        assert!(line.contains("baseline 25 µs (15 + 10; CPUs left unused 0 %)"), "{line}");
+        // 10,000 req/s using 50 % + 5 % of 2 CPUs: 100 + 10 µs, 45 % left to others or idle.
+        assert!(line.contains("events 110 µs (100 + 10; CPUs left unused 45 %)"), "{line}");
+    }
+
+    #[test]
+    fn a_run_that_answered_nothing_has_no_cost_per_request() {
+        let silent = run(Target::Events, 32, 0, 0.5, 0.1);
+        assert_eq!(cost_per_request(&silent, 2), None);
+        let lines = ratio_budget_lines(&[run(Target::Baseline, 32, 0, 0.5, 0.5), silent], 2);
+        assert!(lines.is_empty(), "a baseline that answered nothing gives no budget: {lines:?}");
     }
 }

@@ -36,15 +36,20 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
     let durable_rows: Vec<&str> = report
         .lines()
         .filter(|l| {
-            (l.starts_with("| POST /webhooks/") || l.starts_with("| floor ")) && l.split('|').count() == 14
+            (l.starts_with("| POST /webhooks/") || l.starts_with("| floor ")) && l.split('|').count() == 16
         })
         .collect();
     assert_eq!(durable_rows.len(), 3, "{report}");
     for row in durable_rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let stored: u64 = cells[10].replace(',', "").parse().unwrap_or_else(|_| panic!("{row}"));
+        let stored: u64 = cells[11].replace(',', "").parse().unwrap_or_else(|_| panic!("{row}"));
         assert!(stored > 0, "{row}");
+        // Shares of the baseline and of the floor, and what each request cost in CPU time.
+        assert!(cells[4].ends_with(" %") && (cells[5].ends_with(" %") || cells[5] == "—"), "{row}");
+        assert!(cells[14].ends_with(" µs"), "{row}");
     }
+    assert!(report.contains("What the ratio target leaves per request"), "{report}");
+    assert!(report.contains("- 4 connections: half the baseline's rate is "), "{report}");
     assert!(report.contains("| rows in the log | 300 |"), "{report}");
     // The log is cached: a second run finds it instead of generating it again.
     let again = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
