@@ -397,7 +397,7 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
             mib(r.server.peak_rss_bytes),
             cpu(&r.cpu),
             cost_per_request(r, run.machine.cpus)
-                .map_or("–".into(), |(server, bench)| { format!("{:.0} + {:.0} µs", server, bench) }),
+                .map_or("—".into(), |(server, bench)| format!("{server:.0} + {bench:.0} µs")),
         );
     }
     out.push('\n');
