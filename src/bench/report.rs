@@ -141,8 +141,8 @@ fn rate(value: f64) -> String {
 }
 
 /// The rate of `target` at `connections`, if it ran.
-fn target_rate(run: &BenchRun, target: Target, connections: usize) -> Option<f64> {
-    run.ingest.iter().find(|r| r.target == target && r.connections == connections).map(|r| r.load.rate())
+fn target_rate(ingest: &[IngestResult], target: Target, connections: usize) -> Option<f64> {
+    ingest.iter().find(|r| r.target == target && r.connections == connections).map(|r| r.load.rate())
 }
 
 /// `result`'s rate as a share of `reference`'s at the same connections: "—" for the reference
@@ -151,7 +151,7 @@ fn share_of(run: &BenchRun, result: &IngestResult, reference: Target) -> String 
     if result.target == reference || (reference == Target::Floor && result.target == Target::Baseline) {
         return "—".into();
     }
-    match target_rate(run, reference, result.connections) {
+    match target_rate(&run.ingest, reference, result.connections) {
         Some(rate) if rate > 0.0 => format!("{:.0} %", result.load.rate() / rate * 100.0),
         _ => "?".into(),
     }
@@ -451,14 +451,14 @@ fn ratio_budget_lines(ingest: &[IngestResult], cpus: usize) -> Vec<String> {
     }
     let mut lines = Vec::new();
     for connections in connection_counts {
-        let runs = || ingest.iter().filter(move |r| r.connections == connections);
-        let Some(baseline) =
-            runs().find(|r| r.target == Target::Baseline).map(|r| r.load.rate()).filter(|rate| *rate > 0.0)
+        let Some(baseline) = target_rate(ingest, Target::Baseline, connections).filter(|rate| *rate > 0.0)
         else {
             continue;
         };
         let half = baseline / 2.0;
-        let costs: Vec<String> = runs()
+        let costs: Vec<String> = ingest
+            .iter()
+            .filter(|r| r.connections == connections)
             .filter_map(|r| {
                 let (server, bench) = cost_per_request(r, cpus)?;
                 let unused = (1.0 - r.cpu.tested - r.cpu.bench).max(0.0);
@@ -679,17 +679,18 @@ fn render_targets(out: &mut String, run: &BenchRun) {
         let _ = writeln!(out, "| {target} | {text} | {mark} |");
     };
     for r in run.ingest.iter().filter(|r| matches!(r.target, Target::Events | Target::Assignment)) {
-        let measured = target_rate(run, Target::Baseline, r.connections).filter(|b| *b > 0.0).map(|b| {
-            let share = r.load.rate() / b;
-            // The floor's own share says what durable SQLite alone reached in the same run.
-            let floor = target_rate(run, Target::Floor, r.connections)
-                .map(|f| format!("; the floor: {:.0} %", f / b * 100.0))
-                .unwrap_or_default();
-            (
-                format!("{:.0} % ({} of {} req/s{floor})", share * 100.0, rate(r.load.rate()), rate(b)),
-                Some(share >= 0.5),
-            )
-        });
+        let measured =
+            target_rate(&run.ingest, Target::Baseline, r.connections).filter(|b| *b > 0.0).map(|b| {
+                let share = r.load.rate() / b;
+                // The floor's own share says what durable SQLite alone reached in the same run.
+                let floor = target_rate(&run.ingest, Target::Floor, r.connections)
+                    .map(|f| format!("; the floor: {:.0} %", f / b * 100.0))
+                    .unwrap_or_default();
+                (
+                    format!("{:.0} % ({} of {} req/s{floor})", share * 100.0, rate(r.load.rate()), rate(b)),
+                    Some(share >= 0.5),
+                )
+            });
         line(&format!("{} × {} at ≥ 50 % of the baseline", r.target.label(), r.connections), measured);
     }
     line(
