@@ -147,11 +147,11 @@ fn target_rate(ingest: &[IngestResult], target: Target, connections: usize) -> O
 
 /// `result`'s rate as a share of `reference`'s at the same connections: "—" for the reference
 /// itself and for the runs before it, "?" when it did not run or answered nothing.
-fn share_of(run: &BenchRun, result: &IngestResult, reference: Target) -> String {
+fn share_of(ingest: &[IngestResult], result: &IngestResult, reference: Target) -> String {
     if result.target == reference || (reference == Target::Floor && result.target == Target::Baseline) {
         return "—".into();
     }
-    match target_rate(&run.ingest, reference, result.connections) {
+    match target_rate(ingest, reference, result.connections) {
         Some(rate) if rate > 0.0 => format!("{:.0} %", result.load.rate() / rate * 100.0),
         _ => "?".into(),
     }
@@ -386,8 +386,8 @@ fn render_ingest(out: &mut String, run: &BenchRun) {
             r.target.label(),
             r.connections,
             rate(r.load.rate()),
-            share_of(run, r, Target::Baseline),
-            share_of(run, r, Target::Floor),
+            share_of(&run.ingest, r, Target::Baseline),
+            share_of(&run.ingest, r, Target::Floor),
             ms(quantile(&r.load.latency, 0.5)),
             ms(quantile(&r.load.latency, 0.99)),
             ms(quantile(&r.load.latency, 0.999)),

@@ -366,7 +366,6 @@ fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("ids serialise")
 }
 
-/// Writes the rows of `projection` that `changes` names.
 /// The INSERT of a reservation row, which both statements that write one begin with; its
 /// values are [`reservation_values`].
 macro_rules! insert_reservation {
@@ -411,6 +410,7 @@ fn insert_new_reservation(conn: &Connection, r: &ReservationView) -> rusqlite::R
     }
 }
 
+/// Writes the rows of `projection` that `changes` names.
 pub(super) fn write_changes(
     conn: &Connection,
     projection: &TaskProjection,
