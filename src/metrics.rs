@@ -66,9 +66,15 @@ pub struct Metrics {
     pub wal_frames: AtomicU64,
     /// Times the checkpointer started the write-ahead log again from its beginning.
     pub wal_restarts: AtomicU64,
-    /// Tasks and bytes of facts the projection engine holds in memory after the last commit.
+    /// Tasks and bytes of task state the projection engine holds in memory after the last commit.
     pub projection_cache_tasks: AtomicU64,
     pub projection_cache_bytes: AtomicU64,
+    /// Facts that arrived out of order: re-folded within their task's reorder window, or (older
+    /// than it, or for a task that had left memory) from the task's facts in the log.
+    pub projection_window_refolds: AtomicU64,
+    pub projection_log_refolds: AtomicU64,
+    /// Tasks restored from their stored fold state.
+    pub projection_restores: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -82,6 +88,9 @@ impl Default for Metrics {
             wal_restarts: AtomicU64::new(0),
             projection_cache_tasks: AtomicU64::new(0),
             projection_cache_bytes: AtomicU64::new(0),
+            projection_window_refolds: AtomicU64::new(0),
+            projection_log_refolds: AtomicU64::new(0),
+            projection_restores: AtomicU64::new(0),
         }
     }
 }
@@ -125,7 +134,7 @@ impl Metrics {
             "Rows per committed write transaction.",
         );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let single_values: [(&str, &str, &str, u64); 7] = [
+        let single_values: [(&str, &str, &str, u64); 10] = [
             (
                 "tracer_commit_failures_total",
                 "counter",
@@ -147,14 +156,32 @@ impl Metrics {
             (
                 "tracer_projection_cache_tasks",
                 "gauge",
-                "Tasks whose facts the projection engine holds in memory.",
+                "Tasks whose folded state the projection engine holds in memory.",
                 load(&self.projection_cache_tasks),
             ),
             (
                 "tracer_projection_cache_bytes",
                 "gauge",
-                "Bytes of facts the projection engine holds in memory.",
+                "Bytes of task state the projection engine holds in memory.",
                 load(&self.projection_cache_bytes),
+            ),
+            (
+                "tracer_projection_window_refolds_total",
+                "counter",
+                "Out-of-order facts re-folded within their task's reorder window (at most 32 facts).",
+                load(&self.projection_window_refolds),
+            ),
+            (
+                "tracer_projection_log_refolds_total",
+                "counter",
+                "Out-of-order facts that re-folded their task from its facts in the log.",
+                load(&self.projection_log_refolds),
+            ),
+            (
+                "tracer_projection_restores_total",
+                "counter",
+                "Tasks restored from their stored fold state after leaving memory.",
+                load(&self.projection_restores),
             ),
             (
                 "tracer_sqlite_memory_bytes",

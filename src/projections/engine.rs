@@ -1,34 +1,34 @@
-//! The incremental projection engine: keeps recently active tasks' facts in memory, re-folds a
-//! task once per transaction however many of its facts arrived, and writes only the rows that
-//! changed. The same engine replays the log in `rebuild`, deferring each task's write until it
-//! leaves memory, so both paths run the same fold over the same facts.
+//! The incremental projection engine: keeps recently active tasks' folded state in memory,
+//! folds each new fact into its task's state, and writes only the rows a fact changed. The same
+//! engine replays the log in `rebuild`, deferring each task's write until it leaves memory, so
+//! both paths run the same fold over the same facts.
 //!
-//! Invariant: a cached task holds every fact of that task with a log id up to the last fact
-//! applied. A task not in memory is loaded from `events` (bounded by the id being applied), so
-//! eviction, restarts and other writers only cost a re-read, never a wrong projection. Anything
-//! that could break the invariant (a rolled-back transaction, another process writing) empties
-//! the cache.
-
-use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hash};
+//! Invariant: a task's state, in memory or stored beside its rows (`proj_tasks.fold_state`,
+//! `proj_reservations.fold_state`), is the fold of every fact of that task with a log id up to
+//! the last fact applied, in lifecycle order. A task not in memory is restored from its stored
+//! state in O(1), never by reading its history; a task with no readable state is folded again
+//! from the log. Anything that could break the invariant (a rolled-back transaction, another
+//! process writing) empties the cache.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use rusqlite::Connection;
 
 use super::fact::Fact;
-use super::fold::{self, ProjectionConfig, TaskProjection};
+use super::fold::{self, ProjectionConfig};
 use super::store;
+use super::task_entry::{Folding, TaskEntry};
 use crate::storage::event_log::{sid_key, NewRecord};
 
 /// Tasks kept in memory at most; past it a quarter is written out and dropped: finished tasks
 /// first, then the least recently touched. A busy contact centre has a few hundred tasks in
 /// flight; each costs a few KB.
 pub const TASK_CACHE_CAPACITY: usize = 2_048;
-/// Bytes of facts kept in memory at most (see [`Fact::memory_bytes`]): long tasks with large
-/// attributes leave memory sooner, so the server's memory stays flat whatever the traffic.
-/// Past it tasks are dropped (finished ones first) until a quarter is free again.
-pub const TASK_CACHE_BYTES: usize = 12 << 20;
+/// Bytes of task state kept in memory at most (see [`TaskEntry::memory_bytes`]): tasks with
+/// large attributes or long reorder windows leave memory sooner, so the server's memory stays
+/// flat whatever the traffic. Past it tasks are dropped (finished ones first) until a quarter
+/// is free again.
+pub const TASK_CACHE_BYTES: usize = 24 << 20;
 /// The same bounds during a rebuild: a backlog of tasks waiting in their queues (tens of
 /// thousands in the 1M benchmark log) stays in memory instead of being read back from the log
 /// for each reservation (73,000 read-backs with 48 MiB, none with 128).
@@ -41,32 +41,12 @@ const WORKER_CACHE_CAPACITY: usize = 20_000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
     pub facts: u64,
-    pub folds: u64,
-    /// Tasks read back from the log because they were not in memory.
+    /// Tasks' stored state read back because they were not in memory.
     pub loads: u64,
-}
-
-/// Fingerprints of the rows last written for a task, to write only what a new fold changed.
-#[derive(Debug, Default, PartialEq)]
-struct Written {
-    task: u64,
-    reservations: HashMap<String, u64>,
-    timeline: Vec<u64>,
-    flags: u64,
-}
-
-#[derive(Debug)]
-struct TaskEntry {
-    facts: Vec<Fact>,
-    /// The sum of the facts' [`Fact::memory_bytes`].
-    bytes: usize,
-    /// `None` when the rows on disk are unknown (just loaded): the next write rewrites them all.
-    written: Option<Written>,
-    dirty: bool,
-    last_touched: u64,
-    /// A fact ended the task: evicted before tasks still in flight, which will have more
-    /// facts (and would have to be read back from the log for them).
-    finished: bool,
+    /// Facts that arrived out of order and re-folded their task's reorder window.
+    pub window_refolds: u64,
+    /// Facts older than their task's reorder window, which re-folded the task from the log.
+    pub log_refolds: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -97,8 +77,8 @@ pub struct Engine {
     /// `PRAGMA data_version` after our last transaction: it changes when another connection
     /// commits, which may have changed what the cache mirrors.
     data_version: Option<i64>,
-    /// During a rebuild: where the facts of tasks leaving memory are dropped (see [`Engine::discard`]).
-    discard: Option<std::sync::mpsc::Sender<Vec<Vec<Fact>>>>,
+    /// During a rebuild: where the state of tasks leaving memory is dropped (see [`Engine::discard`]).
+    discard: Option<std::sync::mpsc::Sender<Vec<TaskEntry>>>,
     pub stats: EngineStats,
 }
 
@@ -135,19 +115,26 @@ impl Engine {
         }
     }
 
-    /// Has the facts of tasks leaving memory dropped by whoever receives them.
-    pub(super) fn discard_to(&mut self, sender: std::sync::mpsc::Sender<Vec<Vec<Fact>>>) {
-        self.discard = Some(sender);
+    /// Has the state of tasks leaving memory dropped on a thread of its own: the rebuild's log
+    /// readers allocated their facts, and freeing what another thread allocated cost the
+    /// folding thread, the rebuild's critical one, 7 % of its time. The thread ends with the
+    /// engine; without it the engine drops them itself.
+    pub(super) fn discard_on_a_thread(&mut self) {
+        let (sender, discarded) = std::sync::mpsc::channel::<Vec<TaskEntry>>();
+        if std::thread::Builder::new()
+            .name("rebuild-discard".into())
+            .spawn(move || discarded.iter().for_each(drop))
+            .is_ok()
+        {
+            self.discard = Some(sender);
+        }
     }
 
-    /// Drops facts that left memory, on the discard thread when there is one: the rebuild's
-    /// log readers allocated them, and freeing what another thread allocated cost the folding
-    /// thread, the rebuild's critical one, 7 % of its time.
-    fn discard(&self, facts: Vec<Vec<Fact>>) {
+    fn discard(&self, entries: Vec<TaskEntry>) {
         match &self.discard {
-            // A closed channel hands the facts back in the error, dropped here.
-            Some(sender) => drop(sender.send(facts)),
-            None => drop(facts),
+            // A closed channel hands the entries back in the error, dropped here.
+            Some(sender) => drop(sender.send(entries)),
+            None => drop(entries),
         }
     }
 
@@ -157,13 +144,13 @@ impl Engine {
         self
     }
 
-    /// The same engine keeping at most about `bytes` of facts in memory.
+    /// The same engine keeping at most about `bytes` of task state in memory.
     pub fn with_byte_budget(mut self, bytes: usize) -> Self {
         self.byte_budget = bytes;
         self
     }
 
-    /// Tasks and bytes of facts held in memory now.
+    /// Tasks and bytes of task state held in memory now.
     pub fn cached(&self) -> (usize, usize) {
         (self.tasks.len(), self.cached_bytes)
     }
@@ -223,23 +210,41 @@ impl Engine {
         if let Some(worker_sid) = fact.worker_sid.as_deref() {
             self.note_worker(conn, worker_sid, &fact)?;
             if fact.event_type == "worker.activity.update" {
-                for task_sid in store::tasks_explained_by_activity(conn, worker_sid, fact.occurred_at_ms)? {
-                    self.touch(conn, &task_sid, fact.event_id)?;
+                for (task_sid, reservation_sid) in
+                    store::outcomes_explained_by_activity(conn, worker_sid, fact.occurred_at_ms)?
+                {
+                    self.entry(conn, &task_sid)?.touch_reservation(conn, &reservation_sid)?;
+                    self.mark_dirty(&task_sid);
                 }
             }
-            if let (true, Some(task_sid)) =
-                (fold::ACTIVITY_CAUSING_EVENTS.contains(&fact.event_type.as_str()), fact.task_sid.as_deref())
-            {
-                store::insert_worker_outcome(conn, worker_sid, fact.occurred_at_ms, task_sid)?;
+            if let (true, Some(task_sid), Some(reservation_sid)) = (
+                fold::ACTIVITY_CAUSING_EVENTS.contains(&fact.event_type.as_str()),
+                fact.task_sid.as_deref(),
+                fact.reservation_sid.as_deref(),
+            ) {
+                store::insert_worker_outcome(
+                    conn,
+                    worker_sid,
+                    fact.occurred_at_ms,
+                    task_sid,
+                    reservation_sid,
+                )?;
             }
         }
         if let Some(task_sid) = fact.task_sid.clone() {
-            let bytes = fact.memory_bytes();
-            let entry = self.touch(conn, &task_sid, fact.event_id)?;
-            entry.finished |= fact.ends_task();
-            entry.facts.push(fact);
-            entry.bytes += bytes;
-            self.cached_bytes += bytes;
+            let config = self.config.clone();
+            let entry = self.entry(conn, &task_sid)?;
+            let before = entry.bytes;
+            let folding = entry.apply(conn, fact, &config)?;
+            entry.bytes = entry.memory_bytes();
+            let after = entry.bytes;
+            self.cached_bytes = self.cached_bytes - before + after;
+            match folding {
+                Folding::Window => self.stats.window_refolds += 1,
+                Folding::FromLog => self.stats.log_refolds += 1,
+                Folding::InOrder | Folding::Duplicate => {}
+            }
+            self.mark_dirty(&task_sid);
         }
         self.evict_if_full(conn)
     }
@@ -277,41 +282,39 @@ impl Engine {
         Ok(latest)
     }
 
-    /// The task's entry, loaded from the log (facts before `applying_id`) when not in memory,
-    /// marked for re-folding.
-    fn touch(
-        &mut self,
-        conn: &Connection,
-        task_sid: &str,
-        applying_id: i64,
-    ) -> rusqlite::Result<&mut TaskEntry> {
+    /// The task's entry, restored from its stored state when not in memory.
+    fn entry(&mut self, conn: &Connection, task_sid: &str) -> rusqlite::Result<&mut TaskEntry> {
         self.clock += 1;
         if !self.tasks.contains_key(task_sid) {
             let first_sight =
                 self.seen_tasks.as_mut().is_some_and(|seen| seen.insert(sid_key(task_sid) as u64));
-            let facts = if first_sight {
-                Vec::new()
+            let entry = if first_sight {
+                // In a rebuild a first sight has nothing on disk yet.
+                TaskEntry::new(task_sid)
             } else {
-                self.stats.loads += 1;
-                store::task_facts_before(conn, task_sid, applying_id)?
+                match store::read_task_state(conn, task_sid)? {
+                    None => TaskEntry::new(task_sid),
+                    Some(Some((fold, totals))) => {
+                        self.stats.loads += 1;
+                        TaskEntry::restored(task_sid, fold, totals)
+                    }
+                    Some(None) => TaskEntry::unreadable(task_sid),
+                }
             };
-            let bytes = facts.iter().map(Fact::memory_bytes).sum();
-            let finished = facts.iter().any(Fact::ends_task);
-            self.cached_bytes += bytes;
-            // In a rebuild a first sight has nothing on disk yet; otherwise the rows are unknown.
-            let written = first_sight.then(Written::default);
-            self.tasks.insert(
-                task_sid.to_string(),
-                TaskEntry { facts, bytes, written, dirty: false, last_touched: self.clock, finished },
-            );
+            self.tasks.insert(task_sid.to_string(), entry);
         }
         let entry = self.tasks.get_mut(task_sid).expect("inserted above");
         entry.last_touched = self.clock;
-        if !entry.dirty {
-            entry.dirty = true;
-            self.dirty_tasks.push(task_sid.to_string());
-        }
         Ok(entry)
+    }
+
+    fn mark_dirty(&mut self, task_sid: &str) {
+        if let Some(entry) = self.tasks.get_mut(task_sid) {
+            if entry.dirty && !entry.queued {
+                entry.queued = true;
+                self.dirty_tasks.push(task_sid.to_string());
+            }
+        }
     }
 
     fn note_worker(&mut self, conn: &Connection, worker_sid: &str, fact: &Fact) -> rusqlite::Result<()> {
@@ -343,17 +346,11 @@ impl Engine {
 
     fn write_task(&mut self, conn: &Connection, task_sid: &str) -> rusqlite::Result<()> {
         let Some(entry) = self.tasks.get_mut(task_sid) else { return Ok(()) };
-        if !entry.dirty {
-            return Ok(());
-        }
-        entry.dirty = false;
-        let worker_activity = store::worker_activity_for(conn, &entry.facts)?;
-        let projection = fold::fold_task(task_sid, &entry.facts, &worker_activity, &self.config);
-        self.stats.folds += 1;
-        let fresh = fingerprints(&projection);
-        let changes = Written::changes(entry.written.as_ref(), &fresh, &projection);
-        store::write_changes(conn, &projection, &changes)?;
-        entry.written = Some(fresh);
+        entry.queued = false;
+        let before = entry.bytes;
+        entry.write(conn)?;
+        entry.bytes = entry.memory_bytes();
+        self.cached_bytes = self.cached_bytes - before + entry.bytes;
         Ok(())
     }
 
@@ -383,12 +380,12 @@ impl Engine {
                 self.write_task(conn, &sid)?;
                 if let Some(entry) = self.tasks.remove(&sid) {
                     self.cached_bytes -= entry.bytes;
-                    left.push(entry.facts);
+                    left.push(entry);
                 }
             }
             self.discard(left);
             let still_cached = &self.tasks;
-            self.dirty_tasks.retain(|sid| still_cached.get(sid).is_some_and(|e| e.dirty));
+            self.dirty_tasks.retain(|sid| still_cached.get(sid).is_some_and(|e| e.queued));
         }
         if self.workers.len() > WORKER_CACHE_CAPACITY {
             for (worker_sid, state) in self.workers.iter().filter(|(_, s)| s.dirty) {
@@ -403,7 +400,7 @@ impl Engine {
     pub(super) fn finish(&mut self, conn: &Connection) -> rusqlite::Result<(u64, u64)> {
         self.flush(conn)?;
         let counts = (self.seen_tasks.as_ref().map_or(0, |s| s.len() as u64), self.workers.len() as u64);
-        let left = self.tasks.drain().map(|(_, entry)| entry.facts).collect();
+        let left = self.tasks.drain().map(|(_, entry)| entry).collect();
         self.discard(left);
         self.forget();
         Ok(counts)
@@ -429,85 +426,6 @@ impl WorkerState {
             activity_sid: self.activity_sid.clone(),
             activity_name: self.activity_name.clone(),
             activity_key: self.activity_key,
-        }
-    }
-}
-
-/// A row's fingerprint, to tell whether it changed since it was written (kept in memory only).
-fn fingerprint(value: &impl Hash) -> u64 {
-    foldhash::quality::FixedState::with_seed(0).hash_one(value)
-}
-
-fn fingerprints(projection: &TaskProjection) -> Written {
-    Written {
-        task: fingerprint(&(&projection.task, store::flag_kinds(&projection.flags))),
-        reservations: projection
-            .reservations
-            .iter()
-            .map(|r| (r.reservation_sid.clone(), fingerprint(r)))
-            .collect(),
-        timeline: projection.timeline.iter().map(fingerprint).collect(),
-        flags: fingerprint(&projection.flags),
-    }
-}
-
-/// What [`store::write_changes`] must write, given what was written before.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Changes<'a> {
-    /// Nothing is known about the rows on disk: replace all of the task's rows.
-    pub rewrite_all: bool,
-    /// The task has no rows on disk yet (a rebuild's first sight of it): everything is
-    /// inserted and nothing keyed by its SID needs deleting or correcting first.
-    pub first_write: bool,
-    pub task: bool,
-    pub reservations_to_write: Vec<usize>,
-    pub reservations_to_delete: BTreeSet<&'a str>,
-    pub timeline_from: usize,
-    pub timeline_shrank: bool,
-    pub flags: bool,
-}
-
-impl Written {
-    pub(super) fn changes<'a>(
-        before: Option<&'a Written>,
-        after: &Written,
-        projection: &TaskProjection,
-    ) -> Changes<'a> {
-        let Some(before) = before else {
-            return Changes {
-                rewrite_all: true,
-                first_write: false,
-                task: true,
-                reservations_to_write: (0..projection.reservations.len()).collect(),
-                reservations_to_delete: BTreeSet::new(),
-                timeline_from: 0,
-                timeline_shrank: true,
-                flags: true,
-            };
-        };
-        let timeline_from = before.timeline.iter().zip(&after.timeline).take_while(|(a, b)| a == b).count();
-        Changes {
-            rewrite_all: false,
-            first_write: *before == Written::default(),
-            task: before.task != after.task,
-            reservations_to_write: projection
-                .reservations
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    before.reservations.get(&r.reservation_sid) != after.reservations.get(&r.reservation_sid)
-                })
-                .map(|(i, _)| i)
-                .collect(),
-            reservations_to_delete: before
-                .reservations
-                .keys()
-                .filter(|sid| !after.reservations.contains_key(*sid))
-                .map(String::as_str)
-                .collect(),
-            timeline_from,
-            timeline_shrank: before.timeline.len() > timeline_from,
-            flags: before.flags != after.flags,
         }
     }
 }

@@ -200,62 +200,129 @@ pub fn causal_rank(event_type: &str) -> u8 {
     }
 }
 
-/// The time a fact is placed at in its task's order, from the facts of that task alone.
+/// Where a fact sits in its task's lifecycle order: placement time, causal rank, then the
+/// fact's own identity (type, time, reservation, event Sid) so the order never depends on
+/// arrival; the log id breaks only ties between otherwise identical facts. Fields are compared
+/// in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SortKey {
+    pub placement_ms: i64,
+    pub rank: u8,
+    pub event_type: String,
+    pub occurred_at_ms: i64,
+    pub reservation_sid: Option<String>,
+    pub event_sid: Option<String>,
+    pub event_id: i64,
+}
+
+impl SortKey {
+    pub fn of(fact: &Fact, placement_ms: i64) -> Self {
+        Self {
+            placement_ms,
+            rank: causal_rank(&fact.event_type),
+            event_type: fact.event_type.clone(),
+            occurred_at_ms: fact.occurred_at_ms,
+            reservation_sid: fact.reservation_sid.clone(),
+            event_sid: fact.event_sid.clone(),
+            event_id: fact.event_id,
+        }
+    }
+
+    /// A key below every key placed at `placement_ms` or later.
+    pub fn floor(placement_ms: i64) -> Self {
+        Self {
+            placement_ms,
+            rank: 0,
+            event_type: String::new(),
+            occurred_at_ms: i64::MIN,
+            reservation_sid: None,
+            event_sid: None,
+            event_id: i64::MIN,
+        }
+    }
+}
+
+/// The time a fact is placed at in its task's order, given the earliest `task.created` of its
+/// task and the earliest `reservation.created` of its reservation.
 ///
 /// Two corrections to TaskRouter's clock keep causes before effects: nothing of a task is
 /// placed before its `task.created` (a `workflow.target-matched` can be stamped 1 ms earlier),
 /// and nothing of a reservation before its `reservation.created`. An assignment callback, which
 /// carries no time, is placed right at its `reservation.created` when that is known (its rank
 /// then puts it just after).
-fn placement_times(facts: &[&Fact]) -> Vec<i64> {
-    let task_created =
-        facts.iter().filter(|f| f.event_type == "task.created").map(|f| f.occurred_at_ms).min();
-    let mut created: HashMap<&str, i64> = HashMap::new();
-    for fact in facts.iter().filter(|f| f.event_type == "reservation.created") {
-        if let Some(sid) = fact.reservation_sid.as_deref() {
-            let at = created.entry(sid).or_insert(fact.occurred_at_ms);
-            *at = (*at).min(fact.occurred_at_ms);
+pub fn placement_ms(fact: &Fact, task_created_ms: Option<i64>, reservation_created_ms: Option<i64>) -> i64 {
+    let not_before_task = |t: i64| task_created_ms.map_or(t, |c| c.max(t));
+    let own = not_before_task(fact.occurred_at_ms);
+    match fact.event_type.as_str() {
+        "task.created" | "reservation.created" => own,
+        _ if fact.is_assignment() => reservation_created_ms.map_or(own, not_before_task),
+        _ if fact.event_type.starts_with("reservation.") => {
+            reservation_created_ms.map_or(own, |s| own.max(not_before_task(s)))
         }
+        _ => own,
     }
-    facts
-        .iter()
-        .map(|fact| {
-            let not_before_task = |t: i64| task_created.map_or(t, |c| c.max(t));
-            let reservation_start = fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
-            let own = not_before_task(fact.occurred_at_ms);
-            match fact.event_type.as_str() {
-                "task.created" | "reservation.created" => own,
-                _ if fact.is_assignment() => reservation_start.map_or(own, not_before_task),
-                _ if fact.event_type.starts_with("reservation.") => {
-                    reservation_start.map_or(own, |s| own.max(not_before_task(s)))
-                }
-                _ => own,
-            }
-        })
-        .collect()
 }
 
-/// Sorts one task's facts into lifecycle order: placement time, causal rank, then facts' own
-/// identity (time, reservation, event Sid) so the order never depends on arrival; the log id
-/// breaks only ties between otherwise identical facts. Sorts references: a fold runs for every
-/// new fact of a task, and copying its facts would cost more than folding them.
-pub fn sort_causally(facts: &mut [&Fact]) {
-    let times = placement_times(facts);
-    let mut keyed: Vec<(i64, u8, &Fact)> = times
+/// The earliest `task.created` among `facts`, and the earliest `reservation.created` of each
+/// reservation.
+pub fn creation_times<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> (Option<i64>, HashMap<&'a str, i64>) {
+    let mut task_created: Option<i64> = None;
+    let mut created: HashMap<&str, i64> = HashMap::new();
+    for fact in facts {
+        match fact.event_type.as_str() {
+            "task.created" => {
+                task_created = Some(task_created.map_or(fact.occurred_at_ms, |c| c.min(fact.occurred_at_ms)))
+            }
+            "reservation.created" => {
+                if let Some(sid) = fact.reservation_sid.as_deref() {
+                    let at = created.entry(sid).or_insert(fact.occurred_at_ms);
+                    *at = (*at).min(fact.occurred_at_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    (task_created, created)
+}
+
+/// One task's facts in lifecycle order, each with its [`SortKey`]. Works on references: the
+/// facts of a long task are not copied to be ordered.
+pub fn lifecycle_order<'a>(facts: impl IntoIterator<Item = &'a Fact> + Clone) -> Vec<(SortKey, &'a Fact)> {
+    let (task_created, created) = creation_times(facts.clone());
+    let mut keyed: Vec<(SortKey, &Fact)> = facts
         .into_iter()
-        .zip(facts.iter().copied())
-        .map(|(t, f)| (t, causal_rank(&f.event_type), f))
+        .map(|fact| {
+            let reservation_created =
+                fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
+            (SortKey::of(fact, placement_ms(fact, task_created, reservation_created)), fact)
+        })
         .collect();
-    keyed.sort_by(|(ta, ra, a), (tb, rb, b)| {
-        ta.cmp(tb)
-            .then(ra.cmp(rb))
-            .then_with(|| a.event_type.cmp(&b.event_type))
-            .then_with(|| a.occurred_at_ms.cmp(&b.occurred_at_ms))
-            .then_with(|| a.reservation_sid.cmp(&b.reservation_sid))
-            .then_with(|| a.event_sid.cmp(&b.event_sid))
-            .then_with(|| a.event_id.cmp(&b.event_id))
-    });
-    for (slot, (_, _, fact)) in facts.iter_mut().zip(keyed) {
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    keyed
+}
+
+/// [`lifecycle_order`] as indexes into `facts`, with same-Sid deliveries after the first
+/// removed (only the first delivery of an event counts).
+pub fn lifecycle_order_of(facts: &[Fact]) -> Vec<(SortKey, usize)> {
+    let (task_created, created) = creation_times(facts);
+    let mut keyed: Vec<(SortKey, usize)> = facts
+        .iter()
+        .enumerate()
+        .map(|(i, fact)| {
+            let reservation_created =
+                fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
+            (SortKey::of(fact, placement_ms(fact, task_created, reservation_created)), i)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    keyed.dedup_by(|later, first| later.0.event_sid.is_some() && later.0.event_sid == first.0.event_sid);
+    keyed
+}
+
+/// Sorts one task's facts into lifecycle order (see [`SortKey`]).
+pub fn sort_causally(facts: &mut [&Fact]) {
+    let ordered = lifecycle_order(facts.iter().copied());
+    for (slot, (_, fact)) in facts.iter_mut().zip(ordered) {
         *slot = fact;
     }
 }

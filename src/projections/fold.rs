@@ -1,12 +1,20 @@
-//! The pure folds: one task's facts (plus its workers' activity changes) in, the task, its
-//! reservations, its timeline and its flags out. No database, clock, randomness or I/O, so the
-//! same facts always give the same projection, whatever order they arrived in.
+//! The pure fold of one task, one fact at a time: [`step`] takes the task's folded state
+//! ([`TaskFold`], plus the state of the one reservation the fact names) and a fact that comes
+//! next in lifecycle order, and returns the fact's timeline entry and the flags it raised. No
+//! database, clock, randomness or I/O, so the same facts in the same lifecycle order always give
+//! the same state. [`fold_task`] folds a whole task at once (the reference the incremental
+//! engine is tested against).
+//!
+//! Each step costs the same however long the task's history is: the state holds counters and
+//! the first accepted reservations instead of lists that grow with the task.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::fact::{sort_causally, Fact};
+use super::explain::{self, classify_answer, summarize};
+use super::fact::{lifecycle_order, Fact, SortKey};
 
 /// Deterministic settings the folds depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +44,9 @@ impl ProjectionConfig {
 /// How long after a reservation's timeout or rejection a worker's activity change is taken to be
 /// its consequence (TaskRouter moves the worker at once; the margin absorbs clock skew).
 pub const ACTIVITY_FOLLOW_WINDOW_MS: i64 = 10_000;
+
+/// The event types of the facts whose worker's next activity change a task's flags mention.
+pub const ACTIVITY_CAUSING_EVENTS: [&str; 2] = ["reservation.timeout", "reservation.rejected"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskView {
@@ -108,266 +119,467 @@ pub struct TaskProjection {
     pub flags: Vec<Flag>,
 }
 
-/// The event types of the facts whose worker's next activity change a task's flags mention.
-pub const ACTIVITY_CAUSING_EVENTS: [&str; 2] = ["reservation.timeout", "reservation.rejected"];
+/// How an accept was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcceptHow {
+    AssignmentInstruction,
+    ReservationAccepted,
+}
 
-/// What an assignment callback was answered with, in words, and whether it accepted.
-fn classify_answer(body: Option<&str>) -> (String, bool) {
-    let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) else {
-        return ("nothing (an empty answer)".to_string(), false);
-    };
-    let instruction = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("instruction").and_then(|i| i.as_str()).map(str::to_string));
-    match instruction.as_deref() {
-        None => (format!("{body} (a deferral: no instruction, the reservation stays pending)"), false),
-        Some("reject") => (format!("{body} (a reject instruction)"), false),
-        Some(other) => (format!("{body} (an {other} instruction, which accepts)"), true),
+impl AcceptHow {
+    pub fn words(self) -> &'static str {
+        match self {
+            AcceptHow::AssignmentInstruction => {
+                "the assignment callback was answered with an accept instruction"
+            }
+            AcceptHow::ReservationAccepted => "a reservation.accepted was recorded",
+        }
     }
 }
 
-fn seconds(ms: i64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptAttempt {
+    pub event_id: i64,
+    pub at_ms: i64,
+    pub how: AcceptHow,
+}
+
+/// One reservation's folded state: its row and what its flags and its facts' order need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationState {
+    pub view: ReservationView,
+    /// Its place among its task's reservations, by first appearance in lifecycle order.
+    pub ordinal: i64,
+    pub accept_attempt: Option<AcceptAttempt>,
+    pub outcome_event_id: Option<i64>,
+    pub outcome_at_ms: Option<i64>,
+    pub missing_created_flagged: bool,
+    /// The earliest `reservation.created` folded, which places the reservation's other facts.
+    pub created_min_ms: Option<i64>,
+    /// The placement time of its first fact in lifecycle order.
+    pub first_placement_ms: i64,
+}
+
+impl ReservationState {
+    /// About how many bytes it holds in memory.
+    pub fn memory_bytes(&self) -> usize {
+        let owned = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        std::mem::size_of::<Self>()
+            + self.view.reservation_sid.capacity()
+            + self.view.task_sid.capacity()
+            + self.view.status.capacity()
+            + [&self.view.worker_sid, &self.view.worker_name, &self.view.callback_answer, &self.view.outcome]
+                .into_iter()
+                .map(owned)
+                .sum::<usize>()
+    }
+}
+
+/// An accepted reservation, as a rescinded one's flag names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedReservation {
+    pub ordinal: i64,
+    pub reservation_sid: String,
+    pub who: Option<String>,
+}
+
+/// Flag kinds a task's flags are counted by, in the order `flag_kinds` lists them.
+pub const FLAG_KINDS: [&str; 6] =
+    ["canceled-after-accept", "gap", "impossible", "rejected", "rescinded", "timeout"];
+
+fn kind_index(kind: &str) -> usize {
+    FLAG_KINDS.iter().position(|k| *k == kind).expect("a known flag kind")
+}
+
+/// The task-level state of the fold after some facts, in lifecycle order: everything a next
+/// fact needs, and nothing that grows with the task's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFold {
+    pub status: String,
+    pub workflow_sid: Option<String>,
+    pub workflow_name: Option<String>,
+    pub task_queue_sid: Option<String>,
+    pub task_queue_name: Option<String>,
+    pub priority: Option<i64>,
+    /// Kept in its own column; shared, not copied, between states.
+    #[serde(skip)]
+    pub attributes: Option<Arc<str>>,
+    pub created_at_ms: Option<i64>,
+    pub first_reserved_at_ms: Option<i64>,
+    pub assigned_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub cancel_cause: Option<String>,
+    pub deleted: bool,
+    pub reservation_count: i64,
+    pub transfer_count: i64,
+    pub seen_created: bool,
+    pub workflow_timed_out: bool,
+    /// Facts folded: the next timeline position.
+    pub folded: i64,
+    /// Flags raised by facts as they were folded (impossible steps, gaps): the next one's index.
+    pub step_flags: i64,
+    /// Reservations pending, accepted or wrapping.
+    pub open_reservations: i64,
+    /// The first two accepted reservations, by ordinal.
+    pub accepted: Vec<AcceptedReservation>,
+    /// Flags by kind (see [`FLAG_KINDS`]), the missing `task.created` aside.
+    pub flag_counts: [i64; 6],
+    /// The earliest `task.created` folded, which places the task's other facts.
+    pub task_created_min_ms: Option<i64>,
+    /// The first and the last fact folded, in lifecycle order.
+    pub first_key: Option<SortKey>,
+    pub last_key: Option<SortKey>,
+}
+
+impl Default for TaskFold {
+    fn default() -> Self {
+        Self {
+            status: "pending".into(),
+            workflow_sid: None,
+            workflow_name: None,
+            task_queue_sid: None,
+            task_queue_name: None,
+            priority: None,
+            attributes: None,
+            created_at_ms: None,
+            first_reserved_at_ms: None,
+            assigned_at_ms: None,
+            finished_at_ms: None,
+            cancel_cause: None,
+            deleted: false,
+            reservation_count: 0,
+            transfer_count: 0,
+            seen_created: false,
+            workflow_timed_out: false,
+            folded: 0,
+            step_flags: 0,
+            open_reservations: 0,
+            accepted: Vec::new(),
+            flag_counts: [0; 6],
+            task_created_min_ms: None,
+            first_key: None,
+            last_key: None,
+        }
+    }
+}
+
+/// What the facts folded so far add up to whatever their order: counts and time bounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub facts: i64,
+    /// Bounds of TaskRouter's times, and of all times (assignment callbacks carry only ours).
+    pub event_time_bounds: Option<(i64, i64)>,
+    pub any_time_bounds: Option<(i64, i64)>,
+}
+
+impl Totals {
+    pub fn add(&mut self, fact: &Fact) {
+        let widen = |bounds: &mut Option<(i64, i64)>, at: i64| {
+            *bounds = Some(bounds.map_or((at, at), |(low, high)| (low.min(at), high.max(at))));
+        };
+        self.facts += 1;
+        widen(&mut self.any_time_bounds, fact.occurred_at_ms);
+        if !fact.time_is_arrival {
+            widen(&mut self.event_time_bounds, fact.occurred_at_ms);
+        }
+    }
+
+    /// The earliest and latest fact times: TaskRouter's where there are any.
+    fn bounds(&self) -> (i64, i64) {
+        self.event_time_bounds.or(self.any_time_bounds).unwrap_or((0, 0))
+    }
+}
+
+impl TaskFold {
+    /// The task's row.
+    pub fn view(&self, task_sid: &str, totals: &Totals) -> TaskView {
+        let (first, last) = totals.bounds();
+        TaskView {
+            task_sid: task_sid.to_string(),
+            status: self.status.clone(),
+            workflow_sid: self.workflow_sid.clone(),
+            workflow_name: self.workflow_name.clone(),
+            task_queue_sid: self.task_queue_sid.clone(),
+            task_queue_name: self.task_queue_name.clone(),
+            priority: self.priority,
+            attributes: self.attributes.as_deref().map(str::to_string),
+            created_at_ms: self.created_at_ms,
+            first_reserved_at_ms: self.first_reserved_at_ms,
+            assigned_at_ms: self.assigned_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            cancel_cause: self.cancel_cause.clone(),
+            deleted: self.deleted,
+            reservation_count: self.reservation_count,
+            transfer_count: self.transfer_count,
+            first_fact_at_ms: first,
+            last_fact_at_ms: last,
+            fact_count: totals.facts,
+        }
+    }
+
+    /// The flag of a task whose `task.created` was never recorded.
+    pub fn missing_created_flag(&self) -> Option<Flag> {
+        let first = self.first_key.as_ref().filter(|_| !self.seen_created)?;
+        Some(explain::missing_created_flag(&first.event_type, first.occurred_at_ms, first.event_id))
+    }
+
+    /// `,kind,kind,` of the task's flags, for filtering the task list.
+    pub fn flag_kinds(&self) -> String {
+        let missing_created = self.missing_created_flag().is_some();
+        let kinds: Vec<&str> = FLAG_KINDS
+            .iter()
+            .enumerate()
+            .filter(|(i, kind)| self.flag_counts[*i] > 0 || (missing_created && **kind == "gap"))
+            .map(|(_, kind)| *kind)
+            .collect();
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", kinds.join(","))
+        }
+    }
+
+    /// About how many bytes it holds in memory (attributes are shared and not counted).
+    pub fn memory_bytes(&self) -> usize {
+        let owned = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let key = |k: &Option<SortKey>| {
+            k.as_ref()
+                .map_or(0, |k| k.event_type.capacity() + owned(&k.reservation_sid) + owned(&k.event_sid))
+        };
+        std::mem::size_of::<Self>()
+            + self.status.capacity()
+            + [
+                &self.workflow_sid,
+                &self.workflow_name,
+                &self.task_queue_sid,
+                &self.task_queue_name,
+                &self.cancel_cause,
+            ]
+            .into_iter()
+            .map(owned)
+            .sum::<usize>()
+            + self.accepted.iter().map(|a| a.reservation_sid.capacity() + owned(&a.who) + 24).sum::<usize>()
+            + key(&self.first_key)
+            + key(&self.last_key)
+    }
+}
+
+/// What one fact adds besides the state: its timeline entry and the flags it raised, which
+/// take the step-flag indexes from the state's `step_flags` before the step on.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub timeline: TimelineEntry,
+    pub flags: Vec<Flag>,
 }
 
 fn is_reservation_final(status: &str) -> bool {
     matches!(status, "rejected" | "timeout" | "canceled" | "rescinded" | "completed" | "failed")
 }
 
+fn is_reservation_open(status: &str) -> bool {
+    matches!(status, "pending" | "accepted" | "wrapping")
+}
+
+fn is_accepted(status: &str) -> bool {
+    matches!(status, "accepted" | "wrapping" | "completed")
+}
+
 fn is_task_final(status: &str) -> bool {
     matches!(status, "completed" | "canceled")
 }
 
-#[derive(Debug, Clone)]
-struct AcceptAttempt {
-    event_id: i64,
-    at_ms: i64,
-    how: &'static str,
-}
-
-#[derive(Debug, Clone)]
-struct ReservationState {
-    view: ReservationView,
-    accept_attempt: Option<AcceptAttempt>,
-    outcome_event_id: Option<i64>,
-    outcome_at_ms: Option<i64>,
-    missing_created_flagged: bool,
-}
-
-/// Folds one task's facts into its projection.
-///
-/// `worker_activity` holds `worker.activity.update` facts of the task's workers (any superset
-/// is fine: only the first change within [`ACTIVITY_FOLLOW_WINDOW_MS`] after a timeout or
-/// rejection is used). The facts may come in any order; duplicates must already be removed.
-pub fn fold_task(
+/// Folds `fact`, which comes after every fact folded into `fold` in lifecycle order and sits at
+/// `key`. `reservation` is the state of the reservation the fact names (`None` when it has none
+/// yet, or the fact names none); it is created or updated in place.
+pub fn step(
+    fold: &mut TaskFold,
+    reservation: &mut Option<ReservationState>,
+    fact: &Fact,
+    key: SortKey,
     task_sid: &str,
-    facts: &[Fact],
-    worker_activity: &[Fact],
     config: &ProjectionConfig,
-) -> TaskProjection {
-    let mut ordered: Vec<&Fact> = facts.iter().collect();
-    sort_causally(&mut ordered);
-    // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
-    // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.
-    ordered.dedup_by(|later, first| later.event_sid.is_some() && later.event_sid == first.event_sid);
-    // TaskRouter's times where there are any: an assignment callback's arrival time is ours.
-    let timed = ordered.iter().any(|f| !f.time_is_arrival);
-    let fact_times =
-        || ordered.iter().filter(move |f| !timed || !f.time_is_arrival).map(|f| f.occurred_at_ms);
-    let mut task = TaskView {
-        task_sid: task_sid.to_string(),
-        status: "pending".to_string(),
-        workflow_sid: None,
-        workflow_name: None,
-        task_queue_sid: None,
-        task_queue_name: None,
-        priority: None,
-        attributes: None,
-        created_at_ms: None,
-        first_reserved_at_ms: None,
-        assigned_at_ms: None,
-        finished_at_ms: None,
-        cancel_cause: None,
-        deleted: false,
-        reservation_count: 0,
-        transfer_count: 0,
-        first_fact_at_ms: fact_times().min().unwrap_or(0),
-        last_fact_at_ms: fact_times().max().unwrap_or(0),
-        fact_count: ordered.len() as i64,
-    };
-    let mut reservations: BTreeMap<String, ReservationState> = BTreeMap::new();
-    let mut reservation_order: Vec<String> = Vec::new();
-    let mut timeline = Vec::with_capacity(ordered.len());
-    let mut flags: Vec<Flag> = Vec::new();
-    let mut seen_created = false;
-    let mut workflow_timed_out = false;
-
-    // The largest task-level field, copied once after the loop rather than at every fact.
-    let mut latest_attributes: Option<&String> = None;
-    for fact in &ordered {
-        let kind = fact.event_type.as_str();
-        // Task-level fields: the latest value seen in lifecycle order wins.
-        if fact.workflow_sid.is_some() {
-            task.workflow_sid.clone_from(&fact.workflow_sid);
+) -> Emitted {
+    let kind = fact.event_type.as_str();
+    let outcome_before = reservation.as_ref().and_then(explain::outcome_kind);
+    let mut flags = Vec::new();
+    if kind == "task.created" {
+        fold.task_created_min_ms =
+            Some(fold.task_created_min_ms.map_or(fact.occurred_at_ms, |m| m.min(fact.occurred_at_ms)));
+    }
+    // Task-level fields: the latest value seen in lifecycle order wins.
+    if fact.workflow_sid.is_some() {
+        fold.workflow_sid.clone_from(&fact.workflow_sid);
+    }
+    if fact.workflow_name.is_some() {
+        fold.workflow_name.clone_from(&fact.workflow_name);
+    }
+    if fact.task_queue_sid.is_some() {
+        fold.task_queue_sid.clone_from(&fact.task_queue_sid);
+    }
+    if fact.task_queue_name.is_some() {
+        fold.task_queue_name.clone_from(&fact.task_queue_name);
+    }
+    if fact.priority.is_some() {
+        fold.priority = fact.priority;
+    }
+    if let Some(attributes) = fact.attributes.as_deref() {
+        if fold.attributes.as_deref() != Some(attributes) {
+            fold.attributes = Some(Arc::from(attributes));
         }
-        if fact.workflow_name.is_some() {
-            task.workflow_name.clone_from(&fact.workflow_name);
-        }
-        if fact.task_queue_sid.is_some() {
-            task.task_queue_sid.clone_from(&fact.task_queue_sid);
-        }
-        if fact.task_queue_name.is_some() {
-            task.task_queue_name.clone_from(&fact.task_queue_name);
-        }
-        if fact.priority.is_some() {
-            task.priority = fact.priority;
-        }
-        if fact.attributes.is_some() {
-            latest_attributes = fact.attributes.as_ref();
-        }
-        let was_final = is_task_final(&task.status);
-        let lifecycle_event = !matches!(kind, "task.updated" | "task.deleted" | "task.system-deleted")
-            && !kind.starts_with("worker.");
-        // The terminal pair (reservation.completed + task.completed, workflow.timeout +
-        // task.canceled, the last reservation.canceled + task.canceled) is not a violation.
-        let same_ending = matches!(
-            (task.status.as_str(), kind),
-            ("completed", "task.completed" | "reservation.completed")
-                | ("canceled", "task.canceled" | "reservation.canceled" | "reservation.rescinded")
-        );
-        if was_final && lifecycle_event && !same_ending {
-            flags.push(Flag {
-                kind: "impossible".into(),
-                reservation_sid: fact.reservation_sid.clone(),
-                explanation: format!(
-                    "{kind} arrived for a task already {} — nothing should happen to a task after it ends.",
-                    task.status
-                ),
-                evidence: vec![fact.event_id],
-            });
-        }
-
-        if let Some(sid) = fact.reservation_sid.as_deref().filter(|_| kind.starts_with("reservation.")) {
-            reservation_event(
-                &mut task,
-                &mut reservations,
-                &mut reservation_order,
-                &mut flags,
-                sid,
-                fact,
-                config,
-            );
-        } else if fact.is_assignment() {
-            if let Some(sid) = fact.reservation_sid.as_deref() {
-                let state = reservations.entry(sid.to_string()).or_insert_with(|| {
-                    reservation_order.push(sid.to_string());
-                    new_reservation(sid, task_sid, fact, config)
-                });
-                let (answer, accepts) = classify_answer(fact.response_body.as_deref());
-                state.view.callback_event_id = Some(fact.event_id);
-                state.view.callback_answer = Some(answer);
-                if accepts && state.accept_attempt.is_none() {
-                    state.accept_attempt = Some(AcceptAttempt {
-                        event_id: fact.event_id,
-                        at_ms: fact.occurred_at_ms,
-                        how: "the assignment callback was answered with an accept instruction",
-                    });
-                }
-            }
-        } else {
-            match kind {
-                "task.created" => {
-                    seen_created = true;
-                    task.created_at_ms = Some(fact.occurred_at_ms);
-                }
-                "reservation.wrapup" | "task.wrapup" if !was_final => {
-                    if task.assigned_at_ms.is_none() {
-                        gap_assigned_without_accept(&mut flags, fact);
-                    }
-                    task.status = "wrapping".into();
-                }
-                "task.completed" if !was_final => {
-                    if task.assigned_at_ms.is_none() {
-                        gap_assigned_without_accept(&mut flags, fact);
-                    }
-                    task.status = "completed".into();
-                    task.finished_at_ms = Some(fact.occurred_at_ms);
-                }
-                "workflow.timeout" | "workflow.skipped" if !was_final => {
-                    workflow_timed_out = true;
-                    task.status = "canceled".into();
-                    task.finished_at_ms = Some(fact.occurred_at_ms);
-                    task.cancel_cause = Some(
-                        if kind == "workflow.timeout" { "workflow-timeout" } else { "workflow-skipped" }
-                            .into(),
-                    );
-                }
-                "task.canceled" => {
-                    let ttl = fact.description.as_deref().is_some_and(|d| d.contains("TTL"));
-                    let cause = if ttl {
-                        "ttl".to_string()
-                    } else if workflow_timed_out {
-                        task.cancel_cause.clone().unwrap_or_else(|| "workflow-timeout".into())
-                    } else {
-                        fact.canceled_reason.clone().unwrap_or_else(|| "api".into())
-                    };
-                    if !was_final || task.status == "canceled" {
-                        task.status = "canceled".into();
-                        task.finished_at_ms = Some(task.finished_at_ms.unwrap_or(fact.occurred_at_ms));
-                        task.cancel_cause = Some(cause);
-                    }
-                }
-                "task.deleted" | "task.system-deleted" => task.deleted = true,
-                "task.transfer-initiated" => task.transfer_count += 1,
-                _ => {}
-            }
-        }
-        timeline.push(TimelineEntry {
-            position: timeline.len() as i64,
-            occurred_at_ms: fact.occurred_at_ms,
-            time_source: if fact.time_is_arrival { "arrival" } else { "event" }.into(),
-            kind: kind.to_string(),
+    }
+    let was_final = is_task_final(&fold.status);
+    let lifecycle_event = !matches!(kind, "task.updated" | "task.deleted" | "task.system-deleted")
+        && !kind.starts_with("worker.");
+    // The terminal pair (reservation.completed + task.completed, workflow.timeout +
+    // task.canceled, the last reservation.canceled + task.canceled) is not a violation.
+    let same_ending = matches!(
+        (fold.status.as_str(), kind),
+        ("completed", "task.completed" | "reservation.completed")
+            | ("canceled", "task.canceled" | "reservation.canceled" | "reservation.rescinded")
+    );
+    if was_final && lifecycle_event && !same_ending {
+        flags.push(Flag {
+            kind: "impossible".into(),
             reservation_sid: fact.reservation_sid.clone(),
-            worker_sid: fact.worker_sid.clone(),
-            summary: summarize(fact, known_worker_name(&reservations, fact)),
+            explanation: format!(
+                "{kind} arrived for a task already {} — nothing should happen to a task after it ends.",
+                fold.status
+            ),
             evidence: vec![fact.event_id],
         });
     }
-    task.attributes = latest_attributes.cloned();
 
-    if !seen_created && !ordered.is_empty() {
-        let first = &ordered[0];
-        flags.insert(
-            0,
-            Flag {
-                kind: "gap".into(),
-                reservation_sid: None,
-                explanation: format!(
-                    "No task.created was recorded for this task: the first fact seen is {} at {} ms. \
-                     Earlier callbacks were lost, filtered out (EventsFilter) or sent elsewhere.",
-                    first.event_type, first.occurred_at_ms
-                ),
-                evidence: vec![first.event_id],
-            },
-        );
+    if let Some(sid) = fact.reservation_sid.as_deref().filter(|_| kind.starts_with("reservation.")) {
+        reservation_event(fold, reservation, &mut flags, sid, fact, &key, task_sid, config);
+    } else if fact.is_assignment() {
+        if let Some(sid) = fact.reservation_sid.as_deref() {
+            let state =
+                reservation.get_or_insert_with(|| new_reservation(fold, sid, task_sid, fact, &key, config));
+            let (answer, accepts) = classify_answer(fact.response_body.as_deref());
+            state.view.callback_event_id = Some(fact.event_id);
+            state.view.callback_answer = Some(answer);
+            if accepts && state.accept_attempt.is_none() {
+                state.accept_attempt = Some(AcceptAttempt {
+                    event_id: fact.event_id,
+                    at_ms: fact.occurred_at_ms,
+                    how: AcceptHow::AssignmentInstruction,
+                });
+            }
+        }
+    } else {
+        task_event(fold, &mut flags, fact, was_final);
     }
 
-    let accepted: Vec<(String, Option<String>)> = reservation_order
-        .iter()
-        .filter_map(|sid| reservations.get(sid))
-        .filter(|r| matches!(r.view.status.as_str(), "accepted" | "wrapping" | "completed"))
-        .map(|r| (r.view.reservation_sid.clone(), r.view.worker_name.clone().or(r.view.worker_sid.clone())))
-        .collect();
-    for sid in &reservation_order {
-        let state = &reservations[sid];
-        outcome_flags(state, &accepted, worker_activity, &mut flags);
+    if let Some(state) = reservation.as_ref() {
+        let outcome_after = explain::outcome_kind(state);
+        if outcome_before != outcome_after {
+            if let Some(kind) = outcome_before {
+                fold.flag_counts[kind_index(kind)] -= 1;
+            }
+            if let Some(kind) = outcome_after {
+                fold.flag_counts[kind_index(kind)] += 1;
+            }
+        }
+        note_accepted(&mut fold.accepted, state);
     }
-    task.reservation_count = reservation_order.len() as i64;
-    let reservations = reservation_order.iter().map(|sid| reservations[sid].view.clone()).collect();
-    TaskProjection { task, reservations, timeline, flags }
+    for flag in &flags {
+        fold.flag_counts[kind_index(&flag.kind)] += 1;
+    }
+    fold.step_flags += flags.len() as i64;
+    let timeline = TimelineEntry {
+        position: fold.folded,
+        occurred_at_ms: fact.occurred_at_ms,
+        time_source: if fact.time_is_arrival { "arrival" } else { "event" }.into(),
+        kind: kind.to_string(),
+        reservation_sid: fact.reservation_sid.clone(),
+        worker_sid: fact.worker_sid.clone(),
+        summary: summarize(fact, reservation.as_ref().and_then(|r| r.view.worker_name.as_deref())),
+        evidence: vec![fact.event_id],
+    };
+    fold.folded += 1;
+    if fold.first_key.is_none() {
+        fold.first_key = Some(key.clone());
+    }
+    fold.last_key = Some(key);
+    Emitted { timeline, flags }
 }
 
-fn new_reservation(sid: &str, task_sid: &str, fact: &Fact, config: &ProjectionConfig) -> ReservationState {
+/// Keeps `accepted` the first two accepted reservations by ordinal, with their current names.
+fn note_accepted(accepted: &mut Vec<AcceptedReservation>, state: &ReservationState) {
+    let sid = &state.view.reservation_sid;
+    accepted.retain(|a| &a.reservation_sid != sid);
+    if is_accepted(&state.view.status) {
+        let at = accepted.partition_point(|a| a.ordinal < state.ordinal);
+        accepted.insert(
+            at,
+            AcceptedReservation {
+                ordinal: state.ordinal,
+                reservation_sid: sid.clone(),
+                who: state.view.worker_name.clone().or(state.view.worker_sid.clone()),
+            },
+        );
+        accepted.truncate(2);
+    }
+}
+
+fn task_event(fold: &mut TaskFold, flags: &mut Vec<Flag>, fact: &Fact, was_final: bool) {
+    match fact.event_type.as_str() {
+        "task.created" => {
+            fold.seen_created = true;
+            fold.created_at_ms = Some(fact.occurred_at_ms);
+        }
+        "reservation.wrapup" | "task.wrapup" if !was_final => {
+            if fold.assigned_at_ms.is_none() {
+                flags.push(gap_assigned_without_accept(fact));
+            }
+            fold.status = "wrapping".into();
+        }
+        "task.completed" if !was_final => {
+            if fold.assigned_at_ms.is_none() {
+                flags.push(gap_assigned_without_accept(fact));
+            }
+            fold.status = "completed".into();
+            fold.finished_at_ms = Some(fact.occurred_at_ms);
+        }
+        kind @ ("workflow.timeout" | "workflow.skipped") if !was_final => {
+            fold.workflow_timed_out = true;
+            fold.status = "canceled".into();
+            fold.finished_at_ms = Some(fact.occurred_at_ms);
+            fold.cancel_cause =
+                Some(if kind == "workflow.timeout" { "workflow-timeout" } else { "workflow-skipped" }.into());
+        }
+        "task.canceled" => {
+            let ttl = fact.description.as_deref().is_some_and(|d| d.contains("TTL"));
+            let cause = if ttl {
+                "ttl".to_string()
+            } else if fold.workflow_timed_out {
+                fold.cancel_cause.clone().unwrap_or_else(|| "workflow-timeout".into())
+            } else {
+                fact.canceled_reason.clone().unwrap_or_else(|| "api".into())
+            };
+            if !was_final || fold.status == "canceled" {
+                fold.status = "canceled".into();
+                fold.finished_at_ms = Some(fold.finished_at_ms.unwrap_or(fact.occurred_at_ms));
+                fold.cancel_cause = Some(cause);
+            }
+        }
+        "task.deleted" | "task.system-deleted" => fold.deleted = true,
+        "task.transfer-initiated" => fold.transfer_count += 1,
+        _ => {}
+    }
+}
+
+fn new_reservation(
+    fold: &mut TaskFold,
+    sid: &str,
+    task_sid: &str,
+    fact: &Fact,
+    key: &SortKey,
+    config: &ProjectionConfig,
+) -> ReservationState {
+    let ordinal = fold.reservation_count;
+    fold.reservation_count += 1;
+    fold.open_reservations += 1;
     ReservationState {
         view: ReservationView {
             reservation_sid: sid.to_string(),
@@ -385,15 +597,18 @@ fn new_reservation(sid: &str, task_sid: &str, fact: &Fact, config: &ProjectionCo
             callback_answer: None,
             outcome: None,
         },
+        ordinal,
         accept_attempt: None,
         outcome_event_id: None,
         outcome_at_ms: None,
         missing_created_flagged: false,
+        created_min_ms: None,
+        first_placement_ms: key.placement_ms,
     }
 }
 
-fn gap_assigned_without_accept(flags: &mut Vec<Flag>, fact: &Fact) {
-    flags.push(Flag {
+fn gap_assigned_without_accept(fact: &Fact) -> Flag {
+    Flag {
         kind: "gap".into(),
         reservation_sid: fact.reservation_sid.clone(),
         explanation: format!(
@@ -401,23 +616,31 @@ fn gap_assigned_without_accept(flags: &mut Vec<Flag>, fact: &Fact) {
             fact.event_type
         ),
         evidence: vec![fact.event_id],
-    });
+    }
 }
 
+fn set_status(open_reservations: &mut i64, state: &mut ReservationState, status: &str) {
+    *open_reservations +=
+        i64::from(is_reservation_open(status)) - i64::from(is_reservation_open(&state.view.status));
+    state.view.status = status.to_string();
+}
+
+#[allow(clippy::too_many_arguments)]
 fn reservation_event(
-    task: &mut TaskView,
-    reservations: &mut BTreeMap<String, ReservationState>,
-    order: &mut Vec<String>,
+    fold: &mut TaskFold,
+    reservation: &mut Option<ReservationState>,
     flags: &mut Vec<Flag>,
     sid: &str,
     fact: &Fact,
+    key: &SortKey,
+    task_sid: &str,
     config: &ProjectionConfig,
 ) {
     let kind = fact.event_type.as_str();
-    let state = reservations.entry(sid.to_string()).or_insert_with(|| {
-        order.push(sid.to_string());
-        new_reservation(sid, &task.task_sid, fact, config)
-    });
+    if reservation.is_none() {
+        *reservation = Some(new_reservation(fold, sid, task_sid, fact, key, config));
+    }
+    let state = reservation.as_mut().expect("set above");
     if fact.worker_sid.is_some() {
         state.view.worker_sid.clone_from(&fact.worker_sid);
     }
@@ -439,8 +662,8 @@ fn reservation_event(
         });
     }
     let previous = state.view.status.clone();
-    let answered = |state: &mut ReservationState, status: &str| {
-        state.view.status = status.to_string();
+    let answered = |open: &mut i64, state: &mut ReservationState, status: &str| {
+        set_status(open, state, status);
         state.view.answered_at_ms = Some(fact.occurred_at_ms);
         state.view.pending_ms = state.view.created_at_ms.map(|c| fact.occurred_at_ms - c);
         state.outcome_event_id = Some(fact.event_id);
@@ -452,8 +675,8 @@ fn reservation_event(
         | "reservation.rejected"
         | "reservation.timeout"
         | "reservation.rescinded"
-        | "reservation.failed" => previous == "pending",
-        "reservation.canceled" => previous == "pending",
+        | "reservation.failed"
+        | "reservation.canceled" => previous == "pending",
         "reservation.wrapup" => previous == "accepted",
         "reservation.completed" => matches!(previous.as_str(), "accepted" | "wrapping"),
         _ => true,
@@ -472,36 +695,39 @@ fn reservation_event(
             state.accept_attempt = Some(AcceptAttempt {
                 event_id: fact.event_id,
                 at_ms: fact.occurred_at_ms,
-                how: "a reservation.accepted was recorded",
+                how: AcceptHow::ReservationAccepted,
             });
         }
         return;
     }
+    let open = &mut fold.open_reservations;
     match kind {
         "reservation.created" => {
             state.view.created_at_ms = Some(fact.occurred_at_ms);
             state.view.created_event_id = Some(fact.event_id);
             state.view.timeout_ms = config.reservation_timeout_ms(fact.workflow_sid.as_deref());
-            if task.first_reserved_at_ms.is_none() {
-                task.first_reserved_at_ms = Some(fact.occurred_at_ms);
+            state.created_min_ms =
+                Some(state.created_min_ms.map_or(fact.occurred_at_ms, |m| m.min(fact.occurred_at_ms)));
+            if fold.first_reserved_at_ms.is_none() {
+                fold.first_reserved_at_ms = Some(fact.occurred_at_ms);
             }
-            if matches!(task.status.as_str(), "pending" | "reserved") {
-                task.status = "reserved".into();
+            if matches!(fold.status.as_str(), "pending" | "reserved") {
+                fold.status = "reserved".into();
             }
         }
         "reservation.accepted" => {
-            answered(state, "accepted");
+            answered(open, state, "accepted");
             state.view.outcome = Some("accepted".into());
             if state.accept_attempt.is_none() {
                 state.accept_attempt = Some(AcceptAttempt {
                     event_id: fact.event_id,
                     at_ms: fact.occurred_at_ms,
-                    how: "a reservation.accepted was recorded",
+                    how: AcceptHow::ReservationAccepted,
                 });
             }
-            if !is_task_final(&task.status) {
-                task.status = "assigned".into();
-                task.assigned_at_ms = Some(fact.occurred_at_ms);
+            if !is_task_final(&fold.status) {
+                fold.status = "assigned".into();
+                fold.assigned_at_ms = Some(fact.occurred_at_ms);
             }
         }
         "reservation.rejected"
@@ -510,7 +736,7 @@ fn reservation_event(
         | "reservation.rescinded"
         | "reservation.failed" => {
             let status = kind.trim_start_matches("reservation.");
-            answered(state, status);
+            answered(open, state, status);
             state.view.finished_at_ms = Some(fact.occurred_at_ms);
             state.view.outcome = Some(match status {
                 "timeout" => "timed out unanswered".to_string(),
@@ -518,274 +744,82 @@ fn reservation_event(
                 "failed" => "failed: not assigned to an agent".to_string(),
                 other => other.to_string(),
             });
-            let still_open = reservations
-                .values()
-                .any(|r| matches!(r.view.status.as_str(), "pending" | "accepted" | "wrapping"));
-            if task.status == "reserved" && !still_open {
-                task.status = "pending".into();
+            if fold.status == "reserved" && fold.open_reservations == 0 {
+                fold.status = "pending".into();
             }
         }
         "reservation.wrapup" => {
-            state.view.status = "wrapping".into();
-            if !is_task_final(&task.status) {
-                task.status = "wrapping".into();
+            set_status(open, state, "wrapping");
+            if !is_task_final(&fold.status) {
+                fold.status = "wrapping".into();
             }
         }
         "reservation.completed" => {
-            state.view.status = "completed".into();
+            set_status(open, state, "completed");
             state.view.finished_at_ms = Some(fact.occurred_at_ms);
             state.view.outcome = Some("completed".into());
-            if !is_task_final(&task.status) {
-                task.status = "completed".into();
-                task.finished_at_ms = Some(fact.occurred_at_ms);
+            if !is_task_final(&fold.status) {
+                fold.status = "completed".into();
+                fold.finished_at_ms = Some(fact.occurred_at_ms);
             }
         }
         _ => {}
     }
 }
 
-/// The first activity change of `worker` within the follow window after `at_ms`.
-fn next_activity<'a>(worker_activity: &'a [Fact], worker: Option<&str>, at_ms: i64) -> Option<&'a Fact> {
-    let worker = worker?;
-    worker_activity
-        .iter()
-        .filter(|f| f.worker_sid.as_deref() == Some(worker) && f.event_type == "worker.activity.update")
-        .filter(|f| f.occurred_at_ms >= at_ms && f.occurred_at_ms <= at_ms + ACTIVITY_FOLLOW_WINDOW_MS)
-        .min_by_key(|f| (f.occurred_at_ms, f.event_id))
-}
-
-fn describe_activity(update: &Fact, after_ms: i64) -> String {
-    format!(
-        "{} then went to {}{} {} later",
-        update.worker_name.as_deref().unwrap_or("the worker"),
-        update.activity_name.as_deref().unwrap_or("an unnamed activity"),
-        update.previous_activity_name.as_deref().map(|p| format!(" (from {p})")).unwrap_or_default(),
-        if update.occurred_at_ms == after_ms {
-            "0 ms".to_string()
-        } else {
-            format!("{} ms", update.occurred_at_ms - after_ms)
-        }
-    )
-}
-
-fn outcome_flags(
-    state: &ReservationState,
-    accepted: &[(String, Option<String>)],
+/// Folds one task's facts into its projection: the reference for the incremental engine.
+///
+/// `worker_activity` holds `worker.activity.update` facts of the task's workers (any superset
+/// is fine: only the first change within [`ACTIVITY_FOLLOW_WINDOW_MS`] after a timeout or
+/// rejection is used). The facts may come in any order.
+pub fn fold_task(
+    task_sid: &str,
+    facts: &[Fact],
     worker_activity: &[Fact],
-    flags: &mut Vec<Flag>,
-) {
-    let view = &state.view;
-    let sid = view.reservation_sid.as_str();
-    let who =
-        view.worker_name.clone().or(view.worker_sid.clone()).unwrap_or_else(|| "an unknown worker".into());
-    let base_evidence: Vec<i64> =
-        [view.created_event_id, view.callback_event_id].into_iter().flatten().collect();
-    let (Some(outcome_id), Some(outcome_at)) = (state.outcome_event_id, state.outcome_at_ms) else { return };
-    let pending =
-        view.pending_ms.map_or("an unknown time (its creation was not recorded)".to_string(), seconds);
-    match view.status.as_str() {
-        "timeout" => {
-            let mut evidence = base_evidence.clone();
-            evidence.push(outcome_id);
-            let answer = match (&view.callback_answer, &state.accept_attempt) {
-                (_, Some(attempt)) => {
-                    evidence.push(attempt.event_id);
-                    let deadline = view.created_at_ms.map(|c| c + view.timeout_ms);
-                    match deadline {
-                        Some(deadline) if attempt.at_ms > deadline => format!(
-                            "An accept was made too late: {} {} after the timeout had passed.",
-                            attempt.how,
-                            seconds(attempt.at_ms - deadline)
-                        ),
-                        _ => {
-                            format!("An accept was attempted ({}), but it did not take effect.", attempt.how)
-                        }
-                    }
-                }
-                (Some(answer), None) => {
-                    format!("The assignment callback was answered {answer}, and no accept was ever made.")
-                }
-                (None, None) => {
-                    "No assignment callback was recorded for it, so it was never answered.".into()
-                }
-            };
-            let mut explanation = format!(
-                "Reservation {sid} for {who} timed out: it stayed pending {pending} against a reservation \
-                 timeout of {}. {answer}",
-                seconds(view.timeout_ms)
-            );
-            if let Some(update) = next_activity(worker_activity, view.worker_sid.as_deref(), outcome_at) {
-                explanation.push_str(&format!(
-                    " {} (the Workspace's timeout activity).",
-                    describe_activity(update, outcome_at)
-                ));
-                evidence.push(update.event_id);
-            } else {
-                explanation.push_str(" No activity change of the worker was recorded afterwards.");
-            }
-            flags.push(Flag {
-                kind: "timeout".into(),
-                reservation_sid: Some(sid.into()),
-                explanation,
-                evidence,
-            });
+    config: &ProjectionConfig,
+) -> TaskProjection {
+    let mut ordered = lifecycle_order(facts.iter());
+    // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
+    // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.
+    ordered.dedup_by(|later, first| later.1.event_sid.is_some() && later.1.event_sid == first.1.event_sid);
+    let mut fold = TaskFold::default();
+    let mut totals = Totals::default();
+    let mut reservations: BTreeMap<String, ReservationState> = BTreeMap::new();
+    let mut timeline = Vec::with_capacity(ordered.len());
+    let mut step_flags = Vec::new();
+    for (key, fact) in ordered {
+        totals.add(fact);
+        let sid = fact.reservation_sid.as_deref();
+        let mut slot = sid.and_then(|sid| reservations.remove(sid));
+        let emitted = step(&mut fold, &mut slot, fact, key, task_sid, config);
+        if let (Some(sid), Some(state)) = (sid, slot) {
+            reservations.insert(sid.to_string(), state);
         }
-        "rejected" => {
-            let mut evidence = base_evidence.clone();
-            evidence.push(outcome_id);
-            let mut explanation = format!("{who} rejected reservation {sid} after {pending} pending.");
-            if let Some(update) = next_activity(worker_activity, view.worker_sid.as_deref(), outcome_at) {
-                explanation.push_str(&format!(" {}.", describe_activity(update, outcome_at)));
-                evidence.push(update.event_id);
-            } else {
-                explanation.push_str(" No activity change of the worker was recorded afterwards.");
-            }
-            flags.push(Flag {
-                kind: "rejected".into(),
-                reservation_sid: Some(sid.into()),
-                explanation,
-                evidence,
-            });
-        }
-        "rescinded" => {
-            let mut evidence = base_evidence.clone();
-            evidence.push(outcome_id);
-            let winner = accepted
-                .iter()
-                .find(|(other, _)| other != sid)
-                .map(|(other, name)| {
-                    format!(
-                        "reservation {other} ({}) was accepted",
-                        name.as_deref().unwrap_or("unknown worker")
-                    )
-                })
-                .unwrap_or_else(|| "another reservation was accepted (not recorded here)".into());
-            let explanation = format!(
-                "Reservation {sid} for {who} was rescinded after {pending} pending because {winner} \
-                 (multi-reservation: the first accept withdraws the others)."
-            );
-            flags.push(Flag {
-                kind: "rescinded".into(),
-                reservation_sid: Some(sid.into()),
-                explanation,
-                evidence,
-            });
-        }
-        "canceled" => {
-            if let Some(attempt) = &state.accept_attempt {
-                let mut evidence = base_evidence.clone();
-                evidence.push(attempt.event_id);
-                evidence.push(outcome_id);
-                evidence.dedup();
-                let explanation = format!(
-                    "Reservation {sid} for {who} was canceled {} after an accept attempt ({}): the accept \
-                     did not complete (e.g. the caller hung up or the accept setup failed).",
-                    seconds(outcome_at - attempt.at_ms),
-                    attempt.how
-                );
-                flags.push(Flag {
-                    kind: "canceled-after-accept".into(),
-                    reservation_sid: Some(sid.into()),
-                    explanation,
-                    evidence,
-                });
-            }
-        }
-        _ => {}
+        timeline.push(emitted.timeline);
+        step_flags.extend(emitted.flags);
+    }
+    let mut by_ordinal: Vec<&ReservationState> = reservations.values().collect();
+    by_ordinal.sort_by_key(|r| r.ordinal);
+    let mut flags: Vec<Flag> = fold.missing_created_flag().into_iter().collect();
+    flags.extend(step_flags);
+    for state in &by_ordinal {
+        let activity = explain::quotes_next_activity(state)
+            .then(|| {
+                explain::next_activity(
+                    worker_activity,
+                    state.view.worker_sid.as_deref(),
+                    state.outcome_at_ms?,
+                )
+            })
+            .flatten();
+        flags.extend(explain::outcome_flag(state, &fold.accepted, activity.as_ref()));
+    }
+    TaskProjection {
+        task: fold.view(task_sid, &totals),
+        reservations: by_ordinal.iter().map(|r| r.view.clone()).collect(),
+        timeline,
+        flags,
     }
 }
 
-/// The overdue flag of a reservation still pending when the latest fact in the log happened at
-/// `as_of_ms`, if it has been pending longer than its timeout.
-pub fn overdue_flag(reservation: &ReservationView, as_of_ms: i64) -> Option<Flag> {
-    if reservation.status != "pending" {
-        return None;
-    }
-    let created = reservation.created_at_ms?;
-    let pending = as_of_ms - created;
-    (pending > reservation.timeout_ms).then(|| Flag {
-        kind: "overdue".into(),
-        reservation_sid: Some(reservation.reservation_sid.clone()),
-        explanation: format!(
-            "Reservation {} for {} has been pending {} (as of the latest fact in the log) against a \
-             reservation timeout of {}, and no accept, reject, timeout or cancel was recorded: its \
-             outcome callback is missing or late.",
-            reservation.reservation_sid,
-            reservation
-                .worker_name
-                .as_deref()
-                .or(reservation.worker_sid.as_deref())
-                .unwrap_or("an unknown worker"),
-            seconds(pending),
-            seconds(reservation.timeout_ms)
-        ),
-        evidence: [reservation.created_event_id, reservation.callback_event_id]
-            .into_iter()
-            .flatten()
-            .collect(),
-    })
-}
-
-/// The worker's name from the reservation's other events, for facts that lack one (assignment
-/// callbacks carry only the Worker Sid).
-fn known_worker_name<'a>(
-    reservations: &'a BTreeMap<String, ReservationState>,
-    fact: &Fact,
-) -> Option<&'a str> {
-    let sid = fact.reservation_sid.as_deref()?;
-    reservations.get(sid)?.view.worker_name.as_deref()
-}
-
-/// One line saying what a fact means.
-fn summarize(fact: &Fact, known_worker_name: Option<&str>) -> String {
-    let worker = fact
-        .worker_name
-        .as_deref()
-        .or(known_worker_name)
-        .or(fact.worker_sid.as_deref())
-        .unwrap_or("unknown worker");
-    let reservation = fact.reservation_sid.as_deref().unwrap_or("?");
-    let queue = fact.task_queue_name.as_deref().or(fact.task_queue_sid.as_deref()).unwrap_or("?");
-    match fact.event_type.as_str() {
-        "task.created" => {
-            format!("Task created (priority {})", fact.priority.map_or("?".into(), |p| p.to_string()))
-        }
-        "workflow.entered" => {
-            format!(
-                "Entered workflow {}",
-                fact.workflow_name.as_deref().or(fact.workflow_sid.as_deref()).unwrap_or("?")
-            )
-        }
-        "task-queue.entered" => format!("Entered queue {queue}"),
-        "task-queue.moved" => format!("Moved to queue {queue}"),
-        "workflow.target-matched" => "Matched a workflow target".into(),
-        "task.updated" => "Task updated".into(),
-        "reservation.created" => format!("Reserved for {worker} ({reservation})"),
-        "assignment" => format!(
-            "Assignment callback for {reservation} ({worker}); we answered {}",
-            fact.response_body.as_deref().unwrap_or("nothing")
-        ),
-        "reservation.accepted" => format!("{worker} accepted {reservation}"),
-        "reservation.rejected" => format!("{worker} rejected {reservation}"),
-        "reservation.timeout" => format!("{reservation} for {worker} timed out"),
-        "reservation.canceled" => format!("{reservation} for {worker} canceled"),
-        "reservation.rescinded" => format!("{reservation} for {worker} rescinded"),
-        "reservation.failed" => format!("{reservation} failed"),
-        "reservation.wrapup" => format!("{reservation} wrapping up"),
-        "reservation.completed" => format!("{reservation} completed"),
-        "task.wrapup" => "Task wrapping up".into(),
-        "task.completed" => "Task completed".into(),
-        "task.canceled" => format!(
-            "Task canceled{}",
-            fact.canceled_reason
-                .as_deref()
-                .or(fact.description.as_deref())
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
-        "workflow.timeout" => "Workflow timed out without an accept; task removed".into(),
-        "workflow.skipped" => "Skipped the final workflow step; task removed".into(),
-        "task-queue.timeout" => format!("Routing step in {queue} timed out"),
-        other => fact.description.clone().unwrap_or_else(|| other.to_string()),
-    }
-}
+pub use explain::overdue_flag;

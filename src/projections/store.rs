@@ -1,14 +1,18 @@
 //! The projections' SQL on the writer's connection: reading a task's facts back from the log,
-//! the worker tables, and writing a task's folded rows (only those that changed). The engine
-//! decides what to write; this module only knows the tables.
+//! reading and writing the fold state stored beside task and reservation rows, the worker
+//! tables, and writing a task's changed rows one by one. The engine decides what to write;
+//! this module only knows the tables.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
-use super::engine::Changes;
+use super::explain::ActivityChange;
 use super::fact::Fact;
-use super::fold::{self, Flag, ReservationView, TaskProjection};
+use super::fold::{
+    self, AcceptAttempt, Flag, ReservationState, ReservationView, TaskFold, TaskView, TimelineEntry, Totals,
+};
 use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
@@ -174,23 +178,25 @@ pub(super) fn task_facts_before(
     Ok(facts)
 }
 
-/// Tasks with a timeout or rejection of `worker_sid` shortly before `at_ms`, whose explanation
-/// names the worker's next activity.
-pub(super) fn tasks_explained_by_activity(
+/// The reservations (and their tasks) that `worker_sid` timed out or rejected shortly before
+/// `at_ms`, whose outcome flags name the worker's next activity change.
+pub(super) fn outcomes_explained_by_activity(
     conn: &Connection,
     worker_sid: &str,
     at_ms: i64,
-) -> rusqlite::Result<Vec<String>> {
+) -> rusqlite::Result<Vec<(String, String)>> {
     // Deduplicated here: `DISTINCT` would make SQLite build a temporary B-tree on every call.
     let mut statement = conn.prepare_cached(
-        "SELECT task_sid FROM proj_worker_outcomes WHERE worker_sid = ?1 AND at_ms BETWEEN ?2 AND ?3",
+        "SELECT task_sid, reservation_sid FROM proj_worker_outcomes WHERE worker_sid = ?1 AND at_ms BETWEEN ?2 AND ?3",
     )?;
-    let mut tasks = statement
-        .query_map(params![worker_sid, at_ms - fold::ACTIVITY_FOLLOW_WINDOW_MS, at_ms], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    tasks.sort_unstable();
-    tasks.dedup();
-    Ok(tasks)
+    let mut outcomes = statement
+        .query_map(params![worker_sid, at_ms - fold::ACTIVITY_FOLLOW_WINDOW_MS, at_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+    outcomes.sort_unstable();
+    outcomes.dedup();
+    Ok(outcomes)
 }
 
 pub(super) fn insert_worker_outcome(
@@ -198,11 +204,13 @@ pub(super) fn insert_worker_outcome(
     worker_sid: &str,
     at_ms: i64,
     task_sid: &str,
+    reservation_sid: &str,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO proj_worker_outcomes (worker_sid, at_ms, task_sid) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO proj_worker_outcomes (worker_sid, at_ms, task_sid, reservation_sid) \
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![worker_sid, at_ms, task_sid])?;
+    .execute(params![worker_sid, at_ms, task_sid, reservation_sid])?;
     Ok(())
 }
 
@@ -228,57 +236,6 @@ pub(super) fn insert_worker_activity(
         fact.worker_name
     ])?;
     Ok(())
-}
-
-/// The `worker.activity.update` facts the fold of a task with `facts` may quote: those within
-/// the follow window after each of its timeouts and rejections.
-pub(super) fn worker_activity_for(conn: &Connection, facts: &[Fact]) -> rusqlite::Result<Vec<Fact>> {
-    let consequences: BTreeSet<(&str, i64)> = facts
-        .iter()
-        .filter(|f| fold::ACTIVITY_CAUSING_EVENTS.contains(&f.event_type.as_str()))
-        .filter_map(|f| f.worker_sid.as_deref().map(|w| (w, f.occurred_at_ms)))
-        .collect();
-    let mut activity = Vec::new();
-    if consequences.is_empty() {
-        return Ok(activity);
-    }
-    let mut statement = conn.prepare_cached(
-        "SELECT event_id, started_at_ms, activity_sid, activity_name, previous_activity_name, \
-         reported_previous_ms, worker_name FROM proj_worker_activity \
-         WHERE worker_sid = ?1 AND started_at_ms BETWEEN ?2 AND ?3 AND event_type = 'worker.activity.update'",
-    )?;
-    for (worker_sid, at_ms) in consequences {
-        let mut rows =
-            statement.query(params![worker_sid, at_ms, at_ms + fold::ACTIVITY_FOLLOW_WINDOW_MS])?;
-        while let Some(row) = rows.next()? {
-            activity.push(Fact {
-                event_id: row.get(0)?,
-                event_type: "worker.activity.update".into(),
-                event_sid: None,
-                occurred_at_ms: row.get(1)?,
-                time_is_arrival: false,
-                task_sid: None,
-                reservation_sid: None,
-                worker_sid: Some(worker_sid.to_string()),
-                worker_name: row.get(6)?,
-                workflow_sid: None,
-                workflow_name: None,
-                task_queue_sid: None,
-                task_queue_name: None,
-                priority: None,
-                attributes: None,
-                assignment_status: None,
-                description: None,
-                canceled_reason: None,
-                activity_sid: row.get(2)?,
-                activity_name: row.get(3)?,
-                previous_activity_name: row.get(4)?,
-                time_in_previous_activity_ms: row.get(5)?,
-                response_body: None,
-            });
-        }
-    }
-    Ok(activity)
 }
 
 /// A worker's row as stored: its name and current activity with the (time, log id) each was
@@ -352,28 +309,18 @@ pub(super) fn set_latest_event_ms(conn: &Connection, at_ms: i64) -> rusqlite::Re
     Ok(())
 }
 
-/// `,kind,kind,` of a task's flags, for filtering the task list.
-pub(super) fn flag_kinds(flags: &[Flag]) -> String {
-    let kinds: BTreeSet<&str> = flags.iter().map(|f| f.kind.as_str()).collect();
-    if kinds.is_empty() {
-        String::new()
-    } else {
-        format!(",{},", kinds.into_iter().collect::<Vec<_>>().join(","))
-    }
-}
-
 fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("ids serialise")
 }
 
 /// The INSERT of a reservation row, which both statements that write one begin with; its
-/// values are [`reservation_values`].
+/// values are [`reservation_values`] and the fold state.
 macro_rules! insert_reservation {
     () => {
         "INSERT INTO proj_reservations (reservation_sid, task_sid, worker_sid, worker_name, status, \
          created_at_ms, answered_at_ms, finished_at_ms, pending_ms, timeout_ms, created_event_id, \
-         callback_event_id, callback_answer, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14)"
+         callback_event_id, callback_answer, outcome, fold_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+         ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     };
 }
 
@@ -399,8 +346,10 @@ fn reservation_values(r: &ReservationView) -> [&dyn rusqlite::ToSql; 14] {
 
 /// Inserts a reservation row that should not exist yet; `false`, having changed nothing, when
 /// one with its Sid does.
-fn insert_new_reservation(conn: &Connection, r: &ReservationView) -> rusqlite::Result<bool> {
-    match conn.prepare_cached(insert_reservation!())?.execute(&reservation_values(r)[..]) {
+fn insert_new_reservation(conn: &Connection, r: &ReservationView, extras: &str) -> rusqlite::Result<bool> {
+    let mut values = reservation_values(r).to_vec();
+    values.push(&extras);
+    match conn.prepare_cached(insert_reservation!())?.execute(&values[..]) {
         Ok(_) => Ok(true),
         // SQLite undoes just the failed statement; the transaction goes on.
         Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -410,111 +359,273 @@ fn insert_new_reservation(conn: &Connection, r: &ReservationView) -> rusqlite::R
     }
 }
 
-/// Writes the rows of `projection` that `changes` names.
-pub(super) fn write_changes(
+/// A task's fold state as stored beside its row (its attributes are in their own column).
+#[derive(Serialize)]
+struct StoredTaskState<'a> {
+    fold: &'a TaskFold,
+    totals: &'a Totals,
+}
+
+#[derive(Deserialize)]
+struct ReadTaskState {
+    fold: TaskFold,
+    totals: Totals,
+}
+
+/// The JSON stored in `proj_tasks.fold_state`.
+pub(super) fn task_state_json(fold: &TaskFold, totals: &Totals) -> String {
+    serde_json::to_string(&StoredTaskState { fold, totals }).expect("a task state serialises")
+}
+
+/// A task's stored fold state: `None` without a row, `Some(None)` with a row whose state
+/// cannot be read (written by an older version, or damaged).
+pub(super) fn read_task_state(
     conn: &Connection,
-    projection: &TaskProjection,
-    changes: &Changes<'_>,
-) -> rusqlite::Result<()> {
-    let task = &projection.task;
-    if changes.task {
-        conn.prepare_cached(
-            // An upsert, not a REPLACE: the status-count triggers (migration 0008) see updates.
-            "INSERT INTO proj_tasks (task_sid, status, workflow_sid, workflow_name, task_queue_sid, \
-             task_queue_name, priority, attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, \
-             finished_at_ms, cancel_cause, deleted, reservation_count, transfer_count, first_fact_at_ms, \
-             last_fact_at_ms, fact_count, flag_kinds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
-             ON CONFLICT (task_sid) DO UPDATE SET status = excluded.status, \
-             workflow_sid = excluded.workflow_sid, workflow_name = excluded.workflow_name, \
-             task_queue_sid = excluded.task_queue_sid, task_queue_name = excluded.task_queue_name, \
-             priority = excluded.priority, attributes = excluded.attributes, \
-             created_at_ms = excluded.created_at_ms, first_reserved_at_ms = excluded.first_reserved_at_ms, \
-             assigned_at_ms = excluded.assigned_at_ms, finished_at_ms = excluded.finished_at_ms, \
-             cancel_cause = excluded.cancel_cause, deleted = excluded.deleted, \
-             reservation_count = excluded.reservation_count, transfer_count = excluded.transfer_count, \
-             last_fact_at_ms = excluded.last_fact_at_ms, \
-             fact_count = excluded.fact_count, flag_kinds = excluded.flag_kinds",
-        )?
-        .execute(params![
-            task.task_sid,
-            task.status,
-            task.workflow_sid,
-            task.workflow_name,
-            task.task_queue_sid,
-            task.task_queue_name,
-            task.priority,
-            task.attributes,
-            task.created_at_ms,
-            task.first_reserved_at_ms,
-            task.assigned_at_ms,
-            task.finished_at_ms,
-            task.cancel_cause,
-            task.deleted,
-            task.reservation_count,
-            task.transfer_count,
-            task.first_fact_at_ms,
-            task.last_fact_at_ms,
-            task.fact_count,
-            flag_kinds(&projection.flags)
-        ])?;
-        // Apart, and only when it changed (a late delivery of an earlier fact): SQLite rewrites
-        // an index whose column an UPDATE sets even to the same value, and `proj_tasks_first`
-        // would then cost a page on every write of a task. A first write inserted it as it is.
-        if !changes.first_write {
-            conn.prepare_cached(
-                "UPDATE proj_tasks SET first_fact_at_ms = ?2 WHERE task_sid = ?1 AND first_fact_at_ms <> ?2",
-            )?
-            .execute(params![task.task_sid, task.first_fact_at_ms])?;
-        }
+    task_sid: &str,
+) -> rusqlite::Result<Option<Option<(TaskFold, Totals)>>> {
+    let row: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached("SELECT fold_state, attributes FROM proj_tasks WHERE task_sid = ?1")?
+        .query_row([task_sid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.map(|(state, attributes)| {
+        let state: ReadTaskState = serde_json::from_str(state.as_deref()?).ok()?;
+        let mut fold = state.fold;
+        fold.attributes = attributes.map(Arc::from);
+        Some((fold, state.totals))
+    }))
+}
+
+/// What a reservation's fold state holds beyond its row's columns.
+#[derive(Serialize, Deserialize)]
+struct ReservationExtras {
+    ordinal: i64,
+    accept_attempt: Option<AcceptAttempt>,
+    outcome_event_id: Option<i64>,
+    outcome_at_ms: Option<i64>,
+    missing_created_flagged: bool,
+    created_min_ms: Option<i64>,
+    first_placement_ms: i64,
+}
+
+fn reservation_extras_json(state: &ReservationState) -> String {
+    serde_json::to_string(&ReservationExtras {
+        ordinal: state.ordinal,
+        accept_attempt: state.accept_attempt.clone(),
+        outcome_event_id: state.outcome_event_id,
+        outcome_at_ms: state.outcome_at_ms,
+        missing_created_flagged: state.missing_created_flagged,
+        created_min_ms: state.created_min_ms,
+        first_placement_ms: state.first_placement_ms,
+    })
+    .expect("a reservation state serialises")
+}
+
+/// A reservation's row: the task it is filed under and its fold state (`None` when that cannot
+/// be read).
+pub(super) fn read_reservation(
+    conn: &Connection,
+    sid: &str,
+) -> rusqlite::Result<Option<(String, Option<ReservationState>)>> {
+    conn.prepare_cached(
+        "SELECT reservation_sid, task_sid, worker_sid, worker_name, status, created_at_ms, answered_at_ms, \
+         finished_at_ms, pending_ms, timeout_ms, created_event_id, callback_event_id, callback_answer, outcome, \
+         fold_state FROM proj_reservations WHERE reservation_sid = ?1",
+    )?
+    .query_row([sid], |r| {
+        let view = ReservationView {
+            reservation_sid: r.get(0)?,
+            task_sid: r.get(1)?,
+            worker_sid: r.get(2)?,
+            worker_name: r.get(3)?,
+            status: r.get(4)?,
+            created_at_ms: r.get(5)?,
+            answered_at_ms: r.get(6)?,
+            finished_at_ms: r.get(7)?,
+            pending_ms: r.get(8)?,
+            timeout_ms: r.get(9)?,
+            created_event_id: r.get(10)?,
+            callback_event_id: r.get(11)?,
+            callback_answer: r.get(12)?,
+            outcome: r.get(13)?,
+        };
+        let extras: Option<String> = r.get(14)?;
+        let extras = extras.and_then(|json| serde_json::from_str::<ReservationExtras>(&json).ok());
+        let task_sid = view.task_sid.clone();
+        Ok((
+            task_sid,
+            extras.map(|e| ReservationState {
+                view,
+                ordinal: e.ordinal,
+                accept_attempt: e.accept_attempt,
+                outcome_event_id: e.outcome_event_id,
+                outcome_at_ms: e.outcome_at_ms,
+                missing_created_flagged: e.missing_created_flagged,
+                created_min_ms: e.created_min_ms,
+                first_placement_ms: e.first_placement_ms,
+            }),
+        ))
+    })
+    .optional()
+}
+
+/// The Sids of the task's rescinded reservations, as written.
+pub(super) fn rescinded_reservations(conn: &Connection, task_sid: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT reservation_sid FROM proj_reservations WHERE task_sid = ?1 AND status = 'rescinded'",
+    )?
+    .query_map([task_sid], |r| r.get(0))?
+    .collect()
+}
+
+/// The first activity change of `worker_sid` within the follow window after `at_ms`.
+pub(super) fn next_activity(
+    conn: &Connection,
+    worker_sid: Option<&str>,
+    at_ms: i64,
+) -> rusqlite::Result<Option<ActivityChange>> {
+    let Some(worker_sid) = worker_sid else { return Ok(None) };
+    conn.prepare_cached(
+        "SELECT event_id, started_at_ms, worker_name, activity_name, previous_activity_name \
+         FROM proj_worker_activity WHERE worker_sid = ?1 AND started_at_ms BETWEEN ?2 AND ?3 \
+         AND event_type = 'worker.activity.update' ORDER BY started_at_ms, event_id LIMIT 1",
+    )?
+    .query_row(params![worker_sid, at_ms, at_ms + fold::ACTIVITY_FOLLOW_WINDOW_MS], |r| {
+        Ok(ActivityChange {
+            event_id: r.get(0)?,
+            occurred_at_ms: r.get(1)?,
+            worker_name: r.get(2)?,
+            activity_name: r.get(3)?,
+            previous_activity_name: r.get(4)?,
+        })
+    })
+    .optional()
+}
+
+/// Deletes every row of the task in the tables it owns (before they are written anew).
+pub(super) fn delete_task_rows(conn: &Connection, task_sid: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM proj_reservations WHERE task_sid = ?1",
+        "DELETE FROM proj_timeline WHERE task_sid = ?1",
+        "DELETE FROM proj_flags WHERE task_sid = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([task_sid])?;
     }
-    if changes.rewrite_all {
-        conn.prepare_cached("DELETE FROM proj_reservations WHERE task_sid = ?1")?
-            .execute([&task.task_sid])?;
-    } else {
-        let mut delete = conn.prepare_cached("DELETE FROM proj_reservations WHERE reservation_sid = ?1")?;
-        for sid in &changes.reservations_to_delete {
-            delete.execute([sid])?;
-        }
+    Ok(())
+}
+
+/// Writes the task's row; `inserting` when it has none yet.
+pub(super) fn write_task(
+    conn: &Connection,
+    task: &TaskView,
+    flag_kinds: &str,
+    state: &str,
+    inserting: bool,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        // An upsert, not a REPLACE: the status-count triggers (migration 0008) see updates.
+        "INSERT INTO proj_tasks (task_sid, status, workflow_sid, workflow_name, task_queue_sid, \
+         task_queue_name, priority, attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, \
+         finished_at_ms, cancel_cause, deleted, reservation_count, transfer_count, first_fact_at_ms, \
+         last_fact_at_ms, fact_count, flag_kinds, fold_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+         ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         ON CONFLICT (task_sid) DO UPDATE SET status = excluded.status, \
+         workflow_sid = excluded.workflow_sid, workflow_name = excluded.workflow_name, \
+         task_queue_sid = excluded.task_queue_sid, task_queue_name = excluded.task_queue_name, \
+         priority = excluded.priority, attributes = excluded.attributes, \
+         created_at_ms = excluded.created_at_ms, first_reserved_at_ms = excluded.first_reserved_at_ms, \
+         assigned_at_ms = excluded.assigned_at_ms, finished_at_ms = excluded.finished_at_ms, \
+         cancel_cause = excluded.cancel_cause, deleted = excluded.deleted, \
+         reservation_count = excluded.reservation_count, transfer_count = excluded.transfer_count, \
+         last_fact_at_ms = excluded.last_fact_at_ms, \
+         fact_count = excluded.fact_count, flag_kinds = excluded.flag_kinds, fold_state = excluded.fold_state",
+    )?
+    .execute(params![
+        task.task_sid,
+        task.status,
+        task.workflow_sid,
+        task.workflow_name,
+        task.task_queue_sid,
+        task.task_queue_name,
+        task.priority,
+        task.attributes,
+        task.created_at_ms,
+        task.first_reserved_at_ms,
+        task.assigned_at_ms,
+        task.finished_at_ms,
+        task.cancel_cause,
+        task.deleted,
+        task.reservation_count,
+        task.transfer_count,
+        task.first_fact_at_ms,
+        task.last_fact_at_ms,
+        task.fact_count,
+        flag_kinds,
+        state
+    ])?;
+    // Apart, and only when it changed (a late delivery of an earlier fact): SQLite rewrites an
+    // index whose column an UPDATE sets even to the same value, and `proj_tasks_first` would
+    // then cost a page on every write of a task. A first write inserted it as it is.
+    if !inserting {
+        conn.prepare_cached(
+            "UPDATE proj_tasks SET first_fact_at_ms = ?2 WHERE task_sid = ?1 AND first_fact_at_ms <> ?2",
+        )?
+        .execute(params![task.task_sid, task.first_fact_at_ms])?;
+    }
+    Ok(())
+}
+
+/// Writes a reservation's row. `inserting` when its task has none yet: one plain INSERT, unless
+/// its Sid is filed under another task (malformed input), which the statements below move.
+pub(super) fn write_reservation(
+    conn: &Connection,
+    state: &ReservationState,
+    inserting: bool,
+) -> rusqlite::Result<()> {
+    let r = &state.view;
+    let extras = reservation_extras_json(state);
+    if inserting && insert_new_reservation(conn, r, &extras)? {
+        return Ok(());
     }
     // An upsert that leaves the indexed columns (task, worker, creation time) alone, and a
     // second statement that sets them only when they changed: a REPLACE would delete and
     // insert the row under a new rowid and rewrite all four indexes, a page each.
-    let mut upsert_reservation = conn.prepare_cached(concat!(
+    conn.prepare_cached(
+        "UPDATE proj_reservations SET task_sid = ?2, worker_sid = ?3, created_at_ms = ?4 \
+         WHERE reservation_sid = ?1 AND (task_sid IS NOT ?2 OR worker_sid IS NOT ?3 OR created_at_ms IS NOT ?4)",
+    )?
+    .execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
+    let mut values = reservation_values(r).to_vec();
+    values.push(&extras);
+    conn.prepare_cached(concat!(
         insert_reservation!(),
         " ON CONFLICT (reservation_sid) DO UPDATE SET worker_name = excluded.worker_name, \
          status = excluded.status, answered_at_ms = excluded.answered_at_ms, \
          finished_at_ms = excluded.finished_at_ms, pending_ms = excluded.pending_ms, \
          timeout_ms = excluded.timeout_ms, created_event_id = excluded.created_event_id, \
          callback_event_id = excluded.callback_event_id, callback_answer = excluded.callback_answer, \
-         outcome = excluded.outcome"
-    ))?;
-    let mut update_indexed = conn.prepare_cached(
-        "UPDATE proj_reservations SET task_sid = ?2, worker_sid = ?3, created_at_ms = ?4 \
-         WHERE reservation_sid = ?1 AND (task_sid IS NOT ?2 OR worker_sid IS NOT ?3 OR created_at_ms IS NOT ?4)",
-    )?;
-    for &i in &changes.reservations_to_write {
-        let r = &projection.reservations[i];
-        // A task written for the first time has no reservation rows, so its own are new: one
-        // plain INSERT instead of the two statements below. Only a Sid already filed under
-        // another task (malformed input) makes it fail, and then the two statements run.
-        if changes.first_write && insert_new_reservation(conn, r)? {
-            continue;
-        }
-        update_indexed.execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
-        upsert_reservation.execute(&reservation_values(r)[..])?;
-    }
-    if changes.timeline_shrank {
-        conn.prepare_cached("DELETE FROM proj_timeline WHERE task_sid = ?1 AND position >= ?2")?
-            .execute(params![task.task_sid, changes.timeline_from as i64])?;
-    }
-    let mut insert_entry = conn.prepare_cached(
+         outcome = excluded.outcome, fold_state = excluded.fold_state"
+    ))?
+    .execute(&values[..])?;
+    Ok(())
+}
+
+/// Writes timeline entries; `inserting` when the task has none at their positions.
+pub(super) fn write_timeline<'a>(
+    conn: &Connection,
+    task_sid: &str,
+    entries: impl Iterator<Item = &'a TimelineEntry>,
+    inserting: bool,
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(if inserting {
+        "INSERT INTO proj_timeline (task_sid, position, occurred_at_ms, time_source, kind, \
+         reservation_sid, worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    } else {
         "INSERT OR REPLACE INTO proj_timeline (task_sid, position, occurred_at_ms, time_source, kind, \
-         reservation_sid, worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for e in &projection.timeline[changes.timeline_from.min(projection.timeline.len())..] {
-        insert_entry.execute(params![
-            task.task_sid,
+         reservation_sid, worker_sid, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    })?;
+    for e in entries {
+        insert.execute(params![
+            task_sid,
             e.position,
             e.occurred_at_ms,
             e.time_source,
@@ -525,24 +636,56 @@ pub(super) fn write_changes(
             json_ids(&e.evidence)
         ])?;
     }
-    if changes.flags {
-        if !changes.first_write {
-            conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1")?.execute([&task.task_sid])?;
-        }
-        let mut insert_flag = conn.prepare_cached(
-            "INSERT INTO proj_flags (task_sid, position, kind, reservation_sid, explanation, evidence) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (position, f) in projection.flags.iter().enumerate() {
-            insert_flag.execute(params![
-                task.task_sid,
-                position as i64,
-                f.kind,
-                f.reservation_sid,
-                f.explanation,
-                json_ids(&f.evidence)
-            ])?;
-        }
-    }
+    Ok(())
+}
+
+/// Flags are stored by position: the missing `task.created` at 0, then the flags raised while
+/// folding, then each reservation's outcome flag, so that reading them by position gives the
+/// fold's order and each can be written alone.
+const OUTCOME_FLAGS_FROM: i64 = 1 << 40;
+
+pub(super) fn step_flag_position(index: i64) -> i64 {
+    1 + index
+}
+
+pub(super) fn outcome_flag_position(ordinal: i64) -> i64 {
+    OUTCOME_FLAGS_FROM + ordinal
+}
+
+pub(super) fn write_flag(
+    conn: &Connection,
+    task_sid: &str,
+    position: i64,
+    flag: &Flag,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_flags (task_sid, position, kind, reservation_sid, explanation, evidence) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![task_sid, position, flag.kind, flag.reservation_sid, flag.explanation, json_ids(&flag.evidence)])?;
+    Ok(())
+}
+
+pub(super) fn delete_flag(conn: &Connection, task_sid: &str, position: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1 AND position = ?2")?
+        .execute(params![task_sid, position])?;
+    Ok(())
+}
+
+/// Deletes the step flags from index `from` on.
+pub(super) fn delete_step_flags_from(conn: &Connection, task_sid: &str, from: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1 AND position >= ?2 AND position < ?3")?
+        .execute(params![task_sid, step_flag_position(from), OUTCOME_FLAGS_FROM])?;
+    Ok(())
+}
+
+/// Deletes the outcome flags of reservations from ordinal `from` on.
+pub(super) fn delete_outcome_flags_from(
+    conn: &Connection,
+    task_sid: &str,
+    from: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM proj_flags WHERE task_sid = ?1 AND position >= ?2")?
+        .execute(params![task_sid, outcome_flag_position(from)])?;
     Ok(())
 }

@@ -416,6 +416,9 @@ fn run(
                 let (cached_tasks, cached_bytes) = engine.cached();
                 metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
                 metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
+                metrics.projection_window_refolds.store(engine.stats.window_refolds, Ordering::Relaxed);
+                metrics.projection_log_refolds.store(engine.stats.log_refolds, Ordering::Relaxed);
+                metrics.projection_restores.store(engine.stats.loads, Ordering::Relaxed);
                 for (job, appended) in batch.drain(..).zip(results) {
                     pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                     let _ = job.reply.send(Ok(appended));
