@@ -33,7 +33,7 @@ pub const TASK_CACHE_BYTES: usize = 24 << 20;
 /// thousands in the 1M benchmark log) stays in memory instead of being read back from the log
 /// for each reservation (73,000 read-backs with 48 MiB, none with 128).
 const REBUILD_CACHE_CAPACITY: usize = 32_768;
-const REBUILD_CACHE_BYTES: usize = 128 << 20;
+const REBUILD_CACHE_BYTES: usize = 256 << 20;
 /// Workers kept in memory at most (each is a few hundred bytes).
 const WORKER_CACHE_CAPACITY: usize = 20_000;
 

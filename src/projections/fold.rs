@@ -195,11 +195,11 @@ fn kind_index(kind: &str) -> usize {
 /// fact needs, and nothing that grows with the task's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFold {
-    pub status: String,
-    pub workflow_sid: Option<String>,
-    pub workflow_name: Option<String>,
-    pub task_queue_sid: Option<String>,
-    pub task_queue_name: Option<String>,
+    pub status: Arc<str>,
+    pub workflow_sid: Option<Arc<str>>,
+    pub workflow_name: Option<Arc<str>>,
+    pub task_queue_sid: Option<Arc<str>>,
+    pub task_queue_name: Option<Arc<str>>,
     pub priority: Option<i64>,
     /// Kept in its own column; shared, not copied, between states.
     #[serde(skip)]
@@ -208,7 +208,7 @@ pub struct TaskFold {
     pub first_reserved_at_ms: Option<i64>,
     pub assigned_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
-    pub cancel_cause: Option<String>,
+    pub cancel_cause: Option<Arc<str>>,
     pub deleted: bool,
     pub reservation_count: i64,
     pub transfer_count: i64,
@@ -227,8 +227,8 @@ pub struct TaskFold {
     /// The earliest `task.created` folded, which places the task's other facts.
     pub task_created_min_ms: Option<i64>,
     /// The first and the last fact folded, in lifecycle order.
-    pub first_key: Option<SortKey>,
-    pub last_key: Option<SortKey>,
+    pub first_key: Option<Arc<SortKey>>,
+    pub last_key: Option<Arc<SortKey>>,
 }
 
 impl Default for TaskFold {
@@ -296,18 +296,18 @@ impl TaskFold {
         let (first, last) = totals.bounds();
         TaskView {
             task_sid: task_sid.to_string(),
-            status: self.status.clone(),
-            workflow_sid: self.workflow_sid.clone(),
-            workflow_name: self.workflow_name.clone(),
-            task_queue_sid: self.task_queue_sid.clone(),
-            task_queue_name: self.task_queue_name.clone(),
+            status: self.status.to_string(),
+            workflow_sid: self.workflow_sid.as_deref().map(str::to_string),
+            workflow_name: self.workflow_name.as_deref().map(str::to_string),
+            task_queue_sid: self.task_queue_sid.as_deref().map(str::to_string),
+            task_queue_name: self.task_queue_name.as_deref().map(str::to_string),
             priority: self.priority,
             attributes: self.attributes.as_deref().map(str::to_string),
             created_at_ms: self.created_at_ms,
             first_reserved_at_ms: self.first_reserved_at_ms,
             assigned_at_ms: self.assigned_at_ms,
             finished_at_ms: self.finished_at_ms,
-            cancel_cause: self.cancel_cause.clone(),
+            cancel_cause: self.cancel_cause.as_deref().map(str::to_string),
             deleted: self.deleted,
             reservation_count: self.reservation_count,
             transfer_count: self.transfer_count,
@@ -339,28 +339,15 @@ impl TaskFold {
         }
     }
 
-    /// About how many bytes it holds in memory (attributes are shared and not counted).
+    /// About how many bytes a copy of it holds in memory: its strings and keys are shared
+    /// between a task's states, the vector is its own.
     pub fn memory_bytes(&self) -> usize {
-        let owned = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        let key = |k: &Option<SortKey>| {
-            k.as_ref()
-                .map_or(0, |k| k.event_type.capacity() + owned(&k.reservation_sid) + owned(&k.event_sid))
-        };
         std::mem::size_of::<Self>()
-            + self.status.capacity()
-            + [
-                &self.workflow_sid,
-                &self.workflow_name,
-                &self.task_queue_sid,
-                &self.task_queue_name,
-                &self.cancel_cause,
-            ]
-            .into_iter()
-            .map(owned)
-            .sum::<usize>()
-            + self.accepted.iter().map(|a| a.reservation_sid.capacity() + owned(&a.who) + 24).sum::<usize>()
-            + key(&self.first_key)
-            + key(&self.last_key)
+            + self
+                .accepted
+                .iter()
+                .map(|a| a.reservation_sid.capacity() + a.who.as_ref().map_or(0, String::capacity) + 24)
+                .sum::<usize>()
     }
 }
 
@@ -395,7 +382,7 @@ pub fn step(
     fold: &mut TaskFold,
     reservation: &mut Option<ReservationState>,
     fact: &Fact,
-    key: SortKey,
+    key: Arc<SortKey>,
     task_sid: &str,
     config: &ProjectionConfig,
 ) -> Emitted {
@@ -407,17 +394,20 @@ pub fn step(
             Some(fold.task_created_min_ms.map_or(fact.occurred_at_ms, |m| m.min(fact.occurred_at_ms)));
     }
     // Task-level fields: the latest value seen in lifecycle order wins.
-    if fact.workflow_sid.is_some() {
-        fold.workflow_sid.clone_from(&fact.workflow_sid);
+    if let Some(value) = fact.workflow_sid.as_deref().filter(|v| fold.workflow_sid.as_deref() != Some(*v)) {
+        fold.workflow_sid = Some(Arc::from(value));
     }
-    if fact.workflow_name.is_some() {
-        fold.workflow_name.clone_from(&fact.workflow_name);
+    if let Some(value) = fact.workflow_name.as_deref().filter(|v| fold.workflow_name.as_deref() != Some(*v)) {
+        fold.workflow_name = Some(Arc::from(value));
     }
-    if fact.task_queue_sid.is_some() {
-        fold.task_queue_sid.clone_from(&fact.task_queue_sid);
+    if let Some(value) = fact.task_queue_sid.as_deref().filter(|v| fold.task_queue_sid.as_deref() != Some(*v))
+    {
+        fold.task_queue_sid = Some(Arc::from(value));
     }
-    if fact.task_queue_name.is_some() {
-        fold.task_queue_name.clone_from(&fact.task_queue_name);
+    if let Some(value) =
+        fact.task_queue_name.as_deref().filter(|v| fold.task_queue_name.as_deref() != Some(*v))
+    {
+        fold.task_queue_name = Some(Arc::from(value));
     }
     if fact.priority.is_some() {
         fold.priority = fact.priority;
@@ -433,7 +423,7 @@ pub fn step(
     // The terminal pair (reservation.completed + task.completed, workflow.timeout +
     // task.canceled, the last reservation.canceled + task.canceled) is not a violation.
     let same_ending = matches!(
-        (fold.status.as_str(), kind),
+        (&*fold.status, kind),
         ("completed", "task.completed" | "reservation.completed")
             | ("canceled", "task.canceled" | "reservation.canceled" | "reservation.rescinded")
     );
@@ -498,7 +488,7 @@ pub fn step(
     };
     fold.folded += 1;
     if fold.first_key.is_none() {
-        fold.first_key = Some(key.clone());
+        fold.first_key = Some(Arc::clone(&key));
     }
     fold.last_key = Some(key);
     Emitted { timeline, flags }
@@ -550,14 +540,14 @@ fn task_event(fold: &mut TaskFold, flags: &mut Vec<Flag>, fact: &Fact, was_final
         }
         "task.canceled" => {
             let ttl = fact.description.as_deref().is_some_and(|d| d.contains("TTL"));
-            let cause = if ttl {
-                "ttl".to_string()
+            let cause: Arc<str> = if ttl {
+                "ttl".into()
             } else if fold.workflow_timed_out {
                 fold.cancel_cause.clone().unwrap_or_else(|| "workflow-timeout".into())
             } else {
-                fact.canceled_reason.clone().unwrap_or_else(|| "api".into())
+                fact.canceled_reason.as_deref().unwrap_or("api").into()
             };
-            if !was_final || fold.status == "canceled" {
+            if !was_final || &*fold.status == "canceled" {
                 fold.status = "canceled".into();
                 fold.finished_at_ms = Some(fold.finished_at_ms.unwrap_or(fact.occurred_at_ms));
                 fold.cancel_cause = Some(cause);
@@ -711,7 +701,7 @@ fn reservation_event(
             if fold.first_reserved_at_ms.is_none() {
                 fold.first_reserved_at_ms = Some(fact.occurred_at_ms);
             }
-            if matches!(fold.status.as_str(), "pending" | "reserved") {
+            if matches!(&*fold.status, "pending" | "reserved") {
                 fold.status = "reserved".into();
             }
         }
@@ -744,7 +734,7 @@ fn reservation_event(
                 "failed" => "failed: not assigned to an agent".to_string(),
                 other => other.to_string(),
             });
-            if fold.status == "reserved" && fold.open_reservations == 0 {
+            if &*fold.status == "reserved" && fold.open_reservations == 0 {
                 fold.status = "pending".into();
             }
         }
@@ -791,7 +781,7 @@ pub fn fold_task(
         totals.add(fact);
         let sid = fact.reservation_sid.as_deref();
         let mut slot = sid.and_then(|sid| reservations.remove(sid));
-        let emitted = step(&mut fold, &mut slot, fact, key, task_sid, config);
+        let emitted = step(&mut fold, &mut slot, fact, Arc::new(key), task_sid, config);
         if let (Some(sid), Some(state)) = (sid, slot) {
             reservations.insert(sid.to_string(), state);
         }

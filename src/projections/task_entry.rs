@@ -8,6 +8,7 @@
 //! window (or one for a task whose window left memory with it) re-folds the task from the log.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use rusqlite::Connection;
@@ -22,6 +23,9 @@ use super::store;
 /// Facts of a task kept with what each changed, so that one arriving out of order re-folds
 /// from its place instead of from the task's first fact.
 pub const REORDER_WINDOW: usize = 32;
+/// The window of a task that has ended: TaskRouter sends it few facts more, and a late one
+/// still folds exactly (from the log), so its memory goes to tasks in flight.
+const FINISHED_REORDER_WINDOW: usize = 4;
 /// Reservation states a task keeps in memory once written, beyond the open ones (the others
 /// are read back from their rows when a fact names them again).
 const RESERVATIONS_KEPT: usize = 8;
@@ -32,7 +36,7 @@ const FLAG_BYTES: usize = 400;
 /// A fact as folded, with the state before it (to undo it).
 #[derive(Debug)]
 struct Folded {
-    key: SortKey,
+    key: Arc<SortKey>,
     fact: Fact,
     before: TaskFold,
     /// The reservation the fact names and its state before the fact (`None`: it had none).
@@ -134,7 +138,7 @@ impl TaskEntry {
         Self {
             written_accepted: fold.accepted.clone(),
             written_missing_created: Some(fold.missing_created_flag()),
-            finished: matches!(fold.status.as_str(), "completed" | "canceled"),
+            finished: matches!(&*fold.status, "completed" | "canceled"),
             fold,
             totals,
             reservations_complete: false,
@@ -213,16 +217,16 @@ impl TaskEntry {
             }
         }
         self.totals.add(&fact);
-        if self.fold.last_key.as_ref().is_none_or(|last| lowest_moved > *last) {
+        if self.fold.last_key.as_ref().is_none_or(|last| lowest_moved > **last) {
             self.fold_next(conn, fact, key, config)?;
             return Ok(Folding::InOrder);
         }
-        let from = self.window.partition_point(|w| w.key < lowest_moved);
+        let from = self.window.partition_point(|w| *w.key < lowest_moved);
         let fits = match self.window.get(from) {
             // Earlier than the window's first fact: only when nothing came before it, or what
             // did is earlier still.
             Some(first) if from == 0 => {
-                first.before.last_key.as_ref().is_none_or(|before| lowest_moved > *before)
+                first.before.last_key.as_ref().is_none_or(|before| lowest_moved > **before)
             }
             Some(_) => true,
             None => false,
@@ -274,9 +278,10 @@ impl TaskEntry {
             }
             None => None,
         };
+        let key = Arc::new(key);
         let before = self.fold.clone();
         let reservation_before = sid.as_ref().map(|s| (s.clone(), slot.clone()));
-        let emitted = fold::step(&mut self.fold, &mut slot, &fact, key.clone(), &self.task_sid, config);
+        let emitted = fold::step(&mut self.fold, &mut slot, &fact, Arc::clone(&key), &self.task_sid, config);
         if let Some(sid) = sid {
             if slot.is_some() {
                 self.pending.reservations.insert(sid.clone());
@@ -297,7 +302,8 @@ impl TaskEntry {
             + 2 * 34;
         self.window_bytes += bytes;
         self.window.push_back(Folded { key, fact, before, reservation_before, bytes });
-        if self.window.len() > REORDER_WINDOW {
+        let limit = if self.finished { FINISHED_REORDER_WINDOW } else { REORDER_WINDOW };
+        while self.window.len() > limit {
             if let Some(oldest) = self.window.pop_front() {
                 self.window_bytes -= oldest.bytes;
             }
