@@ -30,8 +30,8 @@ pub const TASK_CACHE_CAPACITY: usize = 2_048;
 /// is free again.
 pub const TASK_CACHE_BYTES: usize = 24 << 20;
 /// The same bounds during a rebuild: a backlog of tasks waiting in their queues (tens of
-/// thousands in the 1M benchmark log) stays in memory instead of being read back from the log
-/// for each reservation (73,000 read-backs with 48 MiB, none with 128).
+/// thousands in the benchmark logs) stays in memory instead of being written and restored for
+/// each reservation.
 const REBUILD_CACHE_CAPACITY: usize = 32_768;
 const REBUILD_CACHE_BYTES: usize = 256 << 20;
 /// Workers kept in memory at most (each is a few hundred bytes).
