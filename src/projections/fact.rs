@@ -285,24 +285,9 @@ pub fn creation_times<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> (Option<
     (task_created, created)
 }
 
-/// One task's facts in lifecycle order, each with its [`SortKey`]. Works on references: the
-/// facts of a long task are not copied to be ordered.
-pub fn lifecycle_order<'a>(facts: impl IntoIterator<Item = &'a Fact> + Clone) -> Vec<(SortKey, &'a Fact)> {
-    let (task_created, created) = creation_times(facts.clone());
-    let mut keyed: Vec<(SortKey, &Fact)> = facts
-        .into_iter()
-        .map(|fact| {
-            let reservation_created =
-                fact.reservation_sid.as_deref().and_then(|sid| created.get(sid)).copied();
-            (SortKey::of(fact, placement_ms(fact, task_created, reservation_created)), fact)
-        })
-        .collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    keyed
-}
-
-/// [`lifecycle_order`] as indexes into `facts`, with same-Sid deliveries after the first
-/// removed (only the first delivery of an event counts).
+/// One task's facts in lifecycle order, as indexes into `facts` with each one's [`SortKey`]
+/// (the facts of a long task are not copied to be ordered); same-Sid deliveries after the
+/// first are left out: they sort next to each other, lowest log id first.
 pub fn lifecycle_order_of(facts: &[Fact]) -> Vec<(SortKey, usize)> {
     let (task_created, created) = creation_times(facts);
     let mut keyed: Vec<(SortKey, usize)> = facts
@@ -317,12 +302,4 @@ pub fn lifecycle_order_of(facts: &[Fact]) -> Vec<(SortKey, usize)> {
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     keyed.dedup_by(|later, first| later.0.event_sid.is_some() && later.0.event_sid == first.0.event_sid);
     keyed
-}
-
-/// Sorts one task's facts into lifecycle order (see [`SortKey`]).
-pub fn sort_causally(facts: &mut [&Fact]) {
-    let ordered = lifecycle_order(facts.iter().copied());
-    for (slot, (_, fact)) in facts.iter_mut().zip(ordered) {
-        *slot = fact;
-    }
 }

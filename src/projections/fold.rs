@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::explain::{self, classify_answer, summarize};
-use super::fact::{lifecycle_order, Fact, SortKey};
+use super::fact::{lifecycle_order_of, Fact, SortKey};
 
 /// Deterministic settings the folds depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -768,16 +768,16 @@ pub fn fold_task(
     worker_activity: &[Fact],
     config: &ProjectionConfig,
 ) -> TaskProjection {
-    let mut ordered = lifecycle_order(facts.iter());
     // A re-delivered event (same Sid) is normally kept out by the writer; if one slips through,
-    // only its first delivery counts. Same-Sid facts sort next to each other, lowest log id first.
-    ordered.dedup_by(|later, first| later.1.event_sid.is_some() && later.1.event_sid == first.1.event_sid);
+    // only its first delivery counts.
+    let ordered = lifecycle_order_of(facts);
     let mut fold = TaskFold::default();
     let mut totals = Totals::default();
     let mut reservations: BTreeMap<String, ReservationState> = BTreeMap::new();
     let mut timeline = Vec::with_capacity(ordered.len());
     let mut step_flags = Vec::new();
-    for (key, fact) in ordered {
+    for (key, index) in ordered {
+        let fact = &facts[index];
         totals.add(fact);
         let sid = fact.reservation_sid.as_deref();
         let mut slot = sid.and_then(|sid| reservations.remove(sid));
