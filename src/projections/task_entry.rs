@@ -462,13 +462,7 @@ impl TaskEntry {
         if self.fold.accepted != self.written_accepted {
             // A rescinded reservation's words name the accepted one.
             for sid in store::rescinded_reservations(conn, &self.task_sid)? {
-                if !self.reservations.contains_key(&sid) {
-                    if let Some((task_sid, Some(state))) = store::read_reservation(conn, &sid)? {
-                        if task_sid == self.task_sid {
-                            self.reservations.insert(sid.clone(), Some(state));
-                        }
-                    }
-                }
+                self.look_up(conn, &sid)?;
                 flagged.insert(sid);
             }
             self.reservations
