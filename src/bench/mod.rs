@@ -165,16 +165,17 @@ impl Settings {
         let rate_seconds = args.rate_seconds.unwrap_or(if args.quick { 2.0 } else { 30.0 });
         let soak = args.soak_seconds.unwrap_or(if args.quick { 5.0 } else { 60.0 });
         let shape_seconds = args.shape_seconds.unwrap_or(if args.quick { 0.5 } else { seconds });
-        if !(seconds > 0.0 && shape_seconds > 0.0 && rate_seconds > 0.0 && soak > 0.0 && args.rate > 0.0) {
-            bail!("--seconds, --shape-seconds, --rate-seconds, --soak-seconds and --rate must be positive");
+        let hot_seconds = args.hot_seconds.unwrap_or(if args.quick { 120.0 } else { 600.0 });
+        let durations = [seconds, shape_seconds, rate_seconds, soak, hot_seconds];
+        if !(durations.iter().all(|d| *d > 0.0) && args.rate > 0.0) {
+            bail!(
+                "--seconds, --shape-seconds, --rate-seconds, --soak-seconds, --hot-seconds and --rate must be \
+                 positive"
+            );
         }
         let hot_events = args.hot_events.unwrap_or(if args.quick { MIN_HOT_EVENTS } else { 100_000 });
         if hot_events < MIN_HOT_EVENTS {
             bail!("--hot-events must be at least {MIN_HOT_EVENTS}");
-        }
-        let hot_seconds = args.hot_seconds.unwrap_or(if args.quick { 120.0 } else { 600.0 });
-        if !(hot_seconds > 0.0) {
-            bail!("--hot-seconds must be positive");
         }
         if args.connections.is_empty() || args.connections.contains(&0) || args.soak_connections == 0 {
             bail!("connection counts must be positive");
@@ -838,6 +839,7 @@ mod tests {
         assert_eq!(hot.hot_events, 1_000_000);
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1k"]).args).is_err());
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--shape-seconds", "0"]).args).is_err());
+        assert!(Settings::from_args(&Wrapper::parse_from(["x", "--hot-seconds", "0"]).args).is_err());
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--seconds", "0"]).args).is_err());
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--rate-seconds", "0"]).args).is_err());
     }
