@@ -45,21 +45,105 @@ pub enum Stream {
 
 /// One simulated callback before rendering.
 #[derive(Debug, Clone)]
-struct Callback {
-    path: &'static str,
-    params: Vec<(String, String)>,
-    idempotency_token: String,
+pub(super) struct Callback {
+    pub(super) path: &'static str,
+    pub(super) params: Vec<(String, String)>,
+    pub(super) idempotency_token: String,
 }
 
-/// Produces unique signed requests for one server URL, as many as asked.
-pub struct Corpus {
-    base: Vec<Callback>,
-    span_ms: i64,
+impl Callback {
+    /// The value of parameter `name`, if it has one.
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where a load's requests come from: an endless sequence, none repeating.
+pub trait RequestSource: Send {
+    /// The next `count` requests.
+    fn take(&mut self, count: usize) -> Vec<Vec<u8>>;
+    /// The next request, or `None` when this source has none.
+    fn next_request(&mut self) -> Option<Vec<u8>>;
+}
+
+impl<T: RequestSource + ?Sized> RequestSource for Box<T> {
+    fn take(&mut self, count: usize) -> Vec<Vec<u8>> {
+        (**self).take(count)
+    }
+
+    fn next_request(&mut self) -> Option<Vec<u8>> {
+        (**self).next_request()
+    }
+}
+
+/// Turns callbacks into complete HTTP/1.1 requests signed for one server URL.
+#[derive(Debug, Clone)]
+pub(super) struct Renderer {
     /// `http://127.0.0.1:PORT`: what signatures are computed for and the Host header.
     base_url: String,
     host: String,
     /// Send every request to this path instead (the baseline handler); signatures stay.
     path_override: Option<&'static str>,
+}
+
+impl Renderer {
+    fn new(base_url: &str) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let host = base_url.split_once("://").map_or(base_url.as_str(), |(_, rest)| rest).to_string();
+        Self { base_url, host, path_override: None }
+    }
+
+    pub(super) fn render(&self, callback: &Callback) -> Vec<u8> {
+        let url = format!("{}{}", self.base_url, callback.path);
+        let signature = signature::compute(AUTH_TOKEN, &url, &callback.params);
+        let body = encode_form(&callback.params);
+        let mut request = String::with_capacity(body.len() + 400);
+        let path = self.path_override.unwrap_or(callback.path);
+        // The headers TaskRouter's callbacks carry.
+        let _ = write!(
+            request,
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: TwilioProxy/1.1\r\nAccept: */*\r\n\
+             Cache-Control: max-age=259200\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
+             X-Home-Region: us1\r\n{header}: {signature}\r\nI-Twilio-Idempotency-Token: {token}\r\n\
+             Content-Length: {length}\r\n\r\n{body}",
+            host = self.host,
+            header = signature::SIGNATURE_HEADER,
+            token = callback.idempotency_token,
+            length = body.len(),
+        );
+        request.into_bytes()
+    }
+}
+
+/// Requests `first..first + count` of a sequence, rendered by `render` on every core.
+pub(super) fn render_in_parallel(
+    first: u64,
+    count: usize,
+    render: &(dyn Fn(u64) -> Vec<u8> + Sync),
+) -> Vec<Vec<u8>> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count.div_ceil(1_000));
+    let chunk = count.div_ceil(threads) as u64;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let from = first + t * chunk;
+                let to = (from + chunk).min(first + count as u64);
+                scope.spawn(move || (from..to).map(render).collect::<Vec<_>>())
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("renderer")).collect()
+    })
+}
+
+/// Produces unique signed requests for one server URL, as many as asked.
+#[derive(Clone)]
+pub struct Corpus {
+    base: Vec<Callback>,
+    span_ms: i64,
+    renderer: Renderer,
     /// How many requests were given so far.
     next: u64,
 }
@@ -68,15 +152,14 @@ impl Corpus {
     /// Simulates enough traffic for `stream` (the first replica holds at least `base_len`
     /// requests) for a server at `base_url`.
     pub fn new(base_url: &str, stream: Stream, base_len: usize, seed: u64) -> Self {
-        let base_url = base_url.trim_end_matches('/').to_string();
-        let host = base_url.split_once("://").map_or(base_url.as_str(), |(_, rest)| rest).to_string();
+        let renderer = Renderer::new(base_url);
         let mut engine = Engine::new(seed, 1_700_000_000_000, Some(ACCOUNT.to_string()));
         let traffic = DemoTraffic {
             tasks_per_minute: TASKS_PER_MINUTE,
             arrivals_for_ms: i64::MAX / 4,
             reservation_timeout: 120,
         };
-        scenario::build_demo(&mut engine, &CallbackUrls::tracer(&base_url), &traffic);
+        scenario::build_demo(&mut engine, &CallbackUrls::tracer(&renderer.base_url), &traffic);
         let start_ms = engine.now_ms();
         let mut base = Vec::with_capacity(base_len);
         while base.len() < base_len {
@@ -106,13 +189,27 @@ impl Corpus {
         }
         // A replica starts an hour after the previous one's last callback.
         let span_ms = engine.now_ms() - start_ms + 3_600_000;
-        Self { base, span_ms, base_url, host, path_override: None, next: 0 }
+        Self { base, span_ms, renderer, next: 0 }
     }
 
     /// Sends every request to `path` (for the baseline handler, which checks nothing).
     pub fn with_path(mut self, path: &'static str) -> Self {
-        self.path_override = Some(path);
+        self.renderer.path_override = Some(path);
         self
+    }
+
+    /// The simulated callbacks, as the first replica sends them.
+    pub(super) fn callbacks(&self) -> &[Callback] {
+        &self.base
+    }
+
+    /// How far each replica's clock is moved past the previous one's.
+    pub(super) fn span_ms(&self) -> i64 {
+        self.span_ms
+    }
+
+    pub(super) fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// The mean body size of the requests, in bytes.
@@ -133,19 +230,7 @@ impl Corpus {
         }
         let first = self.next;
         self.next += count as u64;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count.div_ceil(1_000));
-        let chunk = count.div_ceil(threads) as u64;
-        let corpus: &Corpus = self;
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads as u64)
-                .map(|t| {
-                    let from = first + t * chunk;
-                    let to = (from + chunk).min(first + count as u64);
-                    scope.spawn(move || (from..to).map(|n| corpus.render_nth(n)).collect::<Vec<_>>())
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().expect("renderer")).collect()
-        })
+        render_in_parallel(first, count, &|n| self.render_nth(n))
     }
 
     /// The next request.
@@ -160,28 +245,17 @@ impl Corpus {
     /// The `n`th request of the endless sequence: replica `n / len`, callback `n % len`.
     fn render_nth(&self, n: u64) -> Vec<u8> {
         let len = self.base.len() as u64;
-        self.render(&replica_of(&self.base[(n % len) as usize], n / len, self.span_ms))
+        self.renderer.render(&replica_of(&self.base[(n % len) as usize], n / len, self.span_ms))
+    }
+}
+
+impl RequestSource for Corpus {
+    fn take(&mut self, count: usize) -> Vec<Vec<u8>> {
+        Corpus::take(self, count)
     }
 
-    fn render(&self, callback: &Callback) -> Vec<u8> {
-        let url = format!("{}{}", self.base_url, callback.path);
-        let signature = signature::compute(AUTH_TOKEN, &url, &callback.params);
-        let body = encode_form(&callback.params);
-        let mut request = String::with_capacity(body.len() + 400);
-        let path = self.path_override.unwrap_or(callback.path);
-        // The headers TaskRouter's callbacks carry.
-        let _ = write!(
-            request,
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: TwilioProxy/1.1\r\nAccept: */*\r\n\
-             Cache-Control: max-age=259200\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
-             X-Home-Region: us1\r\n{header}: {signature}\r\nI-Twilio-Idempotency-Token: {token}\r\n\
-             Content-Length: {length}\r\n\r\n{body}",
-            host = self.host,
-            header = signature::SIGNATURE_HEADER,
-            token = callback.idempotency_token,
-            length = body.len(),
-        );
-        request.into_bytes()
+    fn next_request(&mut self) -> Option<Vec<u8>> {
+        Corpus::next_request(self)
     }
 }
 
@@ -190,7 +264,12 @@ fn replica_of(callback: &Callback, k: u64, span_ms: i64) -> Callback {
     if k == 0 {
         return callback.clone();
     }
-    let shift_ms = span_ms.saturating_mul(k as i64);
+    renamed(callback, k, span_ms.saturating_mul(k as i64))
+}
+
+/// `callback` with every SID of a renamed kind and its idempotency token renamed by `key`,
+/// and its clock moved `shift_ms` later.
+pub(super) fn renamed(callback: &Callback, k: u64, shift_ms: i64) -> Callback {
     let params = callback
         .params
         .iter()
@@ -214,7 +293,7 @@ fn replica_of(callback: &Callback, k: u64, span_ms: i64) -> Callback {
 }
 
 /// `text` with every SID of a renamed kind replaced by replica `k`'s name for it.
-fn rename_sids(text: &str, k: u64) -> String {
+pub(super) fn rename_sids(text: &str, k: u64) -> String {
     let bytes = text.as_bytes();
     let is_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
     let mut out = String::with_capacity(text.len());
@@ -254,7 +333,7 @@ pub struct Feed {
     requests: Vec<Vec<u8>>,
     next: AtomicUsize,
     cycle: bool,
-    more: Option<std::sync::Mutex<Corpus>>,
+    more: Option<std::sync::Mutex<Box<dyn RequestSource>>>,
     rendered_live: AtomicUsize,
 }
 
@@ -264,9 +343,9 @@ impl Feed {
         Self { requests, next: AtomicUsize::new(0), cycle, more: None, rendered_live: AtomicUsize::new(0) }
     }
 
-    /// `requests`, then whatever `corpus` renders next.
-    pub fn prepared_then(requests: Vec<Vec<u8>>, corpus: Corpus) -> Self {
-        Self { more: Some(std::sync::Mutex::new(corpus)), ..Self::prepared(requests, false) }
+    /// `requests`, then whatever `source` renders next.
+    pub fn prepared_then(requests: Vec<Vec<u8>>, source: impl RequestSource + 'static) -> Self {
+        Self { more: Some(std::sync::Mutex::new(Box::new(source))), ..Self::prepared(requests, false) }
     }
 
     /// The next request, or `None` when a prepared list without more is used up.
@@ -276,7 +355,7 @@ impl Feed {
         if let Some(request) = self.requests.get(i) {
             return Some(Request::Borrowed(request));
         }
-        let rendered = self.more.as_ref()?.lock().expect("corpus lock").next_request()?;
+        let rendered = self.more.as_ref()?.lock().expect("source lock").next_request()?;
         self.rendered_live.fetch_add(1, Ordering::Relaxed);
         Some(Request::Owned(rendered))
     }

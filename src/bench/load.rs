@@ -312,6 +312,18 @@ pub async fn open_loop(
     plan: OpenLoop,
     progress: &ProgressBar,
 ) -> LoadOutcome {
+    open_loop_until(address, feed, plan, Arc::new(AtomicBool::new(false)), progress).await
+}
+
+/// Runs `plan` as [`open_loop`] does, but no request is due once `stop` is set (the measured
+/// window ends there).
+pub async fn open_loop_until(
+    address: SocketAddr,
+    feed: Arc<Feed>,
+    plan: OpenLoop,
+    stop: Arc<AtomicBool>,
+    progress: &ProgressBar,
+) -> LoadOutcome {
     let started = Instant::now();
     let measured_from = started + plan.warmup;
     // Past this, requests still waiting are abandoned (and count as errors).
@@ -330,10 +342,11 @@ pub async fn open_loop(
             if at > now {
                 std::thread::sleep(at - now);
             }
-            if due_sender.send(at).is_err() {
-                break;
+            if stop.load(Ordering::Relaxed) || due_sender.send(at).is_err() {
+                return at;
             }
         }
+        measured_from + plan.duration
     });
     let connections: Vec<_> = (0..plan.connections)
         .map(|_| {
@@ -363,11 +376,79 @@ pub async fn open_loop(
         })
         .collect();
     let ticker = show_progress(progress, answered, started);
-    let _ = dispatcher.await;
+    let stopped_at = dispatcher.await.unwrap_or(measured_from + plan.duration);
     let mut total = merge_outcomes(connections).await;
     ticker.abort();
-    total.window = plan.duration;
+    total.window = stopped_at.saturating_duration_since(measured_from).min(plan.duration);
     total
+}
+
+/// What [`sequence`] saw: the outcome, and when each 2xx answer came, in the order they came.
+#[derive(Debug, Clone)]
+pub struct SequenceOutcome {
+    pub load: LoadOutcome,
+    /// Time since the first request was sent, one per acknowledged request, ascending.
+    pub acknowledged_at: Vec<Duration>,
+}
+
+/// Sends the first `count` requests of `feed`, in its order, over `connections` connections as
+/// a closed loop, each once, none after `limit` from the start; every answer is measured, and
+/// the window runs until the last one.
+pub async fn sequence(
+    address: SocketAddr,
+    feed: Arc<Feed>,
+    count: u64,
+    connections: usize,
+    limit: Duration,
+    progress: &ProgressBar,
+) -> SequenceOutcome {
+    let started = Instant::now();
+    let until = started + limit;
+    let claimed = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (feed, claimed, answered) = (feed.clone(), claimed.clone(), answered.clone());
+            tokio::spawn(async move {
+                let mut outcome = LoadOutcome::empty();
+                let mut acknowledged_at = Vec::new();
+                let mut connection: Option<Connection> = None;
+                while Instant::now() < until && claimed.fetch_add(1, Ordering::Relaxed) < count {
+                    let Some(request) = feed.next() else {
+                        outcome.failed("the requests ran out".into());
+                        break;
+                    };
+                    // A request is sent once: one that cannot get a connection is lost.
+                    if !ensure_connected(address, &mut connection, &mut outcome).await {
+                        continue;
+                    }
+                    let before = outcome.acknowledged;
+                    let sent = Instant::now();
+                    exchange_and_record(&mut connection, &request, sent, true, &mut outcome, &answered).await;
+                    if outcome.acknowledged > before {
+                        acknowledged_at.push(started.elapsed());
+                    }
+                }
+                (outcome, acknowledged_at)
+            })
+        })
+        .collect();
+    let ticker = show_progress(progress, answered, started);
+    let mut total = LoadOutcome::empty();
+    let mut acknowledged_at = Vec::with_capacity(count as usize);
+    for task in tasks {
+        match task.await {
+            Ok((outcome, times)) => {
+                total.merge(outcome);
+                acknowledged_at.extend(times);
+            }
+            Err(error) => total.failed(format!("a connection task failed: {error}")),
+        }
+    }
+    ticker.abort();
+    acknowledged_at.sort_unstable();
+    total.window = started.elapsed();
+    SequenceOutcome { load: total, acknowledged_at }
 }
 
 /// Waits for every connection task and adds up what they saw.
@@ -444,6 +525,32 @@ mod tests {
         assert_eq!(connection.exchange(request).await.unwrap(), (200, true));
         assert_eq!(connection.exchange(request).await.unwrap(), (503, false));
         assert!(connection.exchange(request).await.is_err(), "the server closed");
+    }
+
+    #[tokio::test]
+    async fn a_sequence_sends_each_request_once_and_times_every_acknowledgement() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 1024];
+                    while socket.read(&mut request).await.is_ok_and(|n| n > 0) {
+                        let _ = socket.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        let request = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n".to_vec();
+        let feed = Arc::new(Feed::prepared(vec![request; 50], false));
+        let outcome = sequence(address, feed, 40, 4, Duration::from_secs(60), &ProgressBar::hidden()).await;
+        assert_eq!((outcome.load.acknowledged, outcome.load.ok, outcome.load.errors), (40, 40, 0));
+        assert_eq!(outcome.acknowledged_at.len(), 40);
+        assert!(outcome.acknowledged_at.windows(2).all(|w| w[0] <= w[1]));
+        assert!(outcome.acknowledged_at.last().unwrap() <= &outcome.load.window);
+        let feed = Arc::new(Feed::prepared(vec![b"POST / HTTP/1.1\r\n\r\n".to_vec(); 10], false));
+        let stopped = sequence(address, feed, 10, 2, Duration::ZERO, &ProgressBar::hidden()).await;
+        assert_eq!(stopped.load.acknowledged + stopped.load.errors, 0, "nothing is sent past the limit");
     }
 
     #[test]

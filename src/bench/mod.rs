@@ -1,18 +1,21 @@
-//! `taskrouter-tracer bench`: one command that measures ingest, constant-rate latency, a soak
-//! under load, and reads at scale on this machine, and writes `BENCHMARKS.md`.
+//! `taskrouter-tracer bench`: one command that measures ingest, ingest under other workload
+//! shapes, constant-rate latency, one hot task, a soak under load, and reads at scale on this
+//! machine, and writes `BENCHMARKS.md`.
 //!
 //! Everything under test runs as a child process of this same binary (`serve`, `generate`,
 //! `rebuild`), with signature checking on and the default `synchronous=FULL`, each ingest phase
-//! on a fresh database; the requests are the simulator's, signed and unique (`corpus`), sent by
-//! a lean keep-alive HTTP/1.1 generator (`load`). `scale` and `soak` run their phases; `report`
-//! writes the file. A phase that fails (a child that fails, an answer that is not 2xx, a
+//! on a fresh database; the requests are the simulator's, signed and unique (`corpus`), spread
+//! over tasks as a shape says (`shapes`), sent by a lean keep-alive HTTP/1.1 generator (`load`).
+//! `hot`, `scale` and `soak` run their phases; `report` writes the file. A phase that fails (a child that fails, an answer that is not 2xx, a
 //! request lost) is reported and makes the command exit 1; timings never do.
 
 pub mod corpus;
+pub mod hot;
 pub mod load;
 pub mod report;
 pub mod scale;
 pub mod server;
+pub mod shapes;
 pub mod soak;
 
 use std::net::SocketAddr;
@@ -24,9 +27,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use corpus::{Corpus, Feed, Stream, AUTH_TOKEN};
+use corpus::{Corpus, Feed, RequestSource, Stream, AUTH_TOKEN};
 use load::{ClosedLoop, LoadOutcome, OpenLoop};
 use server::{CpuShares, CpuWatch, Server, ServerOptions, Usage};
+use shapes::{Shape, Workloads};
 
 /// Most requests prepared for one closed-loop run (about 2.3 KB each).
 const MAX_PREPARED: usize = 1_000_000;
@@ -34,14 +38,20 @@ const MAX_PREPARED: usize = 1_000_000;
 const QUICK_PREPARED: usize = 3_000;
 /// Connections the constant-rate run may use (TaskRouter opens as many as it needs).
 const OPEN_LOOP_CONNECTIONS: usize = 64;
+/// Fewest events of the hot task: its first and last thousand must not overlap.
+const MIN_HOT_EVENTS: u64 = 2_000;
 
 /// The phases, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Phase {
     /// Closed-loop ingest on both endpoints and the baseline handler.
     Ingest,
+    /// Closed-loop ingest of each workload shape, beside the baseline and the floor.
+    Shapes,
     /// The assignment endpoint at a constant rate.
     Rate,
+    /// One task driven to many events while other tasks' assignment callbacks are timed.
+    Hot,
     /// Mixed traffic for a minute: errors, RSS over time, page latency.
     Soak,
     /// Reads, size and rebuild on logs of each scale.
@@ -51,7 +61,8 @@ pub enum Phase {
 /// `taskrouter-tracer bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// A smoke run (what CI runs): 2 s per ingest phase, a 20,000-event scale, a 5 s soak.
+    /// A smoke run (what CI runs): 2 s per ingest phase, 0.5 s per workload shape, a hot task of
+    /// 2,000 events, a 20,000-event scale, a 5 s soak.
     #[arg(long)]
     pub quick: bool,
     /// Seconds each closed-loop ingest phase is measured, after a warm-up of a fifth of it
@@ -68,6 +79,18 @@ pub struct BenchArgs {
     /// Requests per second of the constant-rate run on the assignment endpoint.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
+    /// Seconds each closed-loop run of the workload shapes is measured, after a warm-up of a
+    /// fifth of it (0.2–1 s) [default: --seconds, or 0.5 with --quick].
+    #[arg(long)]
+    pub shape_seconds: Option<f64>,
+    /// Events the hot task is driven to (at least 2,000); k and M allowed [default: 100k, or
+    /// 2k with --quick].
+    #[arg(long, value_parser = parse_count)]
+    pub hot_events: Option<u64>,
+    /// Most seconds the hot task's events are sent; past that the phase stops where it got to
+    /// (a slow tracer never fails it) [default: 600, or 120 with --quick].
+    #[arg(long)]
+    pub hot_seconds: Option<f64>,
     /// Seconds the constant-rate run is measured, after the same warm-up [default: 30, or 2
     /// with --quick]. Its p99 is decided by the slowest hundredth of its requests: over 10 s at
     /// 1,000/s that is 100 requests, so one stall of the disk's longer than 0.1 s decides it;
@@ -85,7 +108,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub repeat: Option<usize>,
     /// The phases to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "ingest,rate,soak,scale")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ingest,shapes,rate,hot,soak,scale")]
     pub phases: Vec<Phase>,
     /// Where the report is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -122,6 +145,10 @@ pub struct Settings {
     pub seconds: Duration,
     pub warmup: Duration,
     pub connections: Vec<usize>,
+    pub shape_seconds: Duration,
+    pub shape_warmup: Duration,
+    pub hot_events: u64,
+    pub hot_limit: Duration,
     pub rate: f64,
     pub rate_seconds: Duration,
     pub soak_seconds: Duration,
@@ -137,8 +164,18 @@ impl Settings {
         let seconds = args.seconds.unwrap_or(if args.quick { 2.0 } else { 10.0 });
         let rate_seconds = args.rate_seconds.unwrap_or(if args.quick { 2.0 } else { 30.0 });
         let soak = args.soak_seconds.unwrap_or(if args.quick { 5.0 } else { 60.0 });
-        if !(seconds > 0.0 && rate_seconds > 0.0 && soak > 0.0 && args.rate > 0.0) {
-            bail!("--seconds, --rate-seconds, --soak-seconds and --rate must be positive");
+        let shape_seconds = args.shape_seconds.unwrap_or(if args.quick { 0.5 } else { seconds });
+        let hot_seconds = args.hot_seconds.unwrap_or(if args.quick { 120.0 } else { 600.0 });
+        let durations = [seconds, shape_seconds, rate_seconds, soak, hot_seconds];
+        if !(durations.iter().all(|d| *d > 0.0) && args.rate > 0.0) {
+            bail!(
+                "--seconds, --shape-seconds, --rate-seconds, --soak-seconds, --hot-seconds and --rate must be \
+                 positive"
+            );
+        }
+        let hot_events = args.hot_events.unwrap_or(if args.quick { MIN_HOT_EVENTS } else { 100_000 });
+        if hot_events < MIN_HOT_EVENTS {
+            bail!("--hot-events must be at least {MIN_HOT_EVENTS}");
         }
         if args.connections.is_empty() || args.connections.contains(&0) || args.soak_connections == 0 {
             bail!("connection counts must be positive");
@@ -147,8 +184,12 @@ impl Settings {
         Ok(Self {
             quick: args.quick,
             seconds: Duration::from_secs_f64(seconds),
-            warmup: Duration::from_secs_f64((seconds / 5.0).clamp(0.2, 1.0)),
+            warmup: warmup_for(seconds),
             connections: args.connections.clone(),
+            shape_seconds: Duration::from_secs_f64(shape_seconds),
+            shape_warmup: warmup_for(shape_seconds),
+            hot_events,
+            hot_limit: Duration::from_secs_f64(hot_seconds),
             rate: args.rate,
             rate_seconds: Duration::from_secs_f64(rate_seconds),
             soak_seconds: Duration::from_secs_f64(soak),
@@ -165,6 +206,11 @@ impl Settings {
             phases: args.phases.clone(),
         })
     }
+}
+
+/// The warm-up before a closed-loop run measured for `seconds`.
+fn warmup_for(seconds: f64) -> Duration {
+    Duration::from_secs_f64((seconds / 5.0).clamp(0.2, 1.0))
 }
 
 /// What the server under test is asked to do.
@@ -211,6 +257,8 @@ pub struct StoredCheck {
 #[derive(Debug, Clone)]
 pub struct IngestResult {
     pub target: Target,
+    /// How its requests met tasks (the baseline's and the floor's are always realistic).
+    pub shape: Shape,
     pub connections: usize,
     pub load: LoadOutcome,
     pub server: Usage,
@@ -239,7 +287,10 @@ pub struct BenchRun {
     pub machine: report::Machine,
     pub command: String,
     pub ingest: Vec<IngestResult>,
+    /// The workload shapes' runs, with their own baseline and floor runs.
+    pub shapes: Vec<IngestResult>,
     pub rate: Option<RateResult>,
+    pub hot: Option<hot::HotResult>,
     pub soak: Option<soak::SoakResult>,
     pub scales: Vec<scale::ScaleResult>,
     /// Mean body bytes of the event and of the assignment callbacks sent.
@@ -282,42 +333,52 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         settings: settings.clone(),
         ingest: Vec::new(),
+        shapes: Vec::new(),
         rate: None,
+        hot: None,
         soak: None,
         scales: Vec::new(),
         failures: Vec::new(),
     };
     let context = PhaseContext { port, work_dir: work.path().to_path_buf() };
+    // Every phase that loads the server sends the same simulation's requests.
+    let workloads = if [Phase::Ingest, Phase::Shapes, Phase::Rate, Phase::Hot]
+        .iter()
+        .any(|p| settings.phases.contains(p))
+    {
+        let (base_url, quick) = (context.base_url(), settings.quick);
+        Some(Arc::new(tokio::task::spawn_blocking(move || Workloads::simulate(&base_url, quick)).await?))
+    } else {
+        None
+    };
 
-    if settings.phases.contains(&Phase::Ingest) {
+    if let (true, Some(workloads)) = (settings.phases.contains(&Phase::Ingest), &workloads) {
+        let duration = (settings.warmup, settings.seconds);
+        let runs = [Target::Baseline, Target::Floor, Target::Events, Target::Assignment]
+            .map(|target| (Shape::Realistic, target));
         for &connections in &settings.connections {
-            let mut baseline_rate = None;
-            for target in [Target::Baseline, Target::Floor, Target::Events, Target::Assignment] {
-                let name = format!("{} × {connections}", target.label());
-                settle_disk().await;
-                let bar = phase_bar(&name, settings.warmup + settings.seconds);
-                match ingest_phase(&context, &settings, target, connections, baseline_rate, &bar).await {
-                    Ok(result) => {
-                        bar.finish_and_clear();
-                        println!("{}", report::ingest_line(&result));
-                        if target == Target::Baseline {
-                            baseline_rate = Some(result.load.rate());
-                        }
-                        if let Some(problem) = load_problem(&result.load) {
-                            run.failures.push(format!("{name}: {problem}"));
-                        }
-                        run.ingest.push(result);
-                    }
-                    Err(error) => fail(&mut run, &bar, &name, error),
-                }
-            }
+            let results =
+                ingest_series(&mut run, &context, workloads, &runs, connections, duration, false).await;
+            run.ingest.extend(results);
         }
     }
-    if settings.phases.contains(&Phase::Rate) {
+    if let (true, Some(workloads)) = (settings.phases.contains(&Phase::Shapes), &workloads) {
+        let duration = (settings.shape_warmup, settings.shape_seconds);
+        let mut runs = vec![(Shape::Realistic, Target::Baseline), (Shape::Realistic, Target::Floor)];
+        for shape in Shape::ALL {
+            runs.extend([(shape, Target::Events), (shape, Target::Assignment)]);
+        }
+        for &connections in &settings.connections {
+            let results =
+                ingest_series(&mut run, &context, workloads, &runs, connections, duration, true).await;
+            run.shapes.extend(results);
+        }
+    }
+    if let (true, Some(workloads)) = (settings.phases.contains(&Phase::Rate), &workloads) {
         let name = format!("assignment at {} req/s", settings.rate);
         settle_disk().await;
         let bar = phase_bar(&name, settings.warmup + settings.rate_seconds);
-        match rate_phase(&context, &settings, &bar).await {
+        match rate_phase(&context, &settings, workloads, &bar).await {
             Ok(result) => {
                 bar.finish_and_clear();
                 println!("{}", report::rate_line(&result));
@@ -325,6 +386,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     run.failures.push(format!("{name}: {problem}"));
                 }
                 run.rate = Some(result);
+            }
+            Err(error) => fail(&mut run, &bar, &name, error),
+        }
+    }
+    if let (true, Some(workloads)) = (settings.phases.contains(&Phase::Hot), &workloads) {
+        let name = format!("one task to {} events", report::count(settings.hot_events));
+        settle_disk().await;
+        let bar = ProgressBar::new_spinner()
+            .with_style(
+                ProgressStyle::with_template("{prefix:>38} {spinner} {elapsed:>4} {msg}")
+                    .expect("valid template"),
+            )
+            .with_prefix(name.clone());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let plan = hot::HotPlan {
+            events: settings.hot_events,
+            limit: settings.hot_limit,
+            connections: hot::HOT_CONNECTIONS,
+            others_rate: hot::OTHERS_RATE,
+        };
+        match hot::run(&context, workloads, &plan, &bar).await {
+            Ok(result) => {
+                bar.finish_and_clear();
+                println!("{}", report::hot_text(&result));
+                run.failures.extend(hot::problems(&result).into_iter().map(|p| format!("{name}: {p}")));
+                run.hot = Some(result);
             }
             Err(error) => fail(&mut run, &bar, &name, error),
         }
@@ -466,74 +553,108 @@ fn load_problem(load: &LoadOutcome) -> Option<String> {
     Some(problem)
 }
 
-/// Simulates `stream` and renders its first `count` requests (for `path` instead of the
-/// stream's own endpoint when given), off the async runtime; the corpus is returned to render
-/// more if the load needs them.
+/// Renders the first `count` requests of `shape` for `target` off the async runtime; the
+/// source is returned to render more if the load needs them.
 async fn prepare(
-    base_url: &str,
-    stream: Stream,
+    workloads: &Arc<Workloads>,
+    shape: Shape,
+    target: Target,
     count: usize,
-    quick: bool,
-    path: Option<&'static str>,
-) -> anyhow::Result<(Vec<Vec<u8>>, Corpus)> {
-    let base_url = base_url.to_string();
-    Ok(tokio::task::spawn_blocking(move || {
-        // A task is reserved about once per fourteen callbacks; the replicas do the rest.
-        let base_len = match (stream, quick) {
-            (Stream::Assignments, false) => 2_000,
-            (Stream::Assignments, true) => 300,
-            (_, false) => 20_000,
-            (_, true) => 2_000,
+) -> anyhow::Result<(Vec<Vec<u8>>, Box<dyn RequestSource>)> {
+    let mut source = workloads.source(shape, target);
+    Ok(tokio::task::spawn_blocking(move || (source.take(count), source)).await?)
+}
+
+/// Runs `runs` (shape, target) in order at `connections`, each for `duration` (warm-up,
+/// measured), printing each and recording its failures; the durable runs are sized from the
+/// baseline's rate when it ran first.
+async fn ingest_series(
+    run: &mut BenchRun,
+    context: &PhaseContext,
+    workloads: &Arc<Workloads>,
+    runs: &[(Shape, Target)],
+    connections: usize,
+    duration: (Duration, Duration),
+    shaped: bool,
+) -> Vec<IngestResult> {
+    let mut results = Vec::new();
+    let mut baseline_rate = None;
+    for &(shape, target) in runs {
+        let name = match target {
+            Target::Events | Target::Assignment if shaped => {
+                format!("{} × {} × {connections}", shape.label(), target.short_label())
+            }
+            _ => format!("{} × {connections}", target.label()),
         };
-        let mut corpus = Corpus::new(&base_url, stream, base_len.min(count.max(1)), 1);
-        if let Some(path) = path {
-            corpus = corpus.with_path(path);
+        settle_disk().await;
+        let bar = phase_bar(&name, duration.0 + duration.1);
+        let plan =
+            IngestPlan { shape, target, connections, warmup: duration.0, seconds: duration.1, baseline_rate };
+        match ingest_phase(context, run.settings.quick, workloads, &plan, &bar).await {
+            Ok(result) => {
+                bar.finish_and_clear();
+                let line = if shaped { report::shape_line(&result) } else { report::ingest_line(&result) };
+                println!("{line}");
+                if target == Target::Baseline {
+                    baseline_rate = Some(result.load.rate());
+                }
+                if let Some(problem) = load_problem(&result.load) {
+                    run.failures.push(format!("{name}: {problem}"));
+                }
+                results.push(result);
+            }
+            Err(error) => fail(run, &bar, &name, error),
         }
-        (corpus.take(count), corpus)
-    })
-    .await?)
+    }
+    results
+}
+
+/// One closed-loop run: what it sends, how hard and how long.
+struct IngestPlan {
+    shape: Shape,
+    target: Target,
+    connections: usize,
+    warmup: Duration,
+    seconds: Duration,
+    /// The baseline's rate at these connections, to size what is prepared.
+    baseline_rate: Option<f64>,
 }
 
 async fn ingest_phase(
     context: &PhaseContext,
-    settings: &Settings,
-    target: Target,
-    connections: usize,
-    baseline_rate: Option<f64>,
+    quick: bool,
+    workloads: &Arc<Workloads>,
+    plan: &IngestPlan,
     bar: &ProgressBar,
 ) -> anyhow::Result<IngestResult> {
-    let window = (settings.warmup + settings.seconds).as_secs_f64();
+    let IngestPlan { shape, target, connections, .. } = *plan;
+    let window = (plan.warmup + plan.seconds).as_secs_f64();
     bar.set_message("preparing requests");
-    let base_url = context.base_url();
     let feed = match target {
         // Neither looks at what it receives (the floor stores every body as it comes, with no
         // dedup), so repeating requests flatters nothing.
         Target::Baseline | Target::Floor => {
-            let pool = if settings.quick { 1_000 } else { 5_000 };
-            let path =
-                if target == Target::Baseline { "/webhooks/bench-baseline" } else { "/webhooks/bench-floor" };
-            Feed::prepared(
-                prepare(&base_url, Stream::Events, pool, settings.quick, Some(path)).await?.0,
-                true,
-            )
+            let pool = if quick { 1_000 } else { 5_000 };
+            Feed::prepared(prepare(workloads, shape, target, pool).await?.0, true)
         }
         _ => {
             // The durable server cannot outrun the baseline: that many, and a tenth more, are
             // prepared (a smoke run prepares fewer and renders the rest as needed).
-            let rate = baseline_rate.filter(|r| *r > 0.0).unwrap_or(50_000.0);
-            let limit = if settings.quick { QUICK_PREPARED } else { MAX_PREPARED };
+            let rate = plan.baseline_rate.filter(|r| *r > 0.0).unwrap_or(50_000.0);
+            let limit = if quick { QUICK_PREPARED } else { MAX_PREPARED };
             let count = ((rate * window * 1.1) as usize + connections).min(limit);
-            let stream = if target == Target::Events { Stream::Events } else { Stream::Assignments };
-            let (requests, corpus) = prepare(&base_url, stream, count, settings.quick, None).await?;
-            Feed::prepared_then(requests, corpus)
+            let (requests, source) = prepare(workloads, shape, target, count).await?;
+            Feed::prepared_then(requests, source)
         }
     };
     let feed = Arc::new(feed);
-    let name = match target {
-        Target::Baseline => format!("baseline-{connections}"),
-        Target::Floor => format!("floor-{connections}"),
-        Target::Events => format!("events-{connections}"),
-        Target::Assignment => format!("assignment-{connections}"),
+    let name = match (target, shape) {
+        (Target::Baseline, _) => format!("baseline-{connections}"),
+        (Target::Floor, _) => format!("floor-{connections}"),
+        (Target::Events, Shape::Realistic) => format!("events-{connections}"),
+        (Target::Assignment, Shape::Realistic) => format!("assignment-{connections}"),
+        (Target::Events, _) => format!("{}-events-{connections}", shape.slug()),
+        (Target::Assignment, _) => format!("{}-assignment-{connections}", shape.slug()),
     };
     let mut server = context.start_server(&name, matches!(target, Target::Baseline | Target::Floor)).await?;
     bar.set_message("");
@@ -541,7 +662,7 @@ async fn ingest_phase(
     let load = load::closed_loop(
         context.address(),
         feed.clone(),
-        ClosedLoop { connections, warmup: settings.warmup, duration: settings.seconds },
+        ClosedLoop { connections, warmup: plan.warmup, duration: plan.seconds },
         bar,
     )
     .await;
@@ -564,6 +685,7 @@ async fn ingest_phase(
     discard_database(&context.database(&name));
     Ok(IngestResult {
         target,
+        shape,
         connections,
         load,
         server: usage,
@@ -589,14 +711,14 @@ pub(crate) async fn settle_disk() {
 async fn rate_phase(
     context: &PhaseContext,
     settings: &Settings,
+    workloads: &Arc<Workloads>,
     bar: &ProgressBar,
 ) -> anyhow::Result<RateResult> {
     bar.set_message("preparing requests");
     let count =
         (settings.rate * (settings.warmup + settings.rate_seconds).as_secs_f64()).ceil() as usize + 16;
-    let (requests, corpus) =
-        prepare(&context.base_url(), Stream::Assignments, count, settings.quick, None).await?;
-    let feed = Arc::new(Feed::prepared_then(requests, corpus));
+    let (requests, source) = prepare(workloads, Shape::Realistic, Target::Assignment, count).await?;
+    let feed = Arc::new(Feed::prepared_then(requests, source));
     let mut server = context.start_server("constant-rate", false).await?;
     bar.set_message("");
     let watch = CpuWatch::start(&[server.pid]);
@@ -699,12 +821,25 @@ mod tests {
         assert_eq!(quick.seconds, Duration::from_secs(2));
         assert_eq!(quick.rate_seconds, Duration::from_secs(2));
         assert_eq!(quick.soak_seconds, Duration::from_secs(5));
+        assert_eq!(
+            (quick.shape_seconds, quick.shape_warmup),
+            (Duration::from_millis(500), Duration::from_millis(200))
+        );
+        assert_eq!((quick.hot_events, quick.hot_limit), (2_000, Duration::from_secs(120)));
         let full = Settings::from_args(&Wrapper::parse_from(["x", "--scales", "1M"]).args).unwrap();
         assert_eq!(full.scales, vec![1_000_000]);
         assert_eq!(full.warmup, Duration::from_secs(1));
         assert_eq!(full.slow_repeat, 5);
         assert_eq!(full.seconds, Duration::from_secs(10));
         assert_eq!(full.rate_seconds, Duration::from_secs(30));
+        assert_eq!((full.shape_seconds, full.hot_events), (Duration::from_secs(10), 100_000));
+        assert_eq!(full.hot_limit, Duration::from_secs(600));
+        assert_eq!(full.phases.len(), 6, "every phase by default");
+        let hot = Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1M"]).args).unwrap();
+        assert_eq!(hot.hot_events, 1_000_000);
+        assert!(Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1k"]).args).is_err());
+        assert!(Settings::from_args(&Wrapper::parse_from(["x", "--shape-seconds", "0"]).args).is_err());
+        assert!(Settings::from_args(&Wrapper::parse_from(["x", "--hot-seconds", "0"]).args).is_err());
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--seconds", "0"]).args).is_err());
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--rate-seconds", "0"]).args).is_err());
     }

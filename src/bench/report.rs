@@ -1,6 +1,6 @@
 //! `BENCHMARKS.md`: the machine, the date, the commit and the exact command, then one table per
-//! phase, the soak's memory curve, and issue 9's targets beside what this run measured. Also
-//! the one-line summaries printed as phases finish.
+//! phase, the soak's memory curve, and the targets beside what this run measured. Also the
+//! one-line summaries printed as phases finish.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -8,10 +8,17 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::hot::{HotResult, WINDOW_EVENTS};
 use super::scale::ScaleResult;
 use super::server::CpuShares;
+use super::shapes::{Shape, BUSY_TASKS};
 use super::soak::SoakResult;
 use super::{BenchRun, IngestResult, Phase, RateResult, Target};
+
+/// Events the hot task must reach for its targets to be judged.
+const HOT_JUDGED_AT: u64 = 100_000;
+/// Connections at which every shape's throughput is judged.
+const SHAPES_JUDGED_AT: usize = 32;
 
 /// What the run ran on.
 #[derive(Debug, Clone)]
@@ -124,7 +131,7 @@ fn percent(share: f64) -> String {
     }
 }
 
-fn count(n: u64) -> String {
+pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -171,6 +178,53 @@ pub fn ingest_line(result: &IngestResult) -> String {
         result.load.errors,
         mib(result.server.peak_rss_bytes),
     )
+}
+
+/// The printed summary of a workload shape's run.
+pub fn shape_line(result: &IngestResult) -> String {
+    let shape = match result.target {
+        Target::Events | Target::Assignment => result.shape.label(),
+        Target::Baseline | Target::Floor => "",
+    };
+    format!(
+        "{:>20} {:>10} × {:>3}: {:>8} req/s  p50 {:>9}  p99 {:>9}  non-2xx {}  errors {}  peak RSS {}",
+        shape,
+        result.target.short_label(),
+        result.connections,
+        rate(result.load.rate()),
+        ms(quantile(&result.load.latency, 0.5)),
+        ms(quantile(&result.load.latency, 0.99)),
+        result.load.non_2xx,
+        result.load.errors,
+        mib(result.server.peak_rss_bytes),
+    )
+}
+
+/// The printed summary of the hot task.
+pub fn hot_text(result: &HotResult) -> String {
+    let others = &result.others.latency;
+    format!(
+        "one task to {} events × {}: {} req/s overall, first {} {} req/s, last {} {} req/s ({}), RSS at end {} \
+         (peak {}); other tasks' assignment callbacks at {}/s: p50 {}  p99 {}  max {}",
+        count(result.events),
+        result.connections,
+        rate(result.load.rate()),
+        count(WINDOW_EVENTS as u64),
+        optional_rate(result.first_rate),
+        count(WINDOW_EVENTS as u64),
+        optional_rate(result.last_rate),
+        result.ratio().map_or("–".into(), |r| format!("{r:.2}×")),
+        mib(result.rss_at_end),
+        mib(result.server.peak_rss_bytes),
+        rate(result.others_rate),
+        ms(quantile(others, 0.5)),
+        ms(quantile(others, 0.99)),
+        ms(Duration::from_micros(others.max())),
+    )
+}
+
+fn optional_rate(value: Option<f64>) -> String {
+    value.map_or("–".into(), rate)
 }
 
 /// The printed summary of the constant-rate run.
@@ -313,10 +367,16 @@ pub fn render(run: &BenchRun) -> String {
     let _ = writeln!(
         out,
         "- **Settings:** {} measured per ingest phase and {} at a constant rate, each after {} of \
-         warm-up; reads repeated {} times (reads slower than 250 ms {} times); soak {} × {} connections{}",
+         warm-up, each workload shape {} after {}; the hot task to {} events (for at most {}); reads \
+         repeated {} times \
+         (reads slower than 250 ms {} times); soak {} × {} connections{}",
         seconds(s.seconds),
         seconds(s.rate_seconds),
         seconds(s.warmup),
+        seconds(s.shape_seconds),
+        seconds(s.shape_warmup),
+        count(s.hot_events),
+        seconds(s.hot_limit),
         s.repeat,
         s.slow_repeat,
         seconds(s.soak_seconds),
@@ -344,8 +404,14 @@ pub fn render(run: &BenchRun) -> String {
     if s.phases.contains(&Phase::Ingest) {
         render_ingest(&mut out, run);
     }
+    if s.phases.contains(&Phase::Shapes) {
+        render_shapes(&mut out, run);
+    }
     if let Some(result) = &run.rate {
         render_rate(&mut out, result);
+    }
+    if let Some(result) = &run.hot {
+        render_hot(&mut out, result);
     }
     if let Some(result) = &run.soak {
         render_soak(&mut out, result);
@@ -428,7 +494,7 @@ fn render_ratio_budget(out: &mut String, run: &BenchRun) {
     }
     let _ = writeln!(
         out,
-        "What the ratio target leaves per request, in CPU time, beside what each run's requests cost (each run's \
+        "What half the baseline's rate would leave per request, in CPU time, beside what each run's requests cost (each run's \
          CPU shares over its rate; CPUs the server and the load generator left unused, to other processes or idle, \
          mean requests waited: for the disk, or for the single writer thread):\n"
     );
@@ -491,6 +557,148 @@ fn rendered_live_note(phase: &str, rendered: usize) -> String {
          from the server.*",
         count(rendered as u64)
     )
+}
+
+fn render_shapes(out: &mut String, run: &BenchRun) {
+    let _ = writeln!(out, "## Workload shapes, closed loop\n");
+    let _ = writeln!(
+        out,
+        "The same closed loop, baseline and floor as the ingest table, in one series per connection count, \
+         each run on a fresh database; only how the requests meet tasks changes (every request signed, every \
+         event Sid unique, bodies the simulator's):\n\n\
+         - **{}:** the simulation, as in the ingest table;\n\
+         - **{}:** every request names a task (and reservation) never seen before: the simulation's event \
+         types, or its assignment callbacks;\n\
+         - **{}:** requests round-robin over {} tasks, each going through task-queue.entered, reservation \
+         created then rejected, task.updated, created then timed out, a worker.activity.update (which names \
+         no task), created then accepted, a fresh reservation each time, its clock moving forward;\n\
+         - **{}:** every request names the same task: reservation.created, then .rejected (one in four \
+         .timeout), then task.updated, a new reservation each round, its clock moving forward; the \
+         assignment runs send that task's callbacks, a new reservation each.\n",
+        Shape::Realistic.label(),
+        Shape::TaskPerEvent.label(),
+        Shape::BusyTasks.label(),
+        BUSY_TASKS,
+        Shape::HotTask.label(),
+    );
+    let _ = writeln!(
+        out,
+        "| shape | endpoint | connections | req/s | of floor | of baseline | p50 | p99 | p99.9 | non-2xx | errors | rows stored | server peak RSS | CPU: server / bench / others |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &run.shapes {
+        let (shape, endpoint) = match r.target {
+            Target::Events | Target::Assignment => (r.shape.label(), r.target.label()),
+            Target::Baseline | Target::Floor => ("—", r.target.label()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            shape,
+            endpoint,
+            r.connections,
+            rate(r.load.rate()),
+            share_of(&run.shapes, r, Target::Floor),
+            share_of(&run.shapes, r, Target::Baseline),
+            ms(quantile(&r.load.latency, 0.5)),
+            ms(quantile(&r.load.latency, 0.99)),
+            ms(quantile(&r.load.latency, 0.999)),
+            r.load.non_2xx,
+            r.load.errors,
+            r.stored.as_ref().map_or("—".to_string(), |s| count(s.rows)),
+            mib(r.server.peak_rss_bytes),
+            cpu(&r.cpu),
+        );
+    }
+    out.push('\n');
+    for r in run.shapes.iter().filter(|r| r.rendered_live > 0) {
+        let phase = format!("{} × {} × {}", r.shape.label(), r.target.short_label(), r.connections);
+        let _ = writeln!(out, "{}\n", rendered_live_note(&phase, r.rendered_live));
+    }
+}
+
+fn render_hot(out: &mut String, r: &HotResult) {
+    let window = count(WINDOW_EVENTS as u64);
+    let _ = writeln!(out, "## Hot task: one task to {} events\n", count(r.events));
+    if r.stopped_at_limit {
+        let _ = writeln!(
+            out,
+            "*Stopped at the {} limit (`--hot-seconds`) after {} events: the windows and figures below are \
+             of the events sent.*\n",
+            seconds(r.limit),
+            count(r.load.acknowledged)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "One task's events (the hot-task shape: reservation created, rejected or timed out, task updated, a new \
+         reservation each round) sent in order by a closed loop of {} connections, each once, on a fresh \
+         database; meanwhile assignment callbacks for other tasks, each a task never seen before, are due at \
+         {} a second (open loop, latency from when each was due). The first and last {window} are counted in \
+         the order they were acknowledged, each window timed from the acknowledgement before it (the first from \
+         the start): a last window as fast as the first means the task's growing history costs its ingest \
+         nothing.\n",
+        r.connections,
+        rate(r.others_rate),
+    );
+    let _ = writeln!(
+        out,
+        "| events | connections | wall time | req/s overall | first {window} | last {window} | last ÷ first | non-2xx | errors | rows stored | server RSS after start / at end / peak | CPU: server / bench / others |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} |\n",
+        if r.stopped_at_limit {
+            format!("{} of {}", count(r.load.acknowledged), count(r.events))
+        } else {
+            count(r.events)
+        },
+        r.connections,
+        r.load.window.as_secs_f64(),
+        rate(r.load.rate()),
+        optional_rate(r.first_rate),
+        optional_rate(r.last_rate),
+        r.ratio().map_or("–".into(), |ratio| format!("{ratio:.2}×")),
+        r.load.non_2xx,
+        r.load.errors,
+        count(r.stored.rows),
+        mib(r.rss_after_start),
+        mib(r.rss_at_end),
+        mib(r.server.peak_rss_bytes),
+        cpu(&r.cpu),
+    );
+    if !r.tenths.is_empty() {
+        let tenths: Vec<String> = r.tenths.iter().map(|t| rate(*t)).collect();
+        let _ = writeln!(
+            out,
+            "Events per second over each tenth of the events, in order: {}.\n",
+            tenths.join(", ")
+        );
+    }
+    let _ = writeln!(out, "{}\n", rss_trend(&r.rss));
+    let latency = &r.others.latency;
+    let _ = writeln!(
+        out,
+        "| other tasks' assignment callbacks | answered | req/s | p50 | p99 | p99.9 | max | non-2xx | errors |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| due at {} req/s | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        rate(r.others_rate),
+        count(r.others.ok + r.others.non_2xx),
+        rate(r.others.rate()),
+        ms(quantile(latency, 0.5)),
+        ms(quantile(latency, 0.99)),
+        ms(quantile(latency, 0.999)),
+        ms(Duration::from_micros(latency.max())),
+        r.others.non_2xx,
+        r.others.errors,
+    );
+    if r.rendered_live > 0 {
+        let _ = writeln!(out, "{}\n", rendered_live_note("hot task", r.rendered_live));
+    }
 }
 
 fn render_rate(out: &mut String, r: &RateResult) {
@@ -662,9 +870,9 @@ fn render_scales(out: &mut String, scales: &[ScaleResult]) {
     }
 }
 
-/// Issue 9's targets beside this run's figures.
+/// The targets beside this run's figures.
 fn render_targets(out: &mut String, run: &BenchRun) {
-    let _ = writeln!(out, "## Targets (issue 9)\n");
+    let _ = writeln!(out, "## Targets\n");
     if cfg!(debug_assertions) {
         let _ = writeln!(out, "*A debug build: these verdicts say nothing about the product.*\n");
     }
@@ -678,21 +886,58 @@ fn render_targets(out: &mut String, run: &BenchRun) {
         };
         let _ = writeln!(out, "| {target} | {text} | {mark} |");
     };
-    for r in run.ingest.iter().filter(|r| matches!(r.target, Target::Events | Target::Assignment)) {
-        let measured =
-            target_rate(&run.ingest, Target::Baseline, r.connections).filter(|b| *b > 0.0).map(|b| {
-                let share = r.load.rate() / b;
-                // The floor's own share says what durable SQLite alone reached in the same run.
-                let floor = target_rate(&run.ingest, Target::Floor, r.connections)
-                    .map(|f| format!("; the floor: {:.0} %", f / b * 100.0))
-                    .unwrap_or_default();
-                (
-                    format!("{:.0} % ({} of {} req/s{floor})", share * 100.0, rate(r.load.rate()), rate(b)),
-                    Some(share >= 0.5),
-                )
-            });
-        line(&format!("{} × {} at ≥ 50 % of the baseline", r.target.label(), r.connections), measured);
+    let throughput = shape_target_lines(run);
+    if throughput.is_empty() {
+        line(
+            &format!(
+                "every shape × {SHAPES_JUDGED_AT} connections: events ≥ 50 % of the floor, assignment ≥ 40 %"
+            ),
+            None,
+        );
     }
+    for (target, measured) in throughput {
+        line(&target, measured);
+    }
+    let hot = |measure: &dyn Fn(&HotResult) -> Option<(String, bool)>| -> Option<(String, Option<bool>)> {
+        let r = run.hot.as_ref()?;
+        let (text, met) = measure(r)?;
+        let reached = count(r.load.acknowledged);
+        Some(match (r.events >= HOT_JUDGED_AT, r.stopped_at_limit) {
+            (true, false) => (format!("{text} at {} events", count(r.events)), Some(met)),
+            // Already missed on the way there, it cannot be met; otherwise it is not known.
+            (true, true) => (
+                format!("{text} after {reached} events, when the time limit stopped it"),
+                (!met).then_some(false),
+            ),
+            (false, _) => (format!("{text} at {reached} events only"), None),
+        })
+    };
+    line(
+        "hot task: rate over the last 1,000 of 100,000 events ≥ 0.8× the first 1,000",
+        hot(&|r| {
+            let ratio = r.ratio()?;
+            Some((
+                format!(
+                    "{ratio:.2}× ({} vs {} req/s)",
+                    optional_rate(r.last_rate),
+                    optional_rate(r.first_rate)
+                ),
+                ratio >= 0.8,
+            ))
+        }),
+    );
+    line(
+        "other tasks' assignment callbacks during the hot task: p99 ≤ 10 ms",
+        hot(&|r| {
+            let p99 = quantile(&r.others.latency, 0.99);
+            (!r.others.latency.is_empty()).then(|| {
+                (
+                    format!("p99 {} at {} req/s", ms(p99), rate(r.others_rate)),
+                    p99 <= Duration::from_millis(10),
+                )
+            })
+        }),
+    );
     line(
         "assignment at 1,000 req/s: p99 ≤ 5 ms",
         run.rate.as_ref().map(|r| {
@@ -756,6 +1001,50 @@ fn render_targets(out: &mut String, run: &BenchRun) {
         })),
     );
     out.push('\n');
+    let _ = writeln!(
+        out,
+        "The ingest's share of the no-storage baseline is not a target: the floor, what durable SQLite alone \
+         reaches in the same run, is the reference.\n"
+    );
+}
+
+/// A target's figure and verdict (`None`: not judged), or `None` when it was not measured.
+type Measured = Option<(String, Option<bool>)>;
+
+/// One target line per shape and endpoint at [`SHAPES_JUDGED_AT`] connections: events ≥ 50 %
+/// of the floor's rate, assignment callbacks ≥ 40 %. Without the shapes phase, the ingest
+/// phase's runs stand for the realistic shape.
+fn shape_target_lines(run: &BenchRun) -> Vec<(String, Measured)> {
+    let runs = if run.shapes.is_empty() { &run.ingest } else { &run.shapes };
+    runs.iter()
+        .filter(|r| {
+            r.connections == SHAPES_JUDGED_AT && matches!(r.target, Target::Events | Target::Assignment)
+        })
+        .map(|r| {
+            let wanted = if r.target == Target::Events { 0.5 } else { 0.4 };
+            let target = format!(
+                "{}, {} × {}: ≥ {:.0} % of the floor",
+                r.shape.label(),
+                r.target.short_label(),
+                r.connections,
+                wanted * 100.0
+            );
+            let measured =
+                target_rate(runs, Target::Floor, r.connections).filter(|f| *f > 0.0).map(|floor| {
+                    let share = r.load.rate() / floor;
+                    (
+                        format!(
+                            "{:.0} % ({} of the floor's {} req/s)",
+                            share * 100.0,
+                            rate(r.load.rate()),
+                            rate(floor)
+                        ),
+                        Some(share >= wanted),
+                    )
+                });
+            (target, measured)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -800,6 +1089,7 @@ mod tests {
         load.window = Duration::from_secs(10);
         IngestResult {
             target,
+            shape: Shape::Realistic,
             connections,
             load,
             server: Usage {
@@ -830,6 +1120,201 @@ mod tests {
         assert!(line.contains("baseline 25 µs (15 + 10; CPUs left unused 0 %)"), "{line}");
         // 10,000 req/s using 50 % + 5 % of 2 CPUs: 100 + 10 µs, 45 % left to others or idle.
         assert!(line.contains("events 110 µs (100 + 10; CPUs left unused 45 %)"), "{line}");
+    }
+
+    fn shaped(shape: Shape, target: Target, connections: usize, answered: u64) -> IngestResult {
+        IngestResult { shape, ..run(target, connections, answered, 0.5, 0.1) }
+    }
+
+    fn bench_run(phases: &str) -> BenchRun {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: crate::bench::BenchArgs,
+        }
+        let args = Wrapper::parse_from(["x", "--phases", phases]).args;
+        BenchRun {
+            settings: crate::bench::Settings::from_args(&args).unwrap(),
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "test".into(),
+                memory_bytes: 1 << 30,
+                kernel: "6".into(),
+                load_average_at_start: "0 0 0".into(),
+                date: "today".into(),
+                commit: "abc".into(),
+                build: "release",
+            },
+            command: "bench".into(),
+            ingest: Vec::new(),
+            shapes: Vec::new(),
+            rate: None,
+            hot: None,
+            soak: None,
+            scales: Vec::new(),
+            body_bytes: (1800.0, 900.0),
+            failures: Vec::new(),
+        }
+    }
+
+    fn target_row<'a>(report: &'a str, target: &str) -> &'a str {
+        report.lines().find(|l| l.starts_with(&format!("| {target} |"))).unwrap_or_else(|| panic!("{report}"))
+    }
+
+    #[test]
+    fn the_shapes_table_gives_each_shape_its_share_of_the_floor_and_the_targets_judge_them() {
+        let mut bench = bench_run("shapes");
+        // Over 10 s: the floor 2,000 req/s, the baseline 8,000.
+        bench.shapes = vec![
+            shaped(Shape::Realistic, Target::Baseline, 32, 80_000),
+            shaped(Shape::Realistic, Target::Floor, 32, 20_000),
+            shaped(Shape::Realistic, Target::Events, 32, 12_000),
+            shaped(Shape::HotTask, Target::Events, 32, 9_000),
+            shaped(Shape::HotTask, Target::Assignment, 32, 8_000),
+            shaped(Shape::HotTask, Target::Assignment, 256, 1_000),
+        ];
+        let report = render(&bench);
+        assert!(report.contains("## Workload shapes, closed loop"), "{report}");
+        assert!(
+            report.contains("| one hot task | POST /webhooks/events | 32 | 900 | 45 % | 11 % |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| — | floor (raw body, one SQLite table) | 32 | 2,000 | — | 25 % |"),
+            "{report}"
+        );
+        // 256 connections had no floor: no share to give.
+        assert!(
+            report.contains("| one hot task | POST /webhooks/assignment | 256 | 100 | ? | ? |"),
+            "{report}"
+        );
+        let realistic = target_row(&report, "realistic lifecycles, events × 32: ≥ 50 % of the floor");
+        assert!(realistic.ends_with("| 60 % (1,200 of the floor's 2,000 req/s) | met |"), "{realistic}");
+        let hot = target_row(&report, "one hot task, events × 32: ≥ 50 % of the floor");
+        assert!(hot.ends_with("| **missed** |"), "{hot}");
+        // Assignment callbacks need 40 %.
+        let hot = target_row(&report, "one hot task, assignment × 32: ≥ 40 % of the floor");
+        assert!(hot.ends_with("| 40 % (800 of the floor's 2,000 req/s) | met |"), "{hot}");
+        assert!(!report.contains("× 256: ≥"), "only 32 connections are judged: {report}");
+        assert!(!report.contains("of the baseline |"), "the baseline target is withdrawn: {report}");
+    }
+
+    #[test]
+    fn without_the_shapes_phase_the_ingest_runs_stand_for_the_realistic_shape() {
+        let mut bench = bench_run("ingest");
+        bench.ingest =
+            vec![run(Target::Floor, 32, 20_000, 0.5, 0.1), run(Target::Assignment, 32, 6_000, 0.5, 0.1)];
+        let report = render(&bench);
+        let row = target_row(&report, "realistic lifecycles, assignment × 32: ≥ 40 % of the floor");
+        assert!(row.ends_with("| 30 % (600 of the floor's 2,000 req/s) | **missed** |"), "{row}");
+        assert!(!report.contains("## Workload shapes"), "{report}");
+        let none = render(&bench_run("rate"));
+        let row =
+            target_row(&none, "every shape × 32 connections: events ≥ 50 % of the floor, assignment ≥ 40 %");
+        assert!(row.ends_with("| not measured in this run |  |"), "{row}");
+    }
+
+    fn hot_result(events: u64, first: f64, last: f64, others_p99_ms: u64) -> HotResult {
+        let mut load = LoadOutcome::empty();
+        load.ok = events;
+        load.acknowledged = events;
+        load.window = Duration::from_secs(50);
+        let mut others = LoadOutcome::empty();
+        others.ok = 100;
+        others.window = Duration::from_secs(1);
+        for i in 0..100 {
+            // The two slowest take the p99.
+            let ms = if i >= 98 { others_p99_ms } else { 1 };
+            others.latency.record(ms * 1_000).unwrap();
+        }
+        HotResult {
+            events,
+            limit: Duration::from_secs(600),
+            stopped_at_limit: false,
+            connections: 32,
+            load,
+            first_rate: Some(first),
+            last_rate: Some(last),
+            tenths: vec![first, last],
+            others_rate: 100.0,
+            others,
+            rss_after_start: 20 << 20,
+            rss_at_end: 60 << 20,
+            rss: vec![(Duration::from_secs(1), 20 << 20), (Duration::from_secs(2), 60 << 20)],
+            server: Usage {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                peak_rss_bytes: 70 << 20,
+                exit_code: Some(0),
+            },
+            stored: crate::bench::StoredCheck { rows: events + 100, acknowledged: events + 100 },
+            cpu: CpuShares::default(),
+            rendered_live: 0,
+        }
+    }
+
+    #[test]
+    fn the_hot_task_section_gives_both_windows_and_the_targets_judge_them_at_100k_events() {
+        let mut bench = bench_run("hot");
+        bench.hot = Some(hot_result(100_000, 2_500.0, 1_900.0, 12));
+        let report = render(&bench);
+        assert!(report.contains("## Hot task: one task to 100,000 events"), "{report}");
+        assert!(
+            report.contains("| 100,000 | 32 | 50.0 s | 2,000 | 2,500 | 1,900 | 0.76× | 0 | 0 | 100,100 | 20 MiB / 60 MiB / 70 MiB |"),
+            "{report}"
+        );
+        assert!(report.contains("each tenth of the events, in order: 2,500, 1,900."), "{report}");
+        assert!(report.contains("| due at 100 req/s | 100 | 100 | 1.00 ms | 12.0 ms |"), "{report}");
+        let ratio = target_row(
+            &report,
+            "hot task: rate over the last 1,000 of 100,000 events ≥ 0.8× the first 1,000",
+        );
+        assert!(
+            ratio.ends_with("| 0.76× (1,900 vs 2,500 req/s) at 100,000 events | **missed** |"),
+            "{ratio}"
+        );
+        let others =
+            target_row(&report, "other tasks' assignment callbacks during the hot task: p99 ≤ 10 ms");
+        assert!(others.ends_with("| p99 12.0 ms at 100 req/s at 100,000 events | **missed** |"), "{others}");
+
+        bench.hot = Some(hot_result(2_000, 1_000.0, 900.0, 3));
+        let report = render(&bench);
+        let ratio = target_row(
+            &report,
+            "hot task: rate over the last 1,000 of 100,000 events ≥ 0.8× the first 1,000",
+        );
+        assert!(
+            ratio.ends_with("| 0.90× (900 vs 1,000 req/s) at 2,000 events only | not judged |"),
+            "{ratio}"
+        );
+        bench.hot = Some(hot_result(1_000_000, 1_000.0, 900.0, 3));
+        let report = render(&bench);
+        let others =
+            target_row(&report, "other tasks' assignment callbacks during the hot task: p99 ≤ 10 ms");
+        assert!(others.ends_with("| p99 3.00 ms at 100 req/s at 1,000,000 events | met |"), "{others}");
+
+        // Stopped by the time limit: a ratio already below 0.8 is missed, a p99 within 10 ms unknown.
+        let mut stopped = hot_result(100_000, 1_000.0, 300.0, 3);
+        (stopped.stopped_at_limit, stopped.load.acknowledged) = (true, 40_000);
+        bench.hot = Some(stopped);
+        let report = render(&bench);
+        assert!(
+            report.contains("*Stopped at the 600 s limit (`--hot-seconds`) after 40,000 events"),
+            "{report}"
+        );
+        assert!(report.contains("| 40,000 of 100,000 | 32 |"), "{report}");
+        let ratio = target_row(
+            &report,
+            "hot task: rate over the last 1,000 of 100,000 events ≥ 0.8× the first 1,000",
+        );
+        assert!(
+            ratio.ends_with("| 0.30× (300 vs 1,000 req/s) after 40,000 events, when the time limit stopped it | **missed** |"),
+            "{ratio}"
+        );
+        let others =
+            target_row(&report, "other tasks' assignment callbacks during the hot task: p99 ≤ 10 ms");
+        assert!(others.ends_with("when the time limit stopped it | not judged |"), "{others}");
     }
 
     #[test]

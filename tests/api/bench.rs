@@ -10,7 +10,8 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("BENCHMARKS.md");
     let output = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
-        .args(["bench", "--quick", "--connections", "4", "--seconds", "0.5", "--rate", "100"])
+        .args(["bench", "--quick", "--connections", "4", "--seconds", "0.5", "--shape-seconds", "0.5"])
+        .args(["--rate", "100"])
         .args(["--soak-seconds", "1", "--soak-connections", "8", "--scales", "300", "--repeat", "2"])
         .arg("--log-cache")
         .arg(dir.path().join("logs"))
@@ -23,10 +24,12 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
     let report = std::fs::read_to_string(&report).expect("the report is written");
     for heading in [
         "## Ingest, closed loop",
+        "## Workload shapes, closed loop",
         "## Assignment callback at a constant rate",
+        "## Hot task: one task to 2,000 events",
         "## Soak: 8 connections",
         "## Reads at scale",
-        "## Targets (issue 9)",
+        "## Targets",
     ] {
         assert!(report.contains(heading), "{heading} missing:\n{report}");
     }
@@ -48,7 +51,31 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
         assert!(cells[4].ends_with(" %") && (cells[5].ends_with(" %") || cells[5] == "—"), "{row}");
         assert!(cells[14].ends_with(" µs"), "{row}");
     }
-    assert!(report.contains("What the ratio target leaves per request"), "{report}");
+    assert!(report.contains("What half the baseline's rate would leave per request"), "{report}");
+    // Every shape ran on both endpoints, beside its own baseline and floor, and stored rows.
+    let shape_rows: Vec<Vec<&str>> = report
+        .lines()
+        .filter(|l| l.split('|').count() == 16 && l.contains(" | 4 | "))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .filter(|cells: &Vec<&str>| cells[1] == "—" || cells[2].starts_with("POST /webhooks/"))
+        .collect();
+    assert_eq!(shape_rows.len(), 10, "{report}");
+    for cells in shape_rows.iter().filter(|c| c[1] != "—") {
+        let stored: u64 = cells[12].replace(',', "").parse().unwrap_or_else(|_| panic!("{cells:?}"));
+        assert!(stored > 0 && cells[5].ends_with(" %") && cells[6].ends_with(" %"), "{cells:?}");
+    }
+    // The hot task's row: every event and every other task's callback stored.
+    let hot: Vec<&str> = report
+        .lines()
+        .find(|l| l.starts_with("| 2,000 | 32 | "))
+        .unwrap_or_else(|| panic!("{report}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert!(hot[7].ends_with('×'), "a last ÷ first ratio: {hot:?}");
+    assert!(hot[10].replace(',', "").parse::<u64>().unwrap() > 2_000, "{hot:?}");
+    assert!(report.contains("| due at 100 req/s | "), "{report}");
+    assert!(report.contains("| hot task: rate over the last 1,000 of 100,000 events"), "{report}");
     assert!(report.contains("- 4 connections: half the baseline's rate is "), "{report}");
     assert!(report.contains("| rows in the log | 300 |"), "{report}");
     // The log is cached: a second run finds it instead of generating it again.
