@@ -72,6 +72,7 @@ pub struct Metrics {
     /// Facts that arrived out of order: re-folded within their task's reorder window, or (older
     /// than it, or for a task that had left memory) from the task's facts in the log.
     pub projection_window_refolds: AtomicU64,
+    pub projection_checkpoint_refolds: AtomicU64,
     pub projection_log_refolds: AtomicU64,
     /// Tasks restored from their stored fold state.
     pub projection_restores: AtomicU64,
@@ -89,6 +90,7 @@ impl Default for Metrics {
             projection_cache_tasks: AtomicU64::new(0),
             projection_cache_bytes: AtomicU64::new(0),
             projection_window_refolds: AtomicU64::new(0),
+            projection_checkpoint_refolds: AtomicU64::new(0),
             projection_log_refolds: AtomicU64::new(0),
             projection_restores: AtomicU64::new(0),
         }
@@ -134,7 +136,7 @@ impl Metrics {
             "Rows per committed write transaction.",
         );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let single_values: [(&str, &str, &str, u64); 10] = [
+        let single_values: [(&str, &str, &str, u64); 11] = [
             (
                 "tracer_commit_failures_total",
                 "counter",
@@ -172,9 +174,15 @@ impl Metrics {
                 load(&self.projection_window_refolds),
             ),
             (
+                "tracer_projection_checkpoint_refolds_total",
+                "counter",
+                "Facts older than their task's reorder window, re-folded from the checkpoint before their place.",
+                load(&self.projection_checkpoint_refolds),
+            ),
+            (
                 "tracer_projection_log_refolds_total",
                 "counter",
-                "Out-of-order facts that re-folded their task from its facts in the log.",
+                "Out-of-order facts older than their task's checkpoints, re-folded from its facts in the log.",
                 load(&self.projection_log_refolds),
             ),
             (

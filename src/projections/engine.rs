@@ -45,7 +45,9 @@ pub struct EngineStats {
     pub loads: u64,
     /// Facts that arrived out of order and re-folded their task's reorder window.
     pub window_refolds: u64,
-    /// Facts older than their task's reorder window, which re-folded the task from the log.
+    /// Facts older than their task's reorder window, which re-folded from a checkpoint.
+    pub checkpoint_refolds: u64,
+    /// Facts older than their task's checkpoints, which re-folded the task from the log.
     pub log_refolds: u64,
 }
 
@@ -241,6 +243,7 @@ impl Engine {
             self.cached_bytes = self.cached_bytes - before + after;
             match folding {
                 Folding::Window => self.stats.window_refolds += 1,
+                Folding::Checkpoint => self.stats.checkpoint_refolds += 1,
                 Folding::FromLog => self.stats.log_refolds += 1,
                 Folding::InOrder | Folding::Duplicate => {}
             }

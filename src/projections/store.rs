@@ -54,6 +54,17 @@ pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
     Ok(Fact::from_body(id, &facts, &body, response_body))
 }
 
+/// The facts of log rows `ids`, in the order given.
+pub(super) fn read_facts_by_id(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<Fact>> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {FACT_COLUMNS} FROM events e WHERE e.id = ?1"))?;
+    let mut facts = Vec::with_capacity(ids.len());
+    for id in ids {
+        facts.push(statement.query_row([id], fact_from_row)?);
+    }
+    Ok(facts)
+}
+
 /// The facts among log rows `from_id..to_id`, in log order.
 pub(super) fn read_facts_between(conn: &Connection, from_id: i64, to_id: i64) -> rusqlite::Result<Vec<Fact>> {
     let mut statement = conn.prepare_cached(&format!(

@@ -4,8 +4,12 @@
 //!
 //! A fact that comes next in lifecycle order is folded in O(1). A fact that belongs earlier
 //! undoes the window back to its place and folds again from there: at most
-//! [`REORDER_WINDOW`] facts, whatever the task's history. Only a fact older than the whole
-//! window (or one for a task whose window left memory with it) re-folds the task from the log.
+//! [`REORDER_WINDOW`] facts, whatever the task's history. Facts that leave the window are kept
+//! as checkpoints: every [`CHECKPOINT_FACTS`] of them, the state before the first, their log
+//! ids and the reservation states they first changed, up to [`CHECKPOINT_BYTES`] a task. A fact
+//! older than the window re-folds from the checkpoint before its place, reading back only the
+//! facts after it. Only a fact older than every checkpoint (or one for a task whose window
+//! left memory with it) re-folds the task from the log.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -26,6 +30,11 @@ pub const REORDER_WINDOW: usize = 32;
 /// The window of a task that has ended: TaskRouter sends it few facts more, and a late one
 /// still folds exactly (from the log), so its memory goes to tasks in flight.
 const FINISHED_REORDER_WINDOW: usize = 4;
+/// Facts past the window grouped under one checkpoint.
+pub const CHECKPOINT_FACTS: usize = 64;
+/// Checkpoint bytes a task in flight keeps at most (the oldest go first): about 2,000 facts
+/// of a reservation loop, each checkpoint a few kilobytes.
+pub const CHECKPOINT_BYTES: usize = 256 << 10;
 /// Reservation states a task keeps in memory once written, beyond the open ones (the others
 /// are read back from their rows when a fact names them again).
 const RESERVATIONS_KEPT: usize = 8;
@@ -41,6 +50,19 @@ struct Folded {
     before: TaskFold,
     /// The reservation the fact names and its state before the fact (`None`: it had none).
     reservation_before: Option<(String, Option<ReservationState>)>,
+    bytes: usize,
+}
+
+/// Facts that left the reorder window: enough to fold again from before the first of them.
+#[derive(Debug)]
+struct Checkpoint {
+    first_key: Arc<SortKey>,
+    /// The state before its first fact.
+    before: TaskFold,
+    /// Its facts' log rows, in lifecycle order.
+    event_ids: Vec<i64>,
+    /// Each reservation its facts name, with its state before the first of them.
+    reservations_before: HashMap<String, Option<ReservationState>>,
     bytes: usize,
 }
 
@@ -82,6 +104,9 @@ pub(super) struct TaskEntry {
     pub reservations_complete: bool,
     window: VecDeque<Folded>,
     window_bytes: usize,
+    /// Oldest first; each covers the facts before the next (the last: before the window).
+    checkpoints: VecDeque<Checkpoint>,
+    checkpoint_bytes: usize,
     pub pending: Pending,
     /// The task has rows on disk (else its first write inserts them).
     pub on_disk: bool,
@@ -105,6 +130,7 @@ pub(super) struct TaskEntry {
 pub(super) enum Folding {
     InOrder,
     Window,
+    Checkpoint,
     FromLog,
     Duplicate,
 }
@@ -120,6 +146,8 @@ impl TaskEntry {
             reservations_complete: true,
             window: VecDeque::new(),
             window_bytes: 0,
+            checkpoints: VecDeque::new(),
+            checkpoint_bytes: 0,
             pending: Pending::default(),
             on_disk: false,
             needs_refold: false,
@@ -157,6 +185,7 @@ impl TaskEntry {
         std::mem::size_of::<Self>()
             + self.fold.memory_bytes()
             + self.window_bytes
+            + self.checkpoint_bytes
             + self
                 .reservations
                 .values()
@@ -232,10 +261,26 @@ impl TaskEntry {
             None => false,
         };
         if !fits {
-            return self.refold_from_log(conn, fact, config);
+            return match self.checkpoint_before(&lowest_moved) {
+                Some(index) => {
+                    self.refold_from_checkpoint(conn, index, fact, config)?;
+                    Ok(Folding::Checkpoint)
+                }
+                None => self.refold_from_log(conn, fact, config),
+            };
         }
         self.refold_window(conn, from, fact, config)?;
         Ok(Folding::Window)
+    }
+
+    /// The newest checkpoint whose state comes before `lowest_moved`.
+    fn checkpoint_before(&self, lowest_moved: &SortKey) -> Option<usize> {
+        let starting_before = self.checkpoints.partition_point(|c| *c.first_key < *lowest_moved);
+        if starting_before > 0 {
+            return Some(starting_before - 1);
+        }
+        let first = self.checkpoints.front()?;
+        first.before.last_key.as_ref().is_none_or(|before| *lowest_moved > **before).then_some(0)
     }
 
     /// Makes sure the state of reservation `sid` is in memory (reading its row when it is
@@ -306,9 +351,94 @@ impl TaskEntry {
         while self.window.len() > limit {
             if let Some(oldest) = self.window.pop_front() {
                 self.window_bytes -= oldest.bytes;
+                if !self.finished {
+                    self.keep_checkpointed(oldest);
+                }
             }
         }
+        if self.finished && !self.checkpoints.is_empty() {
+            self.checkpoints.clear();
+            self.checkpoint_bytes = 0;
+        }
         Ok(())
+    }
+
+    /// Files a fact that left the window under the newest checkpoint (or a new one).
+    fn keep_checkpointed(&mut self, folded: Folded) {
+        if self.checkpoints.back().is_none_or(|c| c.event_ids.len() >= CHECKPOINT_FACTS) {
+            let bytes = std::mem::size_of::<Checkpoint>()
+                + folded.before.memory_bytes()
+                + folded.key.event_type.capacity()
+                + CHECKPOINT_FACTS * std::mem::size_of::<i64>();
+            self.checkpoint_bytes += bytes;
+            self.checkpoints.push_back(Checkpoint {
+                first_key: Arc::clone(&folded.key),
+                before: folded.before,
+                event_ids: Vec::with_capacity(CHECKPOINT_FACTS),
+                reservations_before: HashMap::new(),
+                bytes,
+            });
+        }
+        let newest = self.checkpoints.back_mut().expect("one was just ensured");
+        newest.event_ids.push(folded.fact.event_id);
+        if let Some((sid, before)) = folded.reservation_before {
+            if !newest.reservations_before.contains_key(&sid) {
+                let bytes = 64 + sid.capacity() + before.as_ref().map_or(0, ReservationState::memory_bytes);
+                newest.bytes += bytes;
+                self.checkpoint_bytes += bytes;
+                newest.reservations_before.insert(sid, before);
+            }
+        }
+        while self.checkpoint_bytes > CHECKPOINT_BYTES {
+            let Some(oldest) = self.checkpoints.pop_front() else { break };
+            self.checkpoint_bytes -= oldest.bytes;
+        }
+    }
+
+    /// Puts reservation `sid` back to its state `before` a fact being undone.
+    fn put_back(&mut self, sid: String, before: Option<ReservationState>) {
+        if before.is_some() {
+            self.pending.reservations.insert(sid.clone());
+            self.pending.restored.insert(sid.clone());
+        } else {
+            self.pending.reservations.remove(&sid);
+        }
+        self.reservations.insert(sid, before);
+    }
+
+    /// Undoes the window and the checkpoints back to the `index`th, reads their facts back
+    /// from the log and folds them again with `fact`.
+    fn refold_from_checkpoint(
+        &mut self,
+        conn: &Connection,
+        index: usize,
+        fact: Fact,
+        config: &ProjectionConfig,
+    ) -> rusqlite::Result<()> {
+        let mut window_facts = Vec::with_capacity(self.window.len());
+        while let Some(undone) = self.window.pop_back() {
+            if let Some((sid, before)) = undone.reservation_before {
+                self.put_back(sid, before);
+            }
+            self.fold = undone.before;
+            window_facts.push(undone.fact);
+        }
+        self.window_bytes = 0;
+        let mut spans = Vec::with_capacity(self.checkpoints.len() - index);
+        while self.checkpoints.len() > index {
+            let undone = self.checkpoints.pop_back().expect("longer than index");
+            self.checkpoint_bytes -= undone.bytes;
+            for (sid, before) in undone.reservations_before {
+                self.put_back(sid, before);
+            }
+            self.fold = undone.before;
+            spans.push(undone.event_ids);
+        }
+        let ids: Vec<i64> = spans.into_iter().rev().flatten().collect();
+        let mut replay = store::read_facts_by_id(conn, &ids)?;
+        replay.extend(window_facts.into_iter().rev());
+        replay.push(fact);
+        self.fold_again(conn, replay, config)
     }
 
     /// Undoes the window back to its `from`th fact and folds again from there with `fact`.
@@ -324,17 +454,22 @@ impl TaskEntry {
             let undone = self.window.pop_back().expect("longer than from");
             self.window_bytes -= undone.bytes;
             if let Some((sid, before)) = undone.reservation_before {
-                if before.is_some() {
-                    self.pending.reservations.insert(sid.clone());
-                    self.pending.restored.insert(sid.clone());
-                } else {
-                    self.pending.reservations.remove(&sid);
-                }
-                self.reservations.insert(sid, before);
+                self.put_back(sid, before);
             }
             self.fold = undone.before;
             replay.push(undone.fact);
         }
+        self.fold_again(conn, replay, config)
+    }
+
+    /// Folds `replay` (the facts undone and the new one, in any order) onto the state the
+    /// undoing left, in lifecycle order.
+    fn fold_again(
+        &mut self,
+        conn: &Connection,
+        replay: Vec<Fact>,
+        config: &ProjectionConfig,
+    ) -> rusqlite::Result<()> {
         let (folded, step_flags, reservations) =
             (self.fold.folded, self.fold.step_flags, self.fold.reservation_count);
         self.forget_pending_from(folded, step_flags, reservations);
@@ -395,6 +530,8 @@ impl TaskEntry {
         self.reservations_complete = true;
         self.window.clear();
         self.window_bytes = 0;
+        self.checkpoints.clear();
+        self.checkpoint_bytes = 0;
         self.needs_refold = false;
         self.pending = Pending { rewrite_all: self.on_disk, ..Pending::default() };
         self.written_missing_created = None;

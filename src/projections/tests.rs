@@ -955,6 +955,37 @@ fn a_hot_task_is_folded_one_fact_at_a_time_and_never_read_back_from_the_log() {
 }
 
 #[test]
+fn a_fact_far_older_than_the_window_refolds_from_a_checkpoint_never_from_the_log() {
+    let config = ProjectionConfig::default();
+    let canonical = reservation_loop(TASK, T0, 200);
+    let mut delivered = canonical.clone();
+    // A reservation's creation held back until 300 facts after its place: past the window of
+    // 32, well within the checkpoints.
+    let held_back = delivered
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.params.iter().any(|(k, v)| k == "EventType" && v == "reservation.created"))
+        .nth(40)
+        .map(|(at, _)| at)
+        .unwrap();
+    let late = delivered.remove(held_back);
+    delivered.insert(held_back + 300, late);
+
+    let mut shuffled = open_database();
+    let engine = super::Engine::new(config.clone());
+    let mut stats = super::engine::EngineStats::default();
+    ingest_with_engine(&mut shuffled, &delivered, 3, engine, |engine| stats = engine.stats);
+    assert_eq!((stats.checkpoint_refolds, stats.log_refolds), (1, 0), "{stats:?}");
+    let incremental = super::dump(&shuffled).unwrap();
+    let without_ids = dump_without_ids(&shuffled);
+    super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
+    assert_eq!(first_difference(&incremental, &super::dump(&shuffled).unwrap()), None);
+    let mut in_order = open_database();
+    ingest(&mut in_order, &canonical, &config);
+    assert_eq!(first_difference(&without_ids, &dump_without_ids(&in_order)), None);
+}
+
+#[test]
 fn a_task_that_leaves_memory_is_restored_from_its_stored_state() {
     let config = ProjectionConfig::default();
     let deliveries = reservation_loop(TASK, T0, 60);
@@ -979,7 +1010,8 @@ proptest! {
 
     /// Long tasks delivered out of order within a few places, or far out of order, in
     /// transactions of a few facts, with room for few tasks and reservations: the window
-    /// re-folds (and, beyond it, the log) give exactly what in-order delivery and a rebuild give.
+    /// re-folds (beyond it, its checkpoints and the log) give exactly what in-order delivery and
+    /// a rebuild give.
     #[test]
     fn long_tasks_delivered_out_of_order_match_in_order_and_rebuild(
         rounds in 10u32..40,

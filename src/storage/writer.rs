@@ -417,6 +417,9 @@ fn run(
                 metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
                 metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
                 metrics.projection_window_refolds.store(engine.stats.window_refolds, Ordering::Relaxed);
+                metrics
+                    .projection_checkpoint_refolds
+                    .store(engine.stats.checkpoint_refolds, Ordering::Relaxed);
                 metrics.projection_log_refolds.store(engine.stats.log_refolds, Ordering::Relaxed);
                 metrics.projection_restores.store(engine.stats.loads, Ordering::Relaxed);
                 for (job, appended) in batch.drain(..).zip(results) {
