@@ -69,8 +69,9 @@ pub struct Metrics {
     /// Tasks and bytes of task state the projection engine holds in memory after the last commit.
     pub projection_cache_tasks: AtomicU64,
     pub projection_cache_bytes: AtomicU64,
-    /// Facts that arrived out of order: re-folded within their task's reorder window, or (older
-    /// than it, or for a task that had left memory) from the task's facts in the log.
+    /// Facts that arrived out of order: re-folded within their task's reorder window, from the
+    /// checkpoint before their place, or (older than every checkpoint, or for a task that had
+    /// ended or left memory) from the task's facts in the log.
     pub projection_window_refolds: AtomicU64,
     pub projection_checkpoint_refolds: AtomicU64,
     pub projection_log_refolds: AtomicU64,

@@ -8,8 +8,8 @@
 //! as checkpoints: every [`CHECKPOINT_FACTS`] of them, the state before the first, their log
 //! ids and the reservation states they first changed, up to [`CHECKPOINT_BYTES`] a task. A fact
 //! older than the window re-folds from the checkpoint before its place, reading back only the
-//! facts after it. Only a fact older than every checkpoint (or one for a task whose window
-//! left memory with it) re-folds the task from the log.
+//! facts after it. Only a fact older than every checkpoint (or one for a task that has ended,
+//! or whose window left memory with it) re-folds the task from the log.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -32,8 +32,7 @@ pub const REORDER_WINDOW: usize = 32;
 const FINISHED_REORDER_WINDOW: usize = 4;
 /// Facts past the window grouped under one checkpoint.
 pub const CHECKPOINT_FACTS: usize = 64;
-/// Checkpoint bytes a task in flight keeps at most (the oldest go first): about 2,000 facts
-/// of a reservation loop, each checkpoint a few kilobytes.
+/// Checkpoint bytes a task in flight keeps at most (the oldest go first).
 pub const CHECKPOINT_BYTES: usize = 256 << 10;
 /// Reservation states a task keeps in memory once written, beyond the open ones (the others
 /// are read back from their rows when a fact names them again).
@@ -356,9 +355,8 @@ impl TaskEntry {
                 }
             }
         }
-        if self.finished && !self.checkpoints.is_empty() {
-            self.checkpoints.clear();
-            self.checkpoint_bytes = 0;
+        if self.finished {
+            self.drop_checkpoints();
         }
         Ok(())
     }
@@ -395,6 +393,11 @@ impl TaskEntry {
         }
     }
 
+    fn drop_checkpoints(&mut self) {
+        self.checkpoints.clear();
+        self.checkpoint_bytes = 0;
+    }
+
     /// Puts reservation `sid` back to its state `before` a fact being undone.
     fn put_back(&mut self, sid: String, before: Option<ReservationState>) {
         if before.is_some() {
@@ -415,16 +418,8 @@ impl TaskEntry {
         fact: Fact,
         config: &ProjectionConfig,
     ) -> rusqlite::Result<()> {
-        let mut window_facts = Vec::with_capacity(self.window.len());
-        while let Some(undone) = self.window.pop_back() {
-            if let Some((sid, before)) = undone.reservation_before {
-                self.put_back(sid, before);
-            }
-            self.fold = undone.before;
-            window_facts.push(undone.fact);
-        }
-        self.window_bytes = 0;
-        let mut spans = Vec::with_capacity(self.checkpoints.len() - index);
+        let mut replay = self.undo_window(0);
+        let mut ids = Vec::new();
         while self.checkpoints.len() > index {
             let undone = self.checkpoints.pop_back().expect("longer than index");
             self.checkpoint_bytes -= undone.bytes;
@@ -432,11 +427,9 @@ impl TaskEntry {
                 self.put_back(sid, before);
             }
             self.fold = undone.before;
-            spans.push(undone.event_ids);
+            ids.extend(undone.event_ids);
         }
-        let ids: Vec<i64> = spans.into_iter().rev().flatten().collect();
-        let mut replay = store::read_facts_by_id(conn, &ids)?;
-        replay.extend(window_facts.into_iter().rev());
+        replay.extend(store::read_facts_by_id(conn, &ids)?);
         replay.push(fact);
         self.fold_again(conn, replay, config)
     }
@@ -449,7 +442,14 @@ impl TaskEntry {
         fact: Fact,
         config: &ProjectionConfig,
     ) -> rusqlite::Result<()> {
-        let mut replay = vec![fact];
+        let mut replay = self.undo_window(from);
+        replay.push(fact);
+        self.fold_again(conn, replay, config)
+    }
+
+    /// Undoes the window back to its `from`th fact, returning the facts undone.
+    fn undo_window(&mut self, from: usize) -> Vec<Fact> {
+        let mut undone_facts = Vec::with_capacity(self.window.len().saturating_sub(from) + 1);
         while self.window.len() > from {
             let undone = self.window.pop_back().expect("longer than from");
             self.window_bytes -= undone.bytes;
@@ -457,9 +457,9 @@ impl TaskEntry {
                 self.put_back(sid, before);
             }
             self.fold = undone.before;
-            replay.push(undone.fact);
+            undone_facts.push(undone.fact);
         }
-        self.fold_again(conn, replay, config)
+        undone_facts
     }
 
     /// Folds `replay` (the facts undone and the new one, in any order) onto the state the
@@ -530,8 +530,7 @@ impl TaskEntry {
         self.reservations_complete = true;
         self.window.clear();
         self.window_bytes = 0;
-        self.checkpoints.clear();
-        self.checkpoint_bytes = 0;
+        self.drop_checkpoints();
         self.needs_refold = false;
         self.pending = Pending { rewrite_all: self.on_disk, ..Pending::default() };
         self.written_missing_created = None;

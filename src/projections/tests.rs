@@ -893,7 +893,7 @@ fn reservation_loop(task: &str, t: i64, rounds: u32) -> Vec<Delivery> {
 }
 
 /// The first line where two dumps differ, with the table it is in.
-fn first_difference(a: &str, b: &str) -> Option<(String, String, String)> {
+fn first_difference(a: &str, b: &str) -> Option<Difference> {
     let mut table = String::new();
     for (x, y) in a.lines().zip(b.lines()) {
         if x.starts_with("== ") || x == "--" {
@@ -904,6 +904,25 @@ fn first_difference(a: &str, b: &str) -> Option<(String, String, String)> {
         }
     }
     (a.lines().count() != b.lines().count()).then(|| (table, "(line counts differ)".into(), String::new()))
+}
+
+/// The table where two dumps first differ, and that line of each.
+type Difference = (String, String, String);
+
+/// How the projections of `ingested` differ from a rebuild of its log, and (ids aside) from
+/// `canonical` delivered in order: the first difference of each.
+fn differences_from_rebuild_and_in_order(
+    ingested: &mut rusqlite::Connection,
+    canonical: &[Delivery],
+    config: &ProjectionConfig,
+) -> (Option<Difference>, Option<Difference>) {
+    let incremental = super::dump(ingested).unwrap();
+    let without_ids = dump_without_ids(ingested);
+    super::rebuild(ingested, config, |_, _| {}).unwrap();
+    let from_rebuild = first_difference(&incremental, &super::dump(ingested).unwrap());
+    let mut in_order = open_database();
+    ingest(&mut in_order, canonical, config);
+    (from_rebuild, first_difference(&without_ids, &dump_without_ids(&in_order)))
 }
 
 /// Moves each delivery up to `distance` places later, as a network reorders a stream.
@@ -976,13 +995,10 @@ fn a_fact_far_older_than_the_window_refolds_from_a_checkpoint_never_from_the_log
     let mut stats = super::engine::EngineStats::default();
     ingest_with_engine(&mut shuffled, &delivered, 3, engine, |engine| stats = engine.stats);
     assert_eq!((stats.checkpoint_refolds, stats.log_refolds), (1, 0), "{stats:?}");
-    let incremental = super::dump(&shuffled).unwrap();
-    let without_ids = dump_without_ids(&shuffled);
-    super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
-    assert_eq!(first_difference(&incremental, &super::dump(&shuffled).unwrap()), None);
-    let mut in_order = open_database();
-    ingest(&mut in_order, &canonical, &config);
-    assert_eq!(first_difference(&without_ids, &dump_without_ids(&in_order)), None);
+    let (from_rebuild, from_in_order) =
+        differences_from_rebuild_and_in_order(&mut shuffled, &canonical, &config);
+    assert_eq!(from_rebuild, None);
+    assert_eq!(from_in_order, None);
 }
 
 #[test]
@@ -1032,14 +1048,10 @@ proptest! {
         let engine = super::Engine::new(config.clone()).with_capacity(capacity);
         let mut stats = super::engine::EngineStats::default();
         ingest_with_engine(&mut shuffled, &delivered, per_transaction, engine, |engine| stats = engine.stats);
-        let incremental = super::dump(&shuffled).unwrap();
-        let without_ids = dump_without_ids(&shuffled);
-        super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
-        prop_assert_eq!(first_difference(&incremental, &super::dump(&shuffled).unwrap()), None);
-
-        let mut in_order = open_database();
-        ingest(&mut in_order, &canonical, &config);
-        prop_assert_eq!(first_difference(&without_ids, &dump_without_ids(&in_order)), None);
+        let (from_rebuild, from_in_order) =
+            differences_from_rebuild_and_in_order(&mut shuffled, &canonical, &config);
+        prop_assert_eq!(from_rebuild, None);
+        prop_assert_eq!(from_in_order, None);
         if distance == 2 && capacity == 64 {
             prop_assert_eq!(stats.log_refolds, 0, "{:?}", stats);
         }
