@@ -60,6 +60,8 @@ pub struct Metrics {
     pub ingest_latency: Histogram,
     /// Rows per committed transaction.
     pub commit_batch_size: Histogram,
+    /// Seconds each transaction of the projections (following the log) took.
+    pub projection_seconds: Histogram,
     /// Transactions that failed (each failure answers its whole batch with 503).
     pub commit_failures: AtomicU64,
     /// Frames in the write-ahead log at the last checkpoint.
@@ -85,6 +87,7 @@ impl Default for Metrics {
             requests: Mutex::new(BTreeMap::new()),
             ingest_latency: Histogram::new(LATENCY_BOUNDS),
             commit_batch_size: Histogram::new(BATCH_BOUNDS),
+            projection_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_failures: AtomicU64::new(0),
             wal_frames: AtomicU64::new(0),
             wal_restarts: AtomicU64::new(0),
@@ -111,9 +114,14 @@ impl Metrics {
         requests.iter().filter(|((_, v, _), _)| *v == verdict).map(|(_, n)| n).sum()
     }
 
-    /// The Prometheus text exposition; `database_bytes` and `sqlite_memory_bytes` are measured
-    /// by the caller.
-    pub fn render(&self, database_bytes: u64, sqlite_memory_bytes: u64) -> String {
+    /// The Prometheus text exposition; `database_bytes`, `sqlite_memory_bytes` and the
+    /// projections' lag are measured by the caller.
+    pub fn render(
+        &self,
+        database_bytes: u64,
+        sqlite_memory_bytes: u64,
+        lag: crate::storage::progress::Lag,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP tracer_webhook_requests_total Webhook requests answered, by endpoint, signature verdict and status.\n");
         out.push_str("# TYPE tracer_webhook_requests_total counter\n");
@@ -135,6 +143,20 @@ impl Metrics {
             &mut out,
             "tracer_commit_batch_size",
             "Rows per committed write transaction.",
+        );
+        self.projection_seconds.render(
+            &mut out,
+            "tracer_projection_transaction_seconds",
+            "Time each transaction of the projections took (they follow the log after the appends are answered).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracer_projection_lag_rows Log rows committed and not yet taken in by the projections.\n\
+             # TYPE tracer_projection_lag_rows gauge\ntracer_projection_lag_rows {}\n\
+             # HELP tracer_projection_lag_seconds How long ago the oldest row not yet projected was committed.\n\
+             # TYPE tracer_projection_lag_seconds gauge\ntracer_projection_lag_seconds {:.3}",
+            lag.rows,
+            lag.millis as f64 / 1_000.0
         );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let single_values: [(&str, &str, &str, u64); 11] = [

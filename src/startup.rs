@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: ReadStore,
     pub metrics: Arc<Metrics>,
     pub writer_health: Arc<StorageHealth>,
+    /// How far the projections have followed the log (pages wait for them).
+    pub progress: Arc<crate::storage::progress::ProjectionProgress>,
     /// REST calls made from the pages (accept, reject, create, look up), each logged.
     pub actions: crate::actions::Actions,
     /// How assignment callbacks are answered (cached settings).
@@ -42,6 +44,15 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+}
+
+impl AppState {
+    /// What a page's banner says about the projections: `None` unless they are far enough
+    /// behind the log that what the page shows is not up to date.
+    pub fn projection_lag(&self) -> Option<String> {
+        let lag = self.progress.lag();
+        (lag.millis >= routes::consistency::PAGE_WAIT.as_millis() as i64).then(|| lag.describe()).flatten()
+    }
 }
 
 impl Application {
@@ -91,6 +102,7 @@ impl Application {
             store,
             metrics,
             writer_health: writer.health.clone(),
+            progress: writer.progress.clone(),
             actions,
             instructions,
             security,
@@ -115,6 +127,7 @@ impl Application {
         let server = server.listen("taskrouter-tracer", listener, move || {
             let app = App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(routes::consistency::projections_caught_up))
                 .wrap(actix_web::middleware::from_fn(routes::security::guard))
                 .wrap(actix_web::middleware::from_fn(head_deadline::request_reached_app))
                 .configure(routes::configure);

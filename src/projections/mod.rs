@@ -41,6 +41,34 @@ pub const TABLES: [&str; 10] = [
     "proj_meta",
 ];
 
+/// The last log row the projections have taken in.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn projected_through(conn: &Connection) -> rusqlite::Result<i64> {
+    match store::projected_through(conn)? {
+        Some(id) => Ok(id),
+        None => store::last_event_id(conn),
+    }
+}
+
+/// Records that the projections have taken in every row up to `id` (in the transaction that
+/// wrote what they took in).
+///
+/// # Errors
+/// Any SQLite error.
+pub fn set_projected_through(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    store::set_projected_through(conn, id)
+}
+
+/// The facts among log rows after `after_id` up to `through_id`, in log order.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn facts_between(conn: &Connection, after_id: i64, through_id: i64) -> rusqlite::Result<Vec<Fact>> {
+    store::read_facts_between(conn, after_id + 1, through_id + 1)
+}
+
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildReport {
@@ -99,6 +127,11 @@ fn replay(
     progress: &mut impl FnMut(u64, u64),
 ) -> rusqlite::Result<RebuildReport> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Rows the projector had not reached yet still lack their SID references, which the
+    // replay below does not write.
+    if let Some(through) = store::projected_through(&tx)? {
+        crate::storage::event_log::index_sids_of_rows_after(&tx, through)?;
+    }
     clear_tables(&tx)?;
     let set_aside = store::set_aside_for_rebuild(&tx)?;
     let mut report = RebuildReport::default();
@@ -138,6 +171,7 @@ fn replay(
     report.workers = workers;
     report.read_back = engine.stats.loads;
     store::restore_after_rebuild(&tx, &set_aside)?;
+    store::set_projected_through(&tx, last_id)?;
     tx.execute("DELETE FROM maintenance WHERE key = 'rebuild_projections'", [])?;
     tx.commit()?;
     progress(total_rows, total_rows);

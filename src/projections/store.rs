@@ -308,6 +308,20 @@ pub(super) fn write_worker(
     Ok(())
 }
 
+/// The last log row the projections have taken in (`None`: never recorded, so every row is:
+/// the projections were written in the append's transaction by older versions).
+pub(super) fn projected_through(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT value FROM proj_meta WHERE key = 'projected_through'")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+pub(super) fn set_projected_through(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO proj_meta (key, value) VALUES ('projected_through', ?1)")?
+        .execute([id])?;
+    Ok(())
+}
+
 pub(super) fn latest_event_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM proj_meta WHERE key = 'latest_event_ms'")?
         .query_row([], |r| r.get(0))

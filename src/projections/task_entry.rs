@@ -37,6 +37,9 @@ pub const CHECKPOINT_BYTES: usize = 256 << 10;
 /// Reservation states a task keeps in memory once written, beyond the open ones (the others
 /// are read back from their rows when a fact names them again).
 const RESERVATIONS_KEPT: usize = 8;
+/// Open reservation states a task keeps in memory at most once written (see
+/// [`TaskEntry::keep_few_reservations`]).
+const OPEN_RESERVATIONS_KEPT: usize = 64;
 /// Rough sizes of what [`TaskEntry::memory_bytes`] does not measure one by one.
 const TIMELINE_ENTRY_BYTES: usize = 320;
 const FLAG_BYTES: usize = 400;
@@ -638,7 +641,10 @@ impl TaskEntry {
         Ok(())
     }
 
-    /// Drops written reservation states beyond the open ones and a few recent ones.
+    /// Drops written reservation states beyond the open ones and a few recent ones, and beyond
+    /// the newest [`OPEN_RESERVATIONS_KEPT`] open ones: a task offered again and again whose
+    /// outcomes never arrive (only its assignment callbacks are delivered) would otherwise keep
+    /// every reservation it ever had. Every state dropped is written, and read back if named.
     fn keep_few_reservations(&mut self) {
         if self.reservations.len() <= RESERVATIONS_KEPT {
             return;
@@ -648,6 +654,13 @@ impl TaskEntry {
                 .as_ref()
                 .is_some_and(|s| matches!(s.view.status.as_str(), "pending" | "accepted" | "wrapping"))
         });
+        if self.reservations.len() > OPEN_RESERVATIONS_KEPT {
+            let mut ordinals: Vec<i64> =
+                self.reservations.values().flatten().map(|state| state.ordinal).collect();
+            ordinals.sort_unstable();
+            let oldest_kept = ordinals[ordinals.len() - OPEN_RESERVATIONS_KEPT];
+            self.reservations.retain(|_, state| state.as_ref().is_some_and(|s| s.ordinal >= oldest_kept));
+        }
         self.reservations_complete = false;
     }
 }

@@ -10,6 +10,7 @@ use super::Fact;
 use crate::domain::webhook::{encode_form, extract_facts, parse_form};
 use crate::domain::Endpoint;
 use crate::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
+use crate::storage::projector::{self, FollowUp};
 
 const TASK: &str = "WT00000000000000000000000000000001";
 const WORKFLOW: &str = "WW00000000000000000000000000000001";
@@ -565,7 +566,7 @@ fn ingest_with_engine(
     for chunk in deliveries.chunks(per_transaction) {
         let tx = connection.transaction().expect("transaction");
         let mut head = event_log::head(&tx).expect("head");
-        engine.begin(&tx).expect("begin");
+        let mut follow_ups = Vec::new();
         for delivery in chunk {
             let record = record(delivery);
             let key = record
@@ -578,11 +579,10 @@ fn ingest_with_engine(
             let is_fact = seen.insert(key);
             head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact })
                 .expect("append");
-            if is_fact {
-                engine.apply(&tx, head.id, &record).expect("apply");
-            }
+            follow_ups.push(FollowUp::of(head.id, &record, is_fact, 0));
         }
-        engine.flush(&tx).expect("flush");
+        // What the writer thread does after the append commits, here in the same transaction.
+        projector::follow_in(&tx, &mut engine, follow_ups).expect("project");
         tx.commit().expect("commit");
         after_commit(&engine);
     }
@@ -1071,15 +1071,15 @@ fn append_batches(connection: &mut rusqlite::Connection, records: &[NewRecord], 
     for chunk in records.chunks(batch) {
         let tx = connection.transaction().expect("transaction");
         let mut head = event_log::head(&tx).expect("head");
-        engine.begin(&tx).expect("begin");
+        let mut follow_ups = Vec::new();
         for record in chunk {
             head = event_log::append(&tx, head, record, AppendDecision { duplicate_of: None, is_fact: true })
                 .expect("append");
-            if project {
-                engine.apply(&tx, head.id, record).expect("apply");
-            }
+            follow_ups.push(FollowUp::of(head.id, record, true, 0));
         }
-        engine.flush(&tx).expect("flush");
+        if project {
+            projector::follow_in(&tx, &mut engine, follow_ups).expect("project");
+        }
         tx.commit().expect("commit");
     }
 }

@@ -125,6 +125,7 @@ struct RestReservationRow {
 #[template(path = "lookup.html")]
 struct LookupPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     sid: String,
     error: Option<String>,
     task_sid: Option<String>,
@@ -146,6 +147,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
     let sid = query.sid.trim().to_string();
     let mut page = LookupPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         sid: sid.clone(),
         error: None,
         task_sid: None,
@@ -226,6 +228,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
 #[template(path = "tasks/new.html")]
 struct NewTaskPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     csrf: String,
     workflows: Vec<Workflow>,
     problem: Option<String>,
@@ -273,6 +276,7 @@ async fn new_task_form(
     };
     let mut response = render(&NewTaskPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         csrf: csrf_for(http, state),
         workflows,
         problem: problem.clone().or(listing_problem),
@@ -334,6 +338,7 @@ struct RuleRow {
 #[template(path = "settings.html")]
 struct SettingsPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     csrf: String,
     rules: Vec<RuleRow>,
     forwarding_to: Option<String>,
@@ -367,6 +372,7 @@ async fn settings_view(
         crate::projections::overview::queues_and_workflows(&state.store.pool).await.unwrap_or_default();
     let mut response = render(&SettingsPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         csrf: csrf_for(http, state),
         rules: rules
             .into_iter()

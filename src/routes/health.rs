@@ -10,14 +10,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics));
 }
 
+/// Projections further behind the log than this make `/healthz` answer 503.
+const PROJECTION_LAG_UNHEALTHY_MS: i64 = 30_000;
+
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let problem = state.writer_health.problem();
+    let writable = state.writer_health.problem();
     let readable = state.store.is_readable().await;
+    let lag = state.progress.lag();
+    let far_behind = lag.millis >= PROJECTION_LAG_UNHEALTHY_MS;
+    let problem = writable.clone().or_else(|| lag.describe().filter(|_| far_behind));
     let body = json!({
         "status": if problem.is_none() && readable { "ok" } else { "degraded" },
         "database": state.store.path.display().to_string(),
-        "writable": problem.is_none(),
+        "writable": writable.is_none(),
         "readable": readable,
+        "projection_lag_rows": lag.rows,
+        "projection_lag_seconds": lag.millis as f64 / 1_000.0,
         "problem": problem,
     });
     if problem.is_none() && readable {
@@ -29,7 +37,9 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let bytes = storage::database_bytes(&state.store.path);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(bytes, storage::sqlite_memory_bytes()))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(
+        bytes,
+        storage::sqlite_memory_bytes(),
+        state.progress.lag(),
+    ))
 }

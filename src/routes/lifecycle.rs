@@ -44,6 +44,7 @@ fn time(ms: Option<i64>) -> String {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     by_status: Vec<(String, i64)>,
     total_tasks: i64,
     timeouts: Vec<TimedOut>,
@@ -72,6 +73,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
     };
     render(&DashboardPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         total_tasks: by_status.iter().map(|(_, n)| n).sum(),
         by_status,
         timeouts,
@@ -150,6 +152,7 @@ struct TaskRow {
 #[template(path = "tasks/index.html")]
 struct TasksPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     query: TaskQuery,
     error: Option<String>,
     rows: Vec<TaskRow>,
@@ -189,6 +192,7 @@ async fn tasks(query: web::Query<TaskQuery>, state: web::Data<AppState>) -> Http
     };
     render(&TasksPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         query,
         error,
         rows,
@@ -284,6 +288,7 @@ struct ReservationRow {
 #[template(path = "tasks/show.html")]
 struct TaskPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     task: TaskView,
     attributes_pretty: String,
     timeline: Vec<TimelineRow>,
@@ -348,6 +353,7 @@ async fn task(
         .unwrap_or_default();
     render(&TaskPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         attributes_pretty,
         timeline: entries
             .into_iter()
@@ -389,6 +395,7 @@ struct WorkerRow {
 #[template(path = "workers/index.html")]
 struct WorkersPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     rows: Vec<WorkerRow>,
 }
 
@@ -396,6 +403,7 @@ async fn workers(state: web::Data<AppState>) -> HttpResponse {
     match overview::workers(&state.store.pool).await {
         Ok(list) => render(&WorkersPage {
             storage_problem: state.writer_health.problem(),
+            projection_lag: state.projection_lag(),
             rows: list
                 .into_iter()
                 .map(|worker| WorkerRow {
@@ -423,6 +431,7 @@ struct SpanRow {
 #[template(path = "workers/show.html")]
 struct WorkerPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     summary: WorkerSummary,
     since: String,
     mean_accept: String,
@@ -477,6 +486,7 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
         .collect();
     render(&WorkerPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         since: time(summary.activity_since_ms),
         mean_accept: seconds(summary.mean_accept_ms),
         max_accept: seconds(summary.max_accept_ms),
@@ -503,6 +513,7 @@ struct TimeoutRow {
 #[template(path = "timeouts.html")]
 struct TimeoutsPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     rows: Vec<TimeoutRow>,
 }
 
@@ -510,6 +521,7 @@ async fn timeouts(state: web::Data<AppState>) -> HttpResponse {
     match overview::timeouts(&state.store.pool, 500).await {
         Ok(list) => render(&TimeoutsPage {
             storage_problem: state.writer_health.problem(),
+            projection_lag: state.projection_lag(),
             rows: list
                 .into_iter()
                 .map(|item| TimeoutRow { created: time(item.reservation.created_at_ms), item })

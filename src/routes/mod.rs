@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod consistency;
 pub mod export;
 pub mod health;
 pub mod lifecycle;

@@ -72,6 +72,7 @@ impl From<&RecordedRequest> for RequestRow {
 #[template(path = "requests/index.html")]
 struct RequestsPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     query: RequestQuery,
     error: Option<String>,
     rows: Vec<RequestRow>,
@@ -103,6 +104,7 @@ async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -
     export.limit.clear();
     let page = RequestsPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         searched_from,
         export_query: serde_urlencoded::to_string(&export).unwrap_or_default(),
         first_page: query.before.trim().is_empty(),
@@ -127,6 +129,7 @@ struct ParamRow {
 #[template(path = "requests/show.html")]
 struct RequestPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     request: RecordedRequest,
     received: String,
     occurred: String,
@@ -199,6 +202,7 @@ async fn request_detail(
         params.iter().map(|p: &ParamRow| format!("{}={}", p.name, p.value)).collect::<Vec<_>>().join("\n");
     let page = RequestPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         csrf: super::security::csrf_for(&http, &state),
         replays,
         replay_url,

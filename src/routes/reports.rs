@@ -252,6 +252,7 @@ struct ScopeView {
 #[template(path = "reports/index.html")]
 struct ReportPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     query: ReportQuery,
     error: Option<String>,
     report: Option<Report>,
@@ -272,6 +273,7 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
     let query = query.into_inner();
     let mut page = ReportPage {
         storage_problem: state.writer_health.problem(),
+        projection_lag: state.projection_lag(),
         query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
         query: query.clone(),
         error: None,

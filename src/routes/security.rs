@@ -231,6 +231,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[template(path = "login.html")]
 struct LoginPage {
     storage_problem: Option<String>,
+    projection_lag: Option<String>,
     csrf: String,
     next: String,
     error: Option<String>,
@@ -258,6 +259,7 @@ async fn login_page(
 ) -> HttpResponse {
     super::pages::render(&LoginPage {
         storage_problem: None,
+        projection_lag: None,
         csrf: csrf_for(&http, &state),
         next: safe_next(&query.next),
         error: None,
@@ -284,6 +286,7 @@ async fn login(http: HttpRequest, form: web::Form<LoginForm>, state: web::Data<A
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let mut response = super::pages::render(&LoginPage {
             storage_problem: None,
+            projection_lag: None,
             csrf: csrf_for(&http, &state),
             next: safe_next(&form.next),
             error: Some("That is not the password.".into()),

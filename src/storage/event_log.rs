@@ -245,24 +245,81 @@ pub fn append(
     let encoding_field = Field::Text(payload::ENCODING);
     let values = std::iter::once(&id_field).chain(stored.iter()).chain([&hash_field, &encoding_field]);
     statement.execute(rusqlite::params_from_iter(values))?;
-    if let Some(facts) = facts {
-        let mut reference =
-            tx.prepare_cached("INSERT OR IGNORE INTO sid_refs (sid_key, event_id) VALUES (?1, ?2)")?;
-        for sid in [
-            &facts.event_sid,
-            &facts.task_sid,
-            &facts.reservation_sid,
-            &facts.worker_sid,
-            &facts.task_queue_sid,
-            &facts.workflow_sid,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            reference.execute(rusqlite::params![sid_key(sid), id])?;
-        }
+    // The event Sid is referenced at once: the next delivery of the same event is found
+    // through it. The row's other SIDs follow with the projections ([`index_sids`]).
+    if let Some(event_sid) = facts.and_then(|f| f.event_sid.as_deref()) {
+        index_sids(tx, id, [event_sid])?;
     }
     Ok(Head { id, hash })
+}
+
+/// The SIDs of a row that [`append`] leaves to the projector to reference in `sid_refs`:
+/// every one it names but its event Sid.
+pub fn sids_referenced_later(facts: &WebhookFacts) -> Vec<String> {
+    [&facts.task_sid, &facts.reservation_sid, &facts.worker_sid, &facts.task_queue_sid, &facts.workflow_sid]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// References row `id` under each of `sids` in `sid_refs` (a reference already there stays).
+///
+/// # Errors
+/// Any SQLite error.
+pub fn index_sids<'a>(
+    conn: &Connection,
+    id: i64,
+    sids: impl IntoIterator<Item = &'a str>,
+) -> rusqlite::Result<()> {
+    let mut reference =
+        conn.prepare_cached("INSERT OR IGNORE INTO sid_refs (sid_key, event_id) VALUES (?1, ?2)")?;
+    for sid in sids {
+        reference.execute(rusqlite::params![sid_key(sid), id])?;
+    }
+    Ok(())
+}
+
+/// The rows after `after_id` up to `through_id` with the SIDs [`sids_referenced_later`] gives,
+/// in log order (rows naming none are left out).
+///
+/// # Errors
+/// Any SQLite error.
+pub fn sids_of_rows(
+    conn: &Connection,
+    after_id: i64,
+    through_id: i64,
+) -> rusqlite::Result<Vec<(i64, Vec<String>)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, task_sid, reservation_sid, worker_sid, task_queue_sid, workflow_sid FROM events \
+         WHERE id > ?1 AND id <= ?2 ORDER BY id",
+    )?;
+    let mut rows = statement.query(params![after_id, through_id])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut sids = Vec::new();
+        for column in 1..=5 {
+            if let Some(sid) = row.get::<_, Option<String>>(column)? {
+                sids.push(sid);
+            }
+        }
+        if !sids.is_empty() {
+            found.push((row.get(0)?, sids));
+        }
+    }
+    Ok(found)
+}
+
+/// References every row after `after_id` under the SIDs [`sids_referenced_later`] gives.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn index_sids_of_rows_after(conn: &Connection, after_id: i64) -> rusqlite::Result<()> {
+    let through = head(conn)?.id;
+    for (id, sids) in sids_of_rows(conn, after_id, through)? {
+        index_sids(conn, id, sids.iter().map(String::as_str))?;
+    }
+    Ok(())
 }
 
 /// The row that made the event `event_sid` a fact (its first trusted delivery), if any: found

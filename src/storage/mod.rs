@@ -6,6 +6,8 @@ pub mod event_log;
 pub mod floor;
 pub mod payload;
 pub mod probe;
+pub mod progress;
+pub mod projector;
 pub mod reads;
 pub mod settings;
 pub mod web_reads;

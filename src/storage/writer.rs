@@ -2,14 +2,19 @@
 //! concurrent requests together (group commit).
 //!
 //! Handlers queue a [`NewRecord`] and await the outcome; the thread drains whatever is queued
-//! (up to `max_batch`), runs one transaction (dedup → append → projections), commits, and only
-//! then answers every waiter. A request is therefore acknowledged only once its row is durable,
-//! and a failed transaction answers its whole batch with an error (the edge turns it into 503).
-//! One thread and no async hops inside keep the per-row cost to SQLite's own work.
+//! (up to `max_batch`), runs one transaction (dedup → append → the event Sid's reference),
+//! commits, and only then answers every waiter. A request is therefore acknowledged only once
+//! its row is durable, and a failed transaction answers its whole batch with an error (the
+//! edge turns it into 503). The projections and the rows' other SID references follow in
+//! transactions of their own ([`projector`]), between and after the appends, so a request
+//! waits for its own row and not for the projections of everything before it; readers wait
+//! for them instead ([`ProjectionProgress`]). One thread and no async hops inside keep the
+//! per-row cost to SQLite's own work.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,8 @@ use tokio::sync::oneshot;
 
 use super::event_log::{self, AppendDecision, Head, NewRecord};
 use super::probe;
+use super::progress::{now_ms, ProjectionProgress};
+use super::projector::{self, FollowUp};
 use crate::metrics::Metrics;
 use crate::projections;
 
@@ -103,6 +110,8 @@ pub struct Writer {
     sender: SyncSender<Job>,
     capacity: usize,
     pub health: Arc<StorageHealth>,
+    /// How far the projections have followed the log.
+    pub progress: Arc<ProjectionProgress>,
 }
 
 impl Writer {
@@ -122,8 +131,18 @@ impl Writer {
                 Connection::open_with_flags(&config.database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
             }
         };
-        // An upgrade may have left the projections to be rebuilt; do it before taking requests.
+        // An upgrade may have left the projections to be rebuilt, and a crash rows they had
+        // not taken in yet; both are done before taking requests.
         projections::rebuild_if_stale(&mut connection, &config.projection)?;
+        let mut engine = projections::Engine::new(config.projection.clone());
+        if health.problem().is_none() {
+            projector::catch_up(&mut connection, &mut engine)?;
+        }
+        let progress = Arc::new(ProjectionProgress::new(
+            event_log::head(&connection)?.id,
+            projections::projected_through(&connection)?,
+        ));
+        let thread_progress = progress.clone();
         let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
         let thread_health = health.clone();
         let capacity = config.queue_capacity;
@@ -136,12 +155,21 @@ impl Writer {
         let checkpointer_metrics = metrics.clone();
         std::thread::Builder::new().name("log-writer".into()).spawn(move || {
             let _alive = alive;
-            run(connection, config, receiver, metrics, thread_health, &writer_restart)
+            run(
+                connection,
+                engine,
+                config,
+                receiver,
+                metrics,
+                thread_health,
+                &thread_progress,
+                &writer_restart,
+            )
         })?;
         std::thread::Builder::new().name("log-checkpointer".into()).spawn(move || {
             checkpoint_loop(path, restart_frames, restart, checkpointer_sees, checkpointer_metrics)
         })?;
-        Ok(Self { sender, capacity, health })
+        Ok(Self { sender, capacity, health, progress })
     }
 
     /// Stores `record` and returns once it is committed (or has failed to be).
@@ -334,123 +362,319 @@ const MAX_PENDING_TIMINGS: usize = 100_000;
 const TIMINGS_PER_WRITE: usize = 256;
 const TIMINGS_MAX_AGE: Duration = Duration::from_secs(1);
 
+/// Rows the projections follow in one transaction while requests wait for the writer: small,
+/// so a request arriving meanwhile is not kept waiting long.
+const FOLLOW_ROWS_WHILE_BUSY: usize = 128;
+/// Rows the projections follow in one transaction while no request waits.
+const FOLLOW_ROWS_WHILE_IDLE: usize = 1_024;
+/// Rows committed and not yet projected at most: past it every append is followed by
+/// projecting more rows than it added, so the backlog (and its memory) stays bounded and
+/// ingest slows to the pace of the projections instead of running ahead of them.
+pub const FOLLOW_BACKLOG_CAP: usize = 8_192;
+
+/// How many of `waiting` rows to project now.
+fn rows_to_follow(waiting: usize, requests_waiting: bool, just_appended: usize) -> usize {
+    if !requests_waiting {
+        waiting.min(FOLLOW_ROWS_WHILE_IDLE)
+    } else if waiting > FOLLOW_BACKLOG_CAP {
+        waiting.min(just_appended + FOLLOW_ROWS_WHILE_BUSY)
+    } else if waiting >= FOLLOW_ROWS_WHILE_BUSY {
+        FOLLOW_ROWS_WHILE_BUSY
+    } else {
+        0
+    }
+}
+
+/// What the writer thread keeps between its transactions.
+struct WriterThread<'a> {
+    connection: Connection,
+    engine: projections::Engine,
+    config: WriterConfig,
+    metrics: Arc<Metrics>,
+    health: Arc<StorageHealth>,
+    progress: &'a ProjectionProgress,
+    /// Committed rows the projections have not taken in, oldest first.
+    backlog: VecDeque<FollowUp>,
+    /// Rows were committed that `backlog` does not hold (a failed projection, or left from
+    /// before a start): the projections read them back from the log before going on.
+    read_back: bool,
+    /// After a failed projection, when to try again.
+    retry_follow_at: Option<Instant>,
+    /// After a failed transaction the connection is reopened before the next attempt, so a
+    /// fault that poisoned it (a file system remounted, a file replaced) clears with the fault.
+    reopen: bool,
+    head: Option<Head>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
-    mut connection: Connection,
+    connection: Connection,
+    engine: projections::Engine,
     config: WriterConfig,
     receiver: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     health: Arc<StorageHealth>,
+    progress: &ProjectionProgress,
     wal_restart: &WalRestart,
 ) {
-    let mut last_restart_attempt = None;
-    let mut head = event_log::head(&connection).ok();
-    let mut engine = projections::Engine::new(config.projection.clone());
-    let mut pending_timings: Vec<(i64, u64)> = Vec::new();
-    // When the oldest of `pending_timings` was answered.
-    let mut pending_since: Option<Instant> = None;
-    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
-    // After a failed transaction the connection is reopened before the next attempt, so a
-    // fault that poisoned it (a file system remounted, a file replaced) clears with the fault.
-    let mut reopen = health.problem().is_some();
-    let mut last_probe = Instant::now();
-    loop {
-        match receiver.recv_timeout(IDLE_FLUSH) {
-            Ok(job) => batch.push(job),
-            Err(RecvTimeoutError::Timeout) => {
-                if health.problem().is_some() && last_probe.elapsed() >= PROBE_INTERVAL {
-                    // Idle and failing: find out whether a write would succeed now, so health
-                    // clears by itself instead of waiting for the next webhook.
-                    last_probe = Instant::now();
-                    match probe_fresh_connection(&config) {
-                        Ok(fresh) => {
-                            connection = fresh;
-                            reopen = false;
-                            health.set(None);
-                        }
-                        Err(problem) => health.set(Some(problem)),
+    let head = event_log::head(&connection).ok();
+    let read_back = progress.last_projected() < progress.last_appended();
+    let mut thread = WriterThread {
+        connection,
+        engine,
+        config,
+        metrics,
+        health,
+        progress,
+        backlog: VecDeque::new(),
+        read_back,
+        retry_follow_at: None,
+        reopen: false,
+        head,
+    };
+    thread.serve(&receiver, wal_restart);
+}
+
+impl WriterThread<'_> {
+    fn serve(&mut self, receiver: &mpsc::Receiver<Job>, wal_restart: &WalRestart) {
+        let mut last_restart_attempt = None;
+        let mut pending_timings: Vec<(i64, u64)> = Vec::new();
+        // When the oldest of `pending_timings` was answered.
+        let mut pending_since: Option<Instant> = None;
+        let mut batch: Vec<Job> = Vec::with_capacity(self.config.max_batch);
+        // A job taken off the queue to see whether any waits, served next.
+        let mut held: Option<Job> = None;
+        self.reopen = self.health.problem().is_some();
+        let mut last_probe = Instant::now();
+        loop {
+            let following = (!self.backlog.is_empty() || self.read_back)
+                && self.retry_follow_at.is_none_or(|at| Instant::now() >= at);
+            let first = match held.take() {
+                Some(job) => job,
+                None => match receiver.recv_timeout(if following { Duration::ZERO } else { IDLE_FLUSH }) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) if following => {
+                        self.follow(false, 0);
+                        continue;
                     }
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.health.problem().is_some() && last_probe.elapsed() >= PROBE_INTERVAL {
+                            // Idle and failing: find out whether a write would succeed now, so
+                            // health clears by itself instead of waiting for the next webhook.
+                            last_probe = Instant::now();
+                            match probe_fresh_connection(&self.config) {
+                                Ok(fresh) => {
+                                    self.connection = fresh;
+                                    self.reopen = false;
+                                    self.health.set(None);
+                                }
+                                Err(problem) => self.health.set(Some(problem)),
+                            }
+                        }
+                        if !pending_timings.is_empty() {
+                            if let Ok(tx) =
+                                self.connection.transaction_with_behavior(TransactionBehavior::Immediate)
+                            {
+                                if event_log::record_response_times(&tx, &pending_timings).is_ok()
+                                    && tx.commit().is_ok()
+                                {
+                                    pending_timings.clear();
+                                    pending_since = None;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // Stopping: what the projections have not taken in is taken in now, so
+                        // a clean stop leaves nothing to catch up.
+                        while !self.backlog.is_empty() || self.read_back {
+                            if !self.follow(false, 0) {
+                                break;
+                            }
+                        }
+                        return;
+                    }
+                },
+            };
+            batch.push(first);
+            while batch.len() < self.config.max_batch {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
-                if !pending_timings.is_empty() {
-                    if let Ok(tx) = connection.transaction_with_behavior(TransactionBehavior::Immediate) {
-                        if event_log::record_response_times(&tx, &pending_timings).is_ok()
-                            && tx.commit().is_ok()
-                        {
-                            pending_timings.clear();
-                            pending_since = None;
+            }
+            reopen_if_needed(&mut self.connection, &mut self.reopen, &self.config);
+            // Response times ride along only now and then: each transaction that carries them
+            // writes one more page (at low load a commit writes about 15).
+            let timings_due = pending_timings.len() >= TIMINGS_PER_WRITE
+                || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
+            let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
+            let outcome = match self.head {
+                Some(current) => append_batch(&mut self.connection, current, &batch, timings),
+                None => event_log::head(&self.connection).and_then(|current| {
+                    self.head = Some(current);
+                    append_batch(&mut self.connection, current, &batch, timings)
+                }),
+            };
+            let appended = batch.len();
+            match outcome {
+                Ok((new_head, results)) => {
+                    self.head = Some(new_head);
+                    self.health.set(None);
+                    if timings_due {
+                        pending_timings.clear();
+                        pending_since = None;
+                    }
+                    pending_since.get_or_insert_with(Instant::now);
+                    self.metrics.commit_batch_size.observe(batch.len() as f64);
+                    let committed_ms = now_ms();
+                    for (job, appended) in batch.drain(..).zip(results) {
+                        pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
+                        let _ = job.reply.send(Ok(appended));
+                        if !self.read_back {
+                            self.backlog.push_back(FollowUp::of(
+                                appended.id,
+                                &job.record,
+                                appended.is_fact,
+                                committed_ms,
+                            ));
                         }
                     }
+                    self.progress.appended(new_head.id, self.oldest_waiting_ms(committed_ms));
+                    // After the answers: the batch is durable, and a restart syncs the database
+                    // file, flushing every page the checkpointer copied since the last restart
+                    // (SQLite syncs it after a PASSIVE checkpoint only when that caught up with
+                    // the WAL's end, which one racing a busy writer never does).
+                    restart_wal(
+                        &self.connection,
+                        wal_restart,
+                        &mut last_restart_attempt,
+                        &self.config,
+                        &self.metrics,
+                    );
                 }
-                continue;
+                Err(error) => {
+                    let message = explain_failure(&error, &self.config.database);
+                    tracing::error!(%message, rows = batch.len(), "write transaction failed; answering 503");
+                    self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                    self.health.set(Some(message.clone()));
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(WriteError::Storage(message.clone())));
+                    }
+                    // The head is re-read from what was really committed, on a fresh connection.
+                    self.head = None;
+                    self.reopen = true;
+                    // The projections' last transactions were not synced on their own: a fault
+                    // that lost unsynced writes may have lost them, so they resume from what
+                    // the database says they took in.
+                    self.engine.forget();
+                    self.backlog.clear();
+                    self.read_back = true;
+                    continue;
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-        while batch.len() < config.max_batch {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+            if pending_timings.len() > MAX_PENDING_TIMINGS {
+                let excess = pending_timings.len() - MAX_PENDING_TIMINGS;
+                pending_timings.drain(..excess);
             }
+            let requests_waiting = match receiver.try_recv() {
+                Ok(job) => {
+                    held = Some(job);
+                    true
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => false,
+            };
+            self.follow(requests_waiting, appended);
         }
-        reopen_if_needed(&mut connection, &mut reopen, &config);
-        // Response times ride along only now and then: each transaction that carries them
-        // writes one more page (at low load a commit writes about 15).
-        let timings_due = pending_timings.len() >= TIMINGS_PER_WRITE
-            || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
-        let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
-        let outcome = match head {
-            Some(current) => commit_batch(&mut connection, current, &batch, timings, &mut engine),
-            None => event_log::head(&connection).and_then(|current| {
-                head = Some(current);
-                commit_batch(&mut connection, current, &batch, timings, &mut engine)
-            }),
+    }
+
+    /// When the oldest row not yet projected was committed (epoch ms; 0 when none waits);
+    /// `now_ms` stands for rows read back from the log.
+    fn oldest_waiting_ms(&self, now_ms: i64) -> i64 {
+        match self.backlog.front() {
+            Some(oldest) => oldest.committed_ms,
+            None if self.read_back => now_ms,
+            None => 0,
+        }
+    }
+
+    /// Projects some of the rows waiting (how many: [`rows_to_follow`]); returns whether it
+    /// succeeded. Projections are rebuildable from the log, so their transactions are not
+    /// synced on their own: the next append's sync carries them, and a crash before it
+    /// only means they are done again.
+    fn follow(&mut self, requests_waiting: bool, just_appended: usize) -> bool {
+        let count = if self.read_back {
+            usize::MAX
+        } else {
+            rows_to_follow(self.backlog.len(), requests_waiting, just_appended)
         };
+        if count == 0 {
+            return true;
+        }
+        if self.retry_follow_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        // Read back only through a connection opened since the fault: the one it happened on
+        // may still see, in its own cache, writes the disk lost.
+        reopen_if_needed(&mut self.connection, &mut self.reopen, &self.config);
+        if self.reopen {
+            self.retry_follow_at = Some(Instant::now() + PROBE_INTERVAL);
+            return false;
+        }
+        let started = Instant::now();
+        let unsynced = self.config.synchronous == Synchronous::Full
+            && self.connection.pragma_update(None, "synchronous", "NORMAL").is_ok();
+        let outcome = if self.read_back {
+            projector::catch_up(&mut self.connection, &mut self.engine).map(|_| ())
+        } else {
+            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count)
+        };
+        if unsynced {
+            let _ = self.connection.pragma_update(None, "synchronous", "FULL");
+        }
+        self.metrics.projection_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok((new_head, results)) => {
-                head = Some(new_head);
-                health.set(None);
-                if timings_due {
-                    pending_timings.clear();
-                    pending_since = None;
+            Ok(()) => {
+                if self.read_back {
+                    // Read back up to the head, which includes every row the backlog held.
+                    self.read_back = false;
+                    self.backlog.clear();
                 }
-                pending_since.get_or_insert_with(Instant::now);
-                metrics.commit_batch_size.observe(batch.len() as f64);
-                let (cached_tasks, cached_bytes) = engine.cached();
-                metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
-                metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
-                metrics.projection_window_refolds.store(engine.stats.window_refolds, Ordering::Relaxed);
-                metrics
-                    .projection_checkpoint_refolds
-                    .store(engine.stats.checkpoint_refolds, Ordering::Relaxed);
-                metrics.projection_log_refolds.store(engine.stats.log_refolds, Ordering::Relaxed);
-                metrics.projection_restores.store(engine.stats.loads, Ordering::Relaxed);
-                for (job, appended) in batch.drain(..).zip(results) {
-                    pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
-                    let _ = job.reply.send(Ok(appended));
-                }
-                // After the answers: the batch is durable, and a restart syncs the database
-                // file, flushing every page the checkpointer copied since the last restart
-                // (SQLite syncs it after a PASSIVE checkpoint only when that caught up with the
-                // WAL's end, which one racing a busy writer never does): 18-28 ms measured at
-                // 1,000 requests/s. Syncing after each of the checkpointer's rounds instead
-                // made the restart 4-11 ms but delayed more commits than it saved.
-                restart_wal(&connection, wal_restart, &mut last_restart_attempt, &config, &metrics);
+                let through = match (self.backlog.front(), self.head) {
+                    (Some(next), _) => next.id - 1,
+                    (None, Some(head)) => head.id,
+                    (None, None) => self.progress.last_appended(),
+                };
+                self.retry_follow_at = None;
+                self.progress.projected(through, self.oldest_waiting_ms(now_ms()));
+                self.publish_engine_counters();
+                true
             }
             Err(error) => {
-                let message = explain_failure(&error, &config.database);
-                tracing::error!(%message, rows = batch.len(), "write transaction failed; answering 503");
-                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                health.set(Some(message.clone()));
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(WriteError::Storage(message.clone())));
-                }
-                // The head is re-read from what was really committed, on a fresh connection.
-                head = None;
-                reopen = true;
+                let message = explain_failure(&error, &self.config.database);
+                tracing::error!(%message, "the projections could not take in the last rows; they will be read back from the log");
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                self.health.set(Some(message));
+                self.reopen = true;
+                self.backlog.clear();
+                self.read_back = true;
+                self.retry_follow_at = Some(Instant::now() + PROBE_INTERVAL);
+                false
             }
         }
-        if pending_timings.len() > MAX_PENDING_TIMINGS {
-            let excess = pending_timings.len() - MAX_PENDING_TIMINGS;
-            pending_timings.drain(..excess);
-        }
+    }
+
+    fn publish_engine_counters(&self) {
+        let metrics = &self.metrics;
+        let engine = &self.engine;
+        let (cached_tasks, cached_bytes) = engine.cached();
+        metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
+        metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
+        metrics.projection_window_refolds.store(engine.stats.window_refolds, Ordering::Relaxed);
+        metrics.projection_checkpoint_refolds.store(engine.stats.checkpoint_refolds, Ordering::Relaxed);
+        metrics.projection_log_refolds.store(engine.stats.log_refolds, Ordering::Relaxed);
+        metrics.projection_restores.store(engine.stats.loads, Ordering::Relaxed);
     }
 }
 
@@ -504,19 +728,21 @@ fn describe(error: &rusqlite::Error) -> String {
     }
 }
 
-fn commit_batch(
+fn append_batch(
     connection: &mut Connection,
     head: Head,
     batch: &[Job],
     pending_timings: &[(i64, u64)],
-    engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
-    commit_records(connection, head, batch.iter().map(|job| &job.record), pending_timings, engine)
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let appended = append_records(&tx, head, batch.iter().map(|job| &job.record), pending_timings)?;
+    tx.commit()?;
+    Ok(appended)
 }
 
-/// The one write transaction: for each record, dedup → append → delivery keys → projections,
-/// then the changed projection rows, then commit. The writer thread runs it per batch; bulk
-/// tools (`generate`) run it directly so their rows are exactly what ingest writes.
+/// Appends and projects `records` in one transaction, as the writer thread's append and the
+/// projections' transactions that follow it would: bulk tools (`generate`) and tests run it so
+/// their rows are exactly what ingest writes.
 ///
 /// # Errors
 /// Any SQLite error; nothing of the batch is then stored, and `engine` forgets what it held.
@@ -527,35 +753,43 @@ pub fn commit_records<'a>(
     pending_timings: &[(i64, u64)],
     engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
-    let outcome = try_commit_records(connection, head, records, pending_timings, engine);
+    let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+        let records: Vec<&NewRecord> = records.collect();
+        let (head, results) = append_records(&tx, head, records.iter().copied(), pending_timings)?;
+        let work = records
+            .iter()
+            .zip(&results)
+            .map(|(record, appended)| FollowUp::of(appended.id, record, appended.is_fact, 0));
+        projector::follow_in(&tx, engine, work)?;
+        tx.commit()?;
+        Ok((head, results))
+    });
     if outcome.is_err() {
         engine.forget();
     }
     outcome
 }
 
-fn try_commit_records<'a>(
-    connection: &mut Connection,
+/// For each record: dedup → append → delivery keys, inside `tx`.
+fn append_records<'a>(
+    tx: &rusqlite::Transaction<'_>,
     mut head: Head,
     records: impl Iterator<Item = &'a NewRecord>,
     pending_timings: &[(i64, u64)],
-    engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    engine.begin(&tx)?;
-    event_log::record_response_times(&tx, pending_timings)?;
+    event_log::record_response_times(tx, pending_timings)?;
     let mut results = Vec::with_capacity(records.size_hint().0);
     for record in records {
         let keys = delivery_keys(record);
         let duplicate_of = match trusted_event_sid(record) {
-            Some(sid) => event_log::fact_with_event_sid(&tx, sid)?,
-            None => find_first_delivery(&tx, &keys)?,
+            Some(sid) => event_log::fact_with_event_sid(tx, sid)?,
+            None => find_first_delivery(tx, &keys)?,
         };
         let decision = AppendDecision {
             duplicate_of,
             is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
         };
-        head = event_log::append(&tx, head, record, decision)?;
+        head = event_log::append(tx, head, record, decision)?;
         if !keys.is_empty() {
             let first = duplicate_of.unwrap_or(head.id);
             let mut insert =
@@ -564,13 +798,8 @@ fn try_commit_records<'a>(
                 insert.execute(rusqlite::params![&key[..], first])?;
             }
         }
-        if decision.is_fact {
-            engine.apply(&tx, head.id, record)?;
-        }
         results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact });
     }
-    engine.flush(&tx)?;
-    tx.commit()?;
     Ok((head, results))
 }
 

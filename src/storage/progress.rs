@@ -1,0 +1,94 @@
+//! How far the projections have followed the log: the writer thread moves both marks, and
+//! readers wait on them so that a page shows every row committed before it was asked for
+//! (a user's own action included), or says how far behind it is.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// The log's last committed row and the last row the projections have taken in.
+pub struct ProjectionProgress {
+    appended: AtomicI64,
+    projected: watch::Sender<i64>,
+    /// When the oldest row not yet projected was committed (epoch ms), 0 when none waits.
+    oldest_waiting_ms: AtomicI64,
+}
+
+/// How far the projections are behind the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lag {
+    pub rows: i64,
+    pub millis: i64,
+}
+
+impl Lag {
+    /// In words, for banners and `/healthz`; `None` when there is no lag.
+    pub fn describe(self) -> Option<String> {
+        (self.rows > 0).then(|| {
+            format!(
+                "the projections are {} log row{} ({:.1} s) behind the log",
+                self.rows,
+                if self.rows == 1 { "" } else { "s" },
+                self.millis as f64 / 1_000.0
+            )
+        })
+    }
+}
+
+impl ProjectionProgress {
+    /// The log ends at row `appended`; the projections have taken in rows up to `projected`.
+    pub fn new(appended: i64, projected: i64) -> Self {
+        Self {
+            appended: AtomicI64::new(appended),
+            projected: watch::Sender::new(projected),
+            oldest_waiting_ms: AtomicI64::new(if projected < appended { now_ms() } else { 0 }),
+        }
+    }
+
+    /// The writer committed rows up to `id`; the oldest not yet projected was committed at
+    /// `oldest_waiting_ms`.
+    pub fn appended(&self, id: i64, oldest_waiting_ms: i64) {
+        self.appended.store(id, Ordering::Release);
+        self.oldest_waiting_ms.store(oldest_waiting_ms, Ordering::Release);
+    }
+
+    /// The projections took in rows up to `id`; `oldest_waiting_ms` as for [`Self::appended`].
+    pub fn projected(&self, id: i64, oldest_waiting_ms: i64) {
+        self.oldest_waiting_ms.store(oldest_waiting_ms, Ordering::Release);
+        self.projected.send_replace(id);
+    }
+
+    pub fn last_appended(&self) -> i64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    pub fn last_projected(&self) -> i64 {
+        *self.projected.borrow()
+    }
+
+    /// The lag now.
+    pub fn lag(&self) -> Lag {
+        let rows = (self.last_appended() - self.last_projected()).max(0);
+        let oldest = self.oldest_waiting_ms.load(Ordering::Acquire);
+        let millis = if rows > 0 && oldest > 0 { (now_ms() - oldest).max(0) } else { 0 };
+        Lag { rows, millis }
+    }
+
+    /// Waits until every row committed before the call is projected, at most `limit`; returns
+    /// whether they are.
+    pub async fn wait_for_rows_committed_so_far(&self, limit: Duration) -> bool {
+        let target = self.last_appended();
+        let mut projected = self.projected.subscribe();
+        if *projected.borrow_and_update() >= target {
+            return true;
+        }
+        let caught_up = tokio::time::timeout(limit, projected.wait_for(|id| *id >= target)).await;
+        matches!(caught_up, Ok(Ok(_)))
+    }
+}
+
+/// The wall clock in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

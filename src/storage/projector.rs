@@ -1,0 +1,139 @@
+//! The work that follows the log: for each committed row, the SID references beyond its
+//! event Sid and, for a fact, the projections. The writer thread does it in transactions of
+//! its own after the appends are acknowledged, oldest row first, and records in the same
+//! transaction the last row taken in (`proj_meta.projected_through`), so after a crash it
+//! resumes from exactly there and ends where `rebuild` would.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::event_log::{self, NewRecord};
+use crate::projections::{self, Engine, Fact};
+
+/// A committed row's share of that work.
+#[derive(Debug)]
+pub struct FollowUp {
+    pub id: i64,
+    sids: Vec<String>,
+    fact: Option<Fact>,
+    /// When its row was committed (epoch ms), for the lag.
+    pub committed_ms: i64,
+}
+
+impl FollowUp {
+    /// What row `id`, just appended from `record`, leaves to do.
+    pub fn of(id: i64, record: &NewRecord, is_fact: bool, committed_ms: i64) -> Self {
+        let facts = record.facts.as_ref();
+        Self {
+            id,
+            sids: facts.map(event_log::sids_referenced_later).unwrap_or_default(),
+            fact: facts.filter(|_| is_fact).map(|facts| {
+                Fact::from_parts(id, facts, record.params.as_ref(), record.response_body.as_deref())
+            }),
+            committed_ms,
+        }
+    }
+}
+
+/// Does `work` (oldest first) inside `tx`, the projections' rows written and the last row
+/// recorded. The caller commits.
+///
+/// # Errors
+/// Any SQLite error; the caller rolls back and calls [`Engine::forget`].
+pub fn follow_in(
+    tx: &Connection,
+    engine: &mut Engine,
+    work: impl IntoIterator<Item = FollowUp>,
+) -> rusqlite::Result<Option<i64>> {
+    engine.begin(tx)?;
+    let mut last = None;
+    for follow_up in work {
+        event_log::index_sids(tx, follow_up.id, follow_up.sids.iter().map(String::as_str))?;
+        if let Some(fact) = follow_up.fact {
+            engine.apply_fact(tx, fact)?;
+        }
+        last = Some(follow_up.id);
+    }
+    engine.flush(tx)?;
+    if let Some(id) = last {
+        projections::set_projected_through(tx, id)?;
+    }
+    Ok(last)
+}
+
+/// Takes the first `count` of `backlog` and does them in one transaction.
+///
+/// # Errors
+/// Any SQLite error: nothing of it is stored and `engine` forgets what it held; the rows
+/// taken must then be read back from the log ([`catch_up`]).
+pub fn follow(
+    connection: &mut Connection,
+    engine: &mut Engine,
+    backlog: &mut VecDeque<FollowUp>,
+    count: usize,
+) -> rusqlite::Result<()> {
+    let work = backlog.drain(..count.min(backlog.len()));
+    let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+        follow_in(&tx, engine, work)?;
+        tx.commit()
+    });
+    if outcome.is_err() {
+        engine.forget();
+    }
+    outcome
+}
+
+/// Log rows read back per transaction when catching up.
+const CATCH_UP_ROWS: i64 = 1_024;
+
+/// Takes in every row the projections have not (after a crash, or a copy made while they
+/// were behind), in transactions of [`CATCH_UP_ROWS`]; returns how many rows it read.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn catch_up(connection: &mut Connection, engine: &mut Engine) -> rusqlite::Result<u64> {
+    let started = Instant::now();
+    let head = event_log::head(connection)?.id;
+    let mut through = projections::projected_through(connection)?;
+    let behind = (head - through).max(0) as u64;
+    while through < head {
+        let upto = (through + CATCH_UP_ROWS).min(head);
+        let backlog = read_back(connection, through, upto)?;
+        let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+            follow_in(&tx, engine, backlog)?;
+            // Rows with nothing to do still move the mark.
+            projections::set_projected_through(&tx, upto)?;
+            tx.commit()
+        });
+        if let Err(error) = outcome {
+            engine.forget();
+            return Err(error);
+        }
+        through = upto;
+    }
+    if behind > 0 {
+        tracing::info!(rows = behind, took = ?started.elapsed(), "projections caught up with the log");
+    }
+    Ok(behind)
+}
+
+/// What the rows after `after_id` up to `through_id` leave to do, read back from the log.
+fn read_back(connection: &Connection, after_id: i64, through_id: i64) -> rusqlite::Result<Vec<FollowUp>> {
+    let mut facts = projections::facts_between(connection, after_id, through_id)?.into_iter().peekable();
+    let mut sids = event_log::sids_of_rows(connection, after_id, through_id)?.into_iter().peekable();
+    let mut backlog = Vec::new();
+    loop {
+        let next_id = match (facts.peek(), sids.peek()) {
+            (Some(fact), Some((id, _))) => fact.event_id.min(*id),
+            (Some(fact), None) => fact.event_id,
+            (None, Some((id, _))) => *id,
+            (None, None) => break,
+        };
+        let fact = facts.next_if(|fact| fact.event_id == next_id);
+        let sids = sids.next_if(|(id, _)| *id == next_id).map(|(_, sids)| sids).unwrap_or_default();
+        backlog.push(FollowUp { id: next_id, sids, fact, committed_ms: 0 });
+    }
+    Ok(backlog)
+}
