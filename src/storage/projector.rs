@@ -63,7 +63,8 @@ pub fn follow_in(
     Ok(last)
 }
 
-/// Takes the first `count` of `backlog` and does them in one transaction.
+/// Takes up to `count` of `backlog`, oldest first, and does them in one transaction, ending it
+/// early (after at least one) once `stop` says so.
 ///
 /// # Errors
 /// Any SQLite error: nothing of it is stored and `engine` forgets what it held; the rows
@@ -73,8 +74,16 @@ pub fn follow(
     engine: &mut Engine,
     backlog: &mut VecDeque<FollowUp>,
     count: usize,
+    stop: impl Fn() -> bool,
 ) -> rusqlite::Result<()> {
-    let work = backlog.drain(..count.min(backlog.len()));
+    let mut taken = 0;
+    let work = std::iter::from_fn(|| {
+        if taken >= count || (taken > 0 && stop()) {
+            return None;
+        }
+        taken += 1;
+        backlog.pop_front()
+    });
     let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
         follow_in(&tx, engine, work)?;
         tx.commit()

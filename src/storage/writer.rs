@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,6 +109,9 @@ struct Job {
 pub struct Writer {
     sender: SyncSender<Job>,
     capacity: usize,
+    /// Assignment callbacks queued for the writer: TaskRouter waits for their answer, so the
+    /// projections' transaction in progress ends early when one is waiting.
+    urgent: Arc<AtomicUsize>,
     pub health: Arc<StorageHealth>,
     /// How far the projections have followed the log.
     pub progress: Arc<ProjectionProgress>,
@@ -143,6 +146,8 @@ impl Writer {
             projections::projected_through(&connection)?,
         ));
         let thread_progress = progress.clone();
+        let urgent = Arc::new(AtomicUsize::new(0));
+        let thread_urgent = urgent.clone();
         let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
         let thread_health = health.clone();
         let capacity = config.queue_capacity;
@@ -155,21 +160,14 @@ impl Writer {
         let checkpointer_metrics = metrics.clone();
         std::thread::Builder::new().name("log-writer".into()).spawn(move || {
             let _alive = alive;
-            run(
-                connection,
-                engine,
-                config,
-                receiver,
-                metrics,
-                thread_health,
-                &thread_progress,
-                &writer_restart,
-            )
+            let shared =
+                Shared { metrics, health: thread_health, progress: thread_progress, urgent: thread_urgent };
+            run(connection, engine, config, receiver, shared, &writer_restart)
         })?;
         std::thread::Builder::new().name("log-checkpointer".into()).spawn(move || {
             checkpoint_loop(path, restart_frames, restart, checkpointer_sees, checkpointer_metrics)
         })?;
-        Ok(Self { sender, capacity, health, progress })
+        Ok(Self { sender, capacity, urgent, health, progress })
     }
 
     /// Stores `record` and returns once it is committed (or has failed to be).
@@ -178,13 +176,28 @@ impl Writer {
     /// [`WriteError`] when the row is not durably stored.
     pub async fn append(&self, record: NewRecord, arrived: Instant) -> Result<Appended, WriteError> {
         let (reply, outcome) = oneshot::channel();
-        match self.sender.try_send(Job { record, arrived, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(WriteError::Overloaded(self.capacity)),
-            Err(TrySendError::Disconnected(_)) => return Err(WriteError::Stopped),
+        let urgent = is_urgent(&record);
+        if urgent {
+            self.urgent.fetch_add(1, Ordering::AcqRel);
+        }
+        let refused = match self.sender.try_send(Job { record, arrived, reply }) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => Some(WriteError::Overloaded(self.capacity)),
+            Err(TrySendError::Disconnected(_)) => Some(WriteError::Stopped),
+        };
+        if let Some(error) = refused {
+            if urgent {
+                self.urgent.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Err(error);
         }
         outcome.await.unwrap_or(Err(WriteError::Stopped))
     }
+}
+
+/// Whether TaskRouter waits for this request's answer (an assignment callback).
+fn is_urgent(record: &NewRecord) -> bool {
+    record.endpoint == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE
 }
 
 fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
@@ -262,7 +275,7 @@ fn checkpoint_loop(
         Some((connection, super::file_identity(&path)))
     };
     let mut current = open();
-    let mut state = CheckpointState::default();
+    let mut state = CheckpointState { database: path.clone(), ..CheckpointState::default() };
     while writer_alive.upgrade().is_some() {
         std::thread::sleep(CHECKPOINT_INTERVAL);
         let checkpointed = current.as_ref().is_some_and(|(connection, identity)| {
@@ -283,8 +296,27 @@ const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
 /// What the checkpointer remembers between rounds.
 #[derive(Default)]
 struct CheckpointState {
+    database: PathBuf,
     last_wal_frames: i64,
+    last_copied: i64,
     idle_rounds: u32,
+}
+
+/// Asks the kernel to start writing the database file's dirty pages now, without waiting for
+/// them or flushing the disk's cache: the pages each checkpoint copies then reach the disk in
+/// the background, and the sync a WAL restart needs finds little left to write instead of
+/// everything copied since the last one (which stalled the writer).
+fn start_writeback(database: &Path) {
+    #[cfg(target_os = "linux")]
+    if let Ok(file) = std::fs::File::open(database) {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a valid descriptor; the call only starts write-out of the file's pages.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = database;
 }
 
 /// One round of the checkpointer: a PASSIVE checkpoint (it never blocks the writer or a
@@ -304,6 +336,10 @@ fn checkpoint(
     if wal_frames > restart_frames {
         restart.wanted.store(true, Ordering::Relaxed);
     }
+    if copied > state.last_copied {
+        start_writeback(&state.database);
+    }
+    state.last_copied = copied;
     let idle = wal_frames > 0 && copied == wal_frames && wal_frames == state.last_wal_frames;
     state.idle_rounds = if idle { state.idle_rounds + 1 } else { 0 };
     state.last_wal_frames = wal_frames;
@@ -386,13 +422,22 @@ fn rows_to_follow(waiting: usize, requests_waiting: bool, just_appended: usize) 
 }
 
 /// What the writer thread keeps between its transactions.
-struct WriterThread<'a> {
+/// What the writer thread shares with the handles.
+struct Shared {
+    metrics: Arc<Metrics>,
+    health: Arc<StorageHealth>,
+    progress: Arc<ProjectionProgress>,
+    urgent: Arc<AtomicUsize>,
+}
+
+struct WriterThread {
     connection: Connection,
     engine: projections::Engine,
     config: WriterConfig,
     metrics: Arc<Metrics>,
     health: Arc<StorageHealth>,
-    progress: &'a ProjectionProgress,
+    progress: Arc<ProjectionProgress>,
+    urgent: Arc<AtomicUsize>,
     /// Committed rows the projections have not taken in, oldest first.
     backlog: VecDeque<FollowUp>,
     /// Rows were committed that `backlog` does not hold (a failed projection, or left from
@@ -406,19 +451,17 @@ struct WriterThread<'a> {
     head: Option<Head>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run(
     connection: Connection,
     engine: projections::Engine,
     config: WriterConfig,
     receiver: mpsc::Receiver<Job>,
-    metrics: Arc<Metrics>,
-    health: Arc<StorageHealth>,
-    progress: &ProjectionProgress,
+    shared: Shared,
     wal_restart: &WalRestart,
 ) {
     let head = event_log::head(&connection).ok();
-    let read_back = progress.last_projected() < progress.last_appended();
+    let read_back = shared.progress.last_projected() < shared.progress.last_appended();
+    let Shared { metrics, health, progress, urgent } = shared;
     let mut thread = WriterThread {
         connection,
         engine,
@@ -426,6 +469,7 @@ fn run(
         metrics,
         health,
         progress,
+        urgent,
         backlog: VecDeque::new(),
         read_back,
         retry_follow_at: None,
@@ -435,7 +479,7 @@ fn run(
     thread.serve(&receiver, wal_restart);
 }
 
-impl WriterThread<'_> {
+impl WriterThread {
     fn serve(&mut self, receiver: &mpsc::Receiver<Job>, wal_restart: &WalRestart) {
         let mut last_restart_attempt = None;
         let mut pending_timings: Vec<(i64, u64)> = Vec::new();
@@ -503,6 +547,10 @@ impl WriterThread<'_> {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
+            }
+            let urgent_taken = batch.iter().filter(|job| is_urgent(&job.record)).count();
+            if urgent_taken > 0 {
+                self.urgent.fetch_sub(urgent_taken, Ordering::AcqRel);
             }
             reopen_if_needed(&mut self.connection, &mut self.reopen, &self.config);
             // Response times ride along only now and then: each transaction that carries them
@@ -628,7 +676,11 @@ impl WriterThread<'_> {
         let outcome = if self.read_back {
             projector::catch_up(&mut self.connection, &mut self.engine).map(|_| ())
         } else {
-            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count)
+            // Within the backlog's cap, an assignment callback waiting ends the transaction.
+            let urgent = &self.urgent;
+            let may_stop = self.backlog.len() <= FOLLOW_BACKLOG_CAP;
+            let stop = || may_stop && urgent.load(Ordering::Acquire) > 0;
+            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count, stop)
         };
         if unsynced {
             let _ = self.connection.pragma_update(None, "synchronous", "FULL");
