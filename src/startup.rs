@@ -44,6 +44,7 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    progress: Arc<crate::storage::progress::ProjectionProgress>,
 }
 
 impl AppState {
@@ -164,12 +165,18 @@ impl Application {
             })
             .and_then(http)
         })?;
-        Ok(Self { port, server: server.run() })
+        Ok(Self { port, server: server.run(), progress: writer.progress.clone() })
     }
 
     /// A handle to stop the server.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// How far the projections have followed the log (tests wait on it before reading the
+    /// database directly).
+    pub fn projection_progress(&self) -> Arc<crate::storage::progress::ProjectionProgress> {
+        self.progress.clone()
     }
 
     /// The port actually bound.

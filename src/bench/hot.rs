@@ -68,6 +68,8 @@ pub struct HotResult {
     pub cpu: CpuShares,
     /// Requests rendered while the load ran (beyond the prepared ones), of both loads.
     pub rendered_live: usize,
+    /// The projections' lag when the events stopped, and their catch-up.
+    pub projection: super::CatchUp,
 }
 
 impl HotResult {
@@ -179,6 +181,7 @@ pub(super) async fn run(
         hot.load.acknowledged + hot.load.errors < plan.events && hot.load.window >= plan.limit;
     stop.store(true, Ordering::Relaxed);
     let others = others.await?;
+    let projection = super::wait_for_projections(&context.base_url()).await?;
     let cpu = watch.shares(Duration::ZERO);
     let rss = sampler.finish().await;
     let rss_at_end = server.memory().map_or(0, |m| m.rss_bytes);
@@ -187,6 +190,7 @@ pub(super) async fn run(
     discard_database(&context.database(name));
     let (first_rate, last_rate) = first_and_last(&hot.acknowledged_at, WINDOW_EVENTS);
     Ok(HotResult {
+        projection,
         events: plan.events,
         limit: plan.limit,
         stopped_at_limit,

@@ -266,6 +266,54 @@ pub struct IngestResult {
     pub rendered_live: usize,
     pub stored: Option<StoredCheck>,
     pub cpu: CpuShares,
+    /// The projections' lag when the load stopped and how long they took to take it in
+    /// (durable endpoints only).
+    pub projection: Option<CatchUp>,
+}
+
+impl IngestResult {
+    /// The rate that counts: the requests acknowledged in the window over the time until every
+    /// one of them was projected (a backlog is not throughput).
+    pub fn projected_rate(&self) -> f64 {
+        match self.projection {
+            Some(catch_up) => {
+                self.load.ok as f64 / (self.load.window + catch_up.took).as_secs_f64().max(1e-9)
+            }
+            None => self.load.rate(),
+        }
+    }
+}
+
+/// How far behind the log the projections were when a load stopped, and how long they took to
+/// take in every row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CatchUp {
+    pub lag_rows: u64,
+    pub took: Duration,
+}
+
+/// Polls the server's `/healthz` from the moment a load stopped until the projections have
+/// taken in every row.
+///
+/// # Errors
+/// When the server does not answer, or has not caught up within five minutes.
+pub async fn wait_for_projections(base: &str) -> anyhow::Result<CatchUp> {
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
+    let mut lag_at_stop = None;
+    loop {
+        // `/healthz` answers 503 when the projections are far behind, with the same body.
+        let health: serde_json::Value = client.get(format!("{base}/healthz")).send().await?.json().await?;
+        let lag = health["projection_lag_rows"].as_u64().unwrap_or(0);
+        let lag_rows = *lag_at_stop.get_or_insert(lag);
+        if lag == 0 {
+            return Ok(CatchUp { lag_rows, took: started.elapsed() });
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("the projections were still {lag} rows behind five minutes after the load stopped");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The constant-rate run.
@@ -666,6 +714,11 @@ async fn ingest_phase(
         bar,
     )
     .await;
+    // The projections' catch-up counts in the time (before anything else reads the server).
+    let projection = match target {
+        Target::Events | Target::Assignment => Some(wait_for_projections(&context.base_url()).await?),
+        Target::Baseline | Target::Floor => None,
+    };
     let cpu = watch.shares(Duration::ZERO);
     // The log is read through the running server's API; the floor's file once its server stopped.
     let logged = match target {
@@ -692,6 +745,7 @@ async fn ingest_phase(
         rendered_live: feed.rendered_live(),
         stored: stored.transpose()?,
         cpu,
+        projection,
     })
 }
 

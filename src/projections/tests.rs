@@ -1214,3 +1214,108 @@ fn timeline_text_shows_order_evidence_and_flags() {
     assert!(text.contains("(* our arrival time"), "{text}");
     assert!(text.contains("[timeout] Reservation") && text.contains("(evidence: log 5, 6, 7, 8)"), "{text}");
 }
+
+/// Appends every delivery as the writer's transaction does, and takes in only the first
+/// `projected` of them as the projections' transactions that follow would: what a kill -9
+/// between the two leaves on disk.
+fn append_leaving_unprojected(
+    connection: &mut rusqlite::Connection,
+    deliveries: &[Delivery],
+    projected: usize,
+) {
+    let mut engine = super::Engine::new(ProjectionConfig::default());
+    let tx = connection.transaction().expect("transaction");
+    let mut head = event_log::head(&tx).expect("head");
+    let mut follow_ups = Vec::new();
+    for delivery in deliveries {
+        let record = record(delivery);
+        head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact: true })
+            .expect("append");
+        follow_ups.push(FollowUp::of(head.id, &record, true, 0));
+    }
+    follow_ups.truncate(projected);
+    projector::follow_in(&tx, &mut engine, follow_ups).expect("project");
+    tx.commit().expect("commit");
+}
+
+#[test]
+fn rows_left_unprojected_by_a_crash_are_taken_in_at_start_exactly_as_a_rebuild_gives_them() {
+    let config = ProjectionConfig::default();
+    let deliveries = lifecycles(&(0..12).collect::<Vec<_>>());
+    let projected = deliveries.len() / 3;
+    let mut crashed = open_database();
+    append_leaving_unprojected(&mut crashed, &deliveries, projected);
+    let through = super::projected_through(&crashed).unwrap();
+    assert_eq!(through, projected as i64);
+    // The unprojected rows' task SIDs are not referenced yet: the request list could not find them.
+    let last_task = deliveries.last().unwrap().params.iter().find(|(k, _)| k == "TaskSid").unwrap().1.clone();
+    let references = |connection: &rusqlite::Connection| -> i64 {
+        connection
+            .query_row(
+                "SELECT COUNT(*) FROM sid_refs WHERE sid_key = ?1",
+                [event_log::sid_key(&last_task)],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(references(&crashed), 0);
+
+    // What the writer does before it takes requests, with an engine that remembers nothing.
+    let read = projector::catch_up(&mut crashed, &mut super::Engine::new(config.clone())).unwrap();
+    assert_eq!(read, (deliveries.len() - projected) as u64);
+    assert_eq!(super::projected_through(&crashed).unwrap(), deliveries.len() as i64);
+    assert!(references(&crashed) > 0, "the rows read back are referenced under their SIDs");
+
+    let mut whole = open_database();
+    ingest(&mut whole, &deliveries, &config);
+    assert_eq!(super::dump(&crashed).unwrap(), super::dump(&whole).unwrap(), "as if never interrupted");
+    let resumed = super::dump(&crashed).unwrap();
+    super::rebuild(&mut crashed, &config, |_, _| {}).unwrap();
+    assert_eq!(resumed, super::dump(&crashed).unwrap(), "as a rebuild gives them");
+}
+
+#[test]
+fn a_rebuild_references_the_rows_the_projections_had_not_reached() {
+    let config = ProjectionConfig::default();
+    let deliveries = lifecycles(&(0..6).collect::<Vec<_>>());
+    let mut crashed = open_database();
+    append_leaving_unprojected(&mut crashed, &deliveries, 5);
+    let unreferenced: i64 = crashed.query_row("SELECT COUNT(*) FROM sid_refs", [], |r| r.get(0)).unwrap();
+    super::rebuild(&mut crashed, &config, |_, _| {}).unwrap();
+    let mut whole = open_database();
+    ingest(&mut whole, &deliveries, &config);
+    let count = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT COUNT(*) FROM sid_refs", [], |r| r.get(0)).unwrap()
+    };
+    assert!(count(&crashed) > unreferenced);
+    assert_eq!(count(&crashed), count(&whole));
+    assert_eq!(super::dump(&crashed).unwrap(), super::dump(&whole).unwrap());
+}
+
+#[test]
+fn a_task_offered_again_and_again_without_outcomes_keeps_few_reservations_in_memory() {
+    // Only the assignment callbacks arrive (no event callbacks configured): every reservation
+    // stays pending in the projections, and the task must not keep them all in memory.
+    let config = ProjectionConfig::default();
+    let mut deliveries = opening(TASK, T0);
+    for n in 0..2_000u32 {
+        let reservation = format!("WR{}{:08x}", &TASK[10..34], n + 1);
+        let worker = [ALICE, BOB, CAROL][n as usize % 3];
+        deliveries.push(assignment(TASK, &reservation, worker, T0 + 100 + i64::from(n) * 50, "{}"));
+    }
+    let mut database = open_database();
+    let mut most_cached = 0;
+    ingest_with_engine(&mut database, &deliveries, 1, super::Engine::new(config.clone()), |engine| {
+        most_cached = most_cached.max(engine.cached().1);
+    });
+    // Its capped checkpoints, its window and at most 64 open reservations, not 2,000 of them.
+    let bound = super::task_entry::CHECKPOINT_BYTES + 100_000;
+    assert!(most_cached < bound, "{most_cached} bytes cached for one task (bound {bound})");
+    let pending: i64 = database
+        .query_row("SELECT COUNT(*) FROM proj_reservations WHERE status = 'pending'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 2_000);
+    let incremental = super::dump(&database).unwrap();
+    super::rebuild(&mut database, &config, |_, _| {}).unwrap();
+    assert_eq!(incremental, super::dump(&database).unwrap());
+}

@@ -15,15 +15,15 @@ use crate::startup::AppState;
 /// How long a read waits for the projections at most.
 pub const PAGE_WAIT: Duration = Duration::from_secs(2);
 
-/// Holds back reads (`GET`, `HEAD`) of anything but webhooks, health and metrics until the
-/// projections have caught up with the log as it was when the request arrived.
+/// Holds back every request but webhooks, health and metrics until the projections have
+/// caught up with the log as it was when the request arrived: pages and APIs read them, and
+/// actions look up what they act on through them.
 pub async fn projections_caught_up(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let path = request.path();
-    let reads_projections = matches!(request.method().as_str(), "GET" | "HEAD")
-        && !path.starts_with("/webhooks/")
+    let reads_projections = !path.starts_with("/webhooks/")
         && !path.starts_with("/static/")
         && path != "/healthz"
         && path != "/metrics";

@@ -92,3 +92,57 @@ impl ProjectionProgress {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_lag_counts_rows_and_the_age_of_the_oldest_waiting() {
+        let progress = ProjectionProgress::new(10, 10);
+        assert_eq!(progress.lag(), Lag::default());
+        assert_eq!(progress.lag().describe(), None);
+        progress.appended(14, now_ms() - 1_500);
+        let lag = progress.lag();
+        assert_eq!(lag.rows, 4);
+        assert!((1_500..5_000).contains(&lag.millis), "{lag:?}");
+        assert!(lag.describe().unwrap().starts_with("the projections are 4 log rows (1."), "{lag:?}");
+        progress.projected(14, 0);
+        assert_eq!(progress.lag(), Lag::default());
+    }
+
+    #[test]
+    fn a_start_behind_the_log_counts_as_lag() {
+        let progress = ProjectionProgress::new(20, 12);
+        assert_eq!(progress.lag().rows, 8);
+    }
+
+    #[tokio::test]
+    async fn a_reader_waits_for_the_rows_committed_before_it_and_no_longer() {
+        let progress = Arc::new(ProjectionProgress::new(5, 5));
+        assert!(
+            progress.wait_for_rows_committed_so_far(Duration::from_millis(1)).await,
+            "nothing to wait for"
+        );
+        progress.appended(7, now_ms());
+        let waiting = {
+            let progress = progress.clone();
+            tokio::spawn(
+                async move { progress.wait_for_rows_committed_so_far(Duration::from_secs(10)).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "row 7 is not projected yet");
+        progress.projected(6, now_ms());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "row 7 is still not projected");
+        // Rows committed after the reader arrived are not waited for.
+        progress.appended(9, now_ms());
+        progress.projected(7, now_ms());
+        assert!(waiting.await.unwrap());
+        // A reader that waits too long is served anyway, and told so.
+        assert!(!progress.wait_for_rows_committed_so_far(Duration::from_millis(30)).await);
+    }
+}

@@ -39,30 +39,35 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
     let durable_rows: Vec<&str> = report
         .lines()
         .filter(|l| {
-            (l.starts_with("| POST /webhooks/") || l.starts_with("| floor ")) && l.split('|').count() == 16
+            (l.starts_with("| POST /webhooks/") || l.starts_with("| floor ")) && l.split('|').count() == 18
         })
         .collect();
     assert_eq!(durable_rows.len(), 3, "{report}");
     for row in durable_rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let stored: u64 = cells[11].replace(',', "").parse().unwrap_or_else(|_| panic!("{row}"));
+        let stored: u64 = cells[13].replace(',', "").parse().unwrap_or_else(|_| panic!("{row}"));
         assert!(stored > 0, "{row}");
         // Shares of the baseline and of the floor, and what each request cost in CPU time.
-        assert!(cells[4].ends_with(" %") && (cells[5].ends_with(" %") || cells[5] == "—"), "{row}");
-        assert!(cells[14].ends_with(" µs"), "{row}");
+        assert!(cells[6].ends_with(" %") && (cells[7].ends_with(" %") || cells[7] == "—"), "{row}");
+        assert!(cells[16].ends_with(" µs"), "{row}");
+        // The durable endpoints say how far behind their projections were and when they caught up.
+        if row.starts_with("| POST ") {
+            assert!(cells[4].ends_with(" s") && cells[4].contains(" / "), "{row}");
+        }
     }
     assert!(report.contains("What half the baseline's rate would leave per request"), "{report}");
     // Every shape ran on both endpoints, beside its own baseline and floor, and stored rows.
     let shape_rows: Vec<Vec<&str>> = report
         .lines()
-        .filter(|l| l.split('|').count() == 16 && l.contains(" | 4 | "))
+        .filter(|l| l.split('|').count() == 18 && l.contains(" | 4 | "))
         .map(|l| l.split('|').map(str::trim).collect())
         .filter(|cells: &Vec<&str>| cells[1] == "—" || cells[2].starts_with("POST /webhooks/"))
         .collect();
     assert_eq!(shape_rows.len(), 10, "{report}");
     for cells in shape_rows.iter().filter(|c| c[1] != "—") {
-        let stored: u64 = cells[12].replace(',', "").parse().unwrap_or_else(|_| panic!("{cells:?}"));
-        assert!(stored > 0 && cells[5].ends_with(" %") && cells[6].ends_with(" %"), "{cells:?}");
+        let stored: u64 = cells[14].replace(',', "").parse().unwrap_or_else(|_| panic!("{cells:?}"));
+        assert!(stored > 0 && cells[7].ends_with(" %") && cells[8].ends_with(" %"), "{cells:?}");
+        assert!(cells[5].contains(" / ") && cells[5].ends_with(" s"), "a catch-up: {cells:?}");
     }
     // The hot task's row: every event and every other task's callback stored.
     let hot: Vec<&str> = report
@@ -72,8 +77,9 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
         .split('|')
         .map(str::trim)
         .collect();
-    assert!(hot[7].ends_with('×'), "a last ÷ first ratio: {hot:?}");
-    assert!(hot[10].replace(',', "").parse::<u64>().unwrap() > 2_000, "{hot:?}");
+    assert!(hot[5].contains(" / ") && hot[5].ends_with(" s"), "a catch-up: {hot:?}");
+    assert!(hot[9].ends_with('×'), "a last ÷ first ratio: {hot:?}");
+    assert!(hot[12].replace(',', "").parse::<u64>().unwrap() > 2_000, "{hot:?}");
     assert!(report.contains("| due at 100 req/s | "), "{report}");
     assert!(report.contains("| hot task: rate over the last 1,000 of 100,000 events"), "{report}");
     assert!(report.contains("- 4 connections: half the baseline's rate is "), "{report}");

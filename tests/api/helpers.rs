@@ -1,6 +1,7 @@
 //! `spawn_app` and typed helpers, so tests read like scripts.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use taskrouter_tracer::cli::ServeArgs;
 use taskrouter_tracer::ingest::SignatureMode;
@@ -55,6 +56,7 @@ pub struct TestApp {
     pub database: PathBuf,
     pub client: reqwest::Client,
     server: actix_web::dev::ServerHandle,
+    progress: std::sync::Arc<taskrouter_tracer::storage::progress::ProjectionProgress>,
     _dir: tempfile::TempDir,
 }
 
@@ -76,14 +78,26 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let application = Application::build(args).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
+    let progress = application.projection_progress();
     tokio::spawn(application.run_until_stopped());
-    TestApp { address, database, client: reqwest::Client::new(), server, _dir: dir }
+    TestApp { address, database, client: reqwest::Client::new(), server, progress, _dir: dir }
 }
 
 impl TestApp {
-    /// Stops the server gracefully, as a restart would.
+    /// Stops the server gracefully, as a restart would, once its projections hold every row
+    /// acknowledged so far (tests then read the database directly).
     pub async fn stop(&self) {
+        self.projections_caught_up().await;
         self.server.stop(true).await;
+    }
+
+    /// Waits until the projections hold every row acknowledged so far: they follow the log a
+    /// moment after each answer.
+    pub async fn projections_caught_up(&self) {
+        assert!(
+            self.progress.wait_for_rows_committed_so_far(Duration::from_secs(10)).await,
+            "the projections did not catch up with the log within 10 s"
+        );
     }
 
     /// Posts a signed form body to `path`, signed for this server's own URL.

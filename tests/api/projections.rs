@@ -237,3 +237,93 @@ async fn rebuild_check_names_a_projection_that_differs_from_a_rebuild_and_change
         .count();
     assert_eq!(leftovers, 0, "the scratch copy is removed");
 }
+
+/// A row of `params` appended to the log as the writer's transaction appends it, and nothing
+/// more: what a kill -9 between the append's commit and the projections' leaves behind.
+fn append_unprojected(connection: &mut rusqlite::Connection, params: &Params, received_at_ms: i64) {
+    use taskrouter_tracer::domain::webhook::{encode_form, extract_facts, parse_form};
+    use taskrouter_tracer::domain::Endpoint;
+    use taskrouter_tracer::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
+    let body = encode_form(params);
+    let parsed = parse_form(body.as_bytes()).unwrap();
+    let facts = extract_facts(Endpoint::Events, &parsed, received_at_ms).unwrap();
+    let record = NewRecord {
+        kind: RecordKind::Webhook,
+        received_at_ms,
+        endpoint: "events".into(),
+        method: "POST".into(),
+        path: "/webhooks/events".into(),
+        headers: Vec::new(),
+        body: body.into_bytes(),
+        body_truncated: false,
+        remote_addr: None,
+        signature_verdict: "valid",
+        signature_detail: None,
+        rejection: None,
+        response_status: 204,
+        response_body: None,
+        upstream: None,
+        related_to: None,
+        facts: Some(facts),
+        params: Some(parsed),
+        trusted: true,
+        idempotency_token: None,
+        encoded: None,
+    };
+    let tx = connection.transaction().unwrap();
+    let head = event_log::head(&tx).unwrap();
+    event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact: true }).unwrap();
+    tx.commit().unwrap();
+}
+
+#[tokio::test]
+async fn rows_a_crash_left_unprojected_are_taken_in_before_the_next_start_serves() {
+    let app = spawn_app().await;
+    post_event(&app, &task("task.created", 1, T0)).await;
+    post_event(&app, &reservation("reservation.created", 2, T0 + 100)).await;
+    app.stop().await;
+    {
+        let mut connection = rusqlite::Connection::open(&app.database).unwrap();
+        append_unprojected(
+            &mut connection,
+            &reservation("reservation.timeout", 3, T0 + 120_200),
+            T0 + 120_300,
+        );
+        append_unprojected(&mut connection, &task("task.canceled", 4, T0 + 130_000), T0 + 130_100);
+        let behind: i64 = connection
+            .query_row(
+                "SELECT MAX(id) - (SELECT value FROM proj_meta WHERE key = 'projected_through') FROM events",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(behind, 2, "two rows the projections never took in");
+    }
+
+    let restarted = spawn_app_with(|args| args.database.database = app.database.clone()).await;
+    let (status, health) = restarted.get_json("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["projection_lag_rows"], 0, "caught up before serving: {health}");
+    let (_, detail) = restarted.get_json(&format!("/api/tasks/{TASK}")).await;
+    assert_eq!(detail["task"]["status"], "canceled", "{detail}");
+    assert!(kinds(&detail).contains(&"reservation.timeout".to_string()), "{detail}");
+    // The rows read back are referenced under their SIDs: the request list finds them.
+    let (_, listed) = restarted.get_json(&format!("/api/requests?sid={RESERVATION}")).await;
+    assert_eq!(listed["requests"].as_array().map(Vec::len), Some(2), "{listed}");
+    let metrics = restarted
+        .client
+        .get(format!("{}/metrics", restarted.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tracer_projection_lag_rows 0"), "{metrics}");
+    assert!(metrics.contains("tracer_projection_lag_seconds 0.000"), "{metrics}");
+    restarted.stop().await;
+    let comparison =
+        taskrouter_tracer::commands::compare_with_rebuild(&app.database, &ProjectionConfig::default())
+            .unwrap();
+    assert_eq!(comparison.first_difference(10), None, "as a rebuild gives them");
+}
