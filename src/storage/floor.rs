@@ -14,7 +14,8 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::writer::{CHECKPOINT_INTERVAL, DEFAULT_COMMIT_BATCH as MAX_BATCH};
+use super::checkpointer::CHECKPOINT_INTERVAL;
+use super::writer::DEFAULT_COMMIT_BATCH as MAX_BATCH;
 
 /// Bodies waiting for the writer at most; past it a request is refused.
 const QUEUE_CAPACITY: usize = 16_384;

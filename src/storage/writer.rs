@@ -22,6 +22,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+pub use super::checkpointer::DEFAULT_WAL_RESTART_FRAMES;
+use super::checkpointer::{checkpoint_loop, restart_wal, WalRestart};
 use super::event_log::{self, AppendDecision, Head, NewRecord};
 use super::probe;
 use super::progress::{now_ms, ProjectionProgress};
@@ -237,156 +239,8 @@ const SQLITE_SOFT_HEAP_LIMIT_BYTES: i64 = 32 << 20;
 /// Prepared statements kept per connection.
 pub const STATEMENT_CACHE: usize = 128;
 
-/// How often the checkpointer copies committed WAL frames into the database file.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// Requests committed in one transaction at most, unless told otherwise (`serve --commit-batch`).
 pub const DEFAULT_COMMIT_BATCH: usize = 512;
-/// WAL frames (4 KiB pages) past which, by default, the WAL is started again from its
-/// beginning (1 GiB). Under sustained writes a PASSIVE checkpoint never catches up with the
-/// end of the WAL, so SQLite never starts it again by itself: the file and its shared-memory
-/// index (mapped into our RSS, 8 bytes a frame) would grow for as long as the load lasts.
-pub const DEFAULT_WAL_RESTART_FRAMES: i64 = 262_144;
-/// How often the writer may try a restart that found a reader in its way.
-const WAL_RESTART_RETRY: Duration = Duration::from_millis(100);
-
-/// Between the checkpointer, which sees how long the WAL is, and the writer, which restarts it.
-#[derive(Default)]
-struct WalRestart {
-    wanted: AtomicBool,
-}
-
-/// Copies the WAL into the database file in the background, so the writer never pays for it,
-/// and says when the WAL has grown past `restart_frames` (the writer then restarts it between
-/// two transactions, see [`restart_wal`]). Stops when the writer stops. Its connection is
-/// reopened when a checkpoint fails or the path names another file (a file system mounted
-/// again after a fault), so it keeps checkpointing the file the writer writes.
-fn checkpoint_loop(
-    path: PathBuf,
-    restart_frames: i64,
-    restart: Arc<WalRestart>,
-    writer_alive: std::sync::Weak<()>,
-    metrics: Arc<Metrics>,
-) {
-    // No busy timeout (rusqlite's default is 5 s): a checkpoint that finds a lock taken does
-    // what it can and returns.
-    let open = || {
-        let connection = Connection::open(&path).ok()?;
-        connection.busy_timeout(Duration::ZERO).ok()?;
-        Some((connection, super::file_identity(&path)))
-    };
-    let mut current = open();
-    let mut state = CheckpointState { database: path.clone(), ..CheckpointState::default() };
-    while writer_alive.upgrade().is_some() {
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-        let checkpointed = current.as_ref().is_some_and(|(connection, identity)| {
-            *identity == super::file_identity(&path)
-                && checkpoint(connection, restart_frames, &restart, &mut state, &metrics).is_ok()
-        });
-        if !checkpointed {
-            current = open();
-        }
-    }
-}
-
-/// Rounds of the checkpointer with no write in between after which the WAL file is cut back
-/// to nothing (5 s). Sooner would cost the writer: a WAL file that must grow again makes every
-/// commit's sync also write the file's new size.
-const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
-
-/// What the checkpointer remembers between rounds.
-#[derive(Default)]
-struct CheckpointState {
-    database: PathBuf,
-    last_wal_frames: i64,
-    last_copied: i64,
-    idle_rounds: u32,
-}
-
-/// Asks the kernel to start writing the database file's dirty pages now, without waiting for
-/// them or flushing the disk's cache: the pages each checkpoint copies then reach the disk in
-/// the background, and the sync a WAL restart needs finds little left to write instead of
-/// everything copied since the last one (which stalled the writer).
-fn start_writeback(database: &Path) {
-    #[cfg(target_os = "linux")]
-    if let Ok(file) = std::fs::File::open(database) {
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: a valid descriptor; the call only starts write-out of the file's pages.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = database;
-}
-
-/// One round of the checkpointer: a PASSIVE checkpoint (it never blocks the writer or a
-/// reader). Once the WAL has been entirely copied and unchanged for
-/// [`IDLE_ROUNDS_BEFORE_TRUNCATE`] rounds, a TRUNCATE gives its disk space back (taking its
-/// locks only if free at that instant).
-fn checkpoint(
-    connection: &Connection,
-    restart_frames: i64,
-    restart: &WalRestart,
-    state: &mut CheckpointState,
-    metrics: &Metrics,
-) -> rusqlite::Result<()> {
-    let (wal_frames, copied): (i64, i64) =
-        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
-    metrics.wal_frames.store(wal_frames.max(0) as u64, Ordering::Relaxed);
-    if wal_frames > restart_frames {
-        restart.wanted.store(true, Ordering::Relaxed);
-    }
-    if copied > state.last_copied {
-        start_writeback(&state.database);
-    }
-    state.last_copied = copied;
-    let idle = wal_frames > 0 && copied == wal_frames && wal_frames == state.last_wal_frames;
-    state.idle_rounds = if idle { state.idle_rounds + 1 } else { 0 };
-    state.last_wal_frames = wal_frames;
-    if state.idle_rounds >= IDLE_ROUNDS_BEFORE_TRUNCATE {
-        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        state.idle_rounds = 0;
-    }
-    Ok(())
-}
-
-/// Restarts the WAL when the checkpointer asked for it: called by the writer between two
-/// transactions, so the lock it needs is free and the RESTART checkpoint only has the frames
-/// of the last few milliseconds to copy (the checkpointer copied the rest). It does not wait
-/// for readers of older frames: with one in the way it gives up and is tried again after
-/// [`WAL_RESTART_RETRY`]. Costs the writer the copy and one sync of the database file.
-fn restart_wal(
-    connection: &Connection,
-    restart: &WalRestart,
-    last_attempt: &mut Option<Instant>,
-    config: &WriterConfig,
-    metrics: &Metrics,
-) {
-    if !restart.wanted.load(Ordering::Relaxed)
-        || last_attempt.is_some_and(|at| at.elapsed() < WAL_RESTART_RETRY)
-    {
-        return;
-    }
-    *last_attempt = Some(Instant::now());
-    let started = Instant::now();
-    let attempt = connection.busy_timeout(Duration::ZERO).and_then(|()| {
-        connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-        })
-    });
-    let _ = connection.busy_timeout(config.busy_timeout);
-    match attempt {
-        Ok((0, wal_frames)) => {
-            restart.wanted.store(false, Ordering::Relaxed);
-            metrics.wal_restarts.fetch_add(1, Ordering::Relaxed);
-            metrics.wal_frames.store(wal_frames.max(0) as u64, Ordering::Relaxed);
-            tracing::debug!(wal_frames, took = ?started.elapsed(), "WAL restarted");
-        }
-        Ok(_) => tracing::debug!(took = ?started.elapsed(), "WAL restart put off: a reader is on old frames"),
-        Err(error) => tracing::debug!(%error, "WAL restart failed"),
-    }
-}
-
 /// How long the thread idles before writing pending response times on their own.
 const IDLE_FLUSH: Duration = Duration::from_millis(250);
 /// How often an idle, failing writer checks whether the fault has cleared.
@@ -421,7 +275,6 @@ fn rows_to_follow(waiting: usize, requests_waiting: bool, just_appended: usize) 
     }
 }
 
-/// What the writer thread keeps between its transactions.
 /// What the writer thread shares with the handles.
 struct Shared {
     metrics: Arc<Metrics>,
@@ -430,14 +283,12 @@ struct Shared {
     urgent: Arc<AtomicUsize>,
 }
 
+/// What the writer thread keeps between its transactions.
 struct WriterThread {
     connection: Connection,
     engine: projections::Engine,
     config: WriterConfig,
-    metrics: Arc<Metrics>,
-    health: Arc<StorageHealth>,
-    progress: Arc<ProjectionProgress>,
-    urgent: Arc<AtomicUsize>,
+    shared: Shared,
     /// Committed rows the projections have not taken in, oldest first.
     backlog: VecDeque<FollowUp>,
     /// Rows were committed that `backlog` does not hold (a failed projection, or left from
@@ -461,15 +312,11 @@ fn run(
 ) {
     let head = event_log::head(&connection).ok();
     let read_back = shared.progress.last_projected() < shared.progress.last_appended();
-    let Shared { metrics, health, progress, urgent } = shared;
     let mut thread = WriterThread {
         connection,
         engine,
         config,
-        metrics,
-        health,
-        progress,
-        urgent,
+        shared,
         backlog: VecDeque::new(),
         read_back,
         retry_follow_at: None,
@@ -488,7 +335,7 @@ impl WriterThread {
         let mut batch: Vec<Job> = Vec::with_capacity(self.config.max_batch);
         // A job taken off the queue to see whether any waits, served next.
         let mut held: Option<Job> = None;
-        self.reopen = self.health.problem().is_some();
+        self.reopen = self.shared.health.problem().is_some();
         let mut last_probe = Instant::now();
         loop {
             let following = (!self.backlog.is_empty() || self.read_back)
@@ -502,7 +349,7 @@ impl WriterThread {
                         continue;
                     }
                     Err(RecvTimeoutError::Timeout) => {
-                        if self.health.problem().is_some() && last_probe.elapsed() >= PROBE_INTERVAL {
+                        if self.shared.health.problem().is_some() && last_probe.elapsed() >= PROBE_INTERVAL {
                             // Idle and failing: find out whether a write would succeed now, so
                             // health clears by itself instead of waiting for the next webhook.
                             last_probe = Instant::now();
@@ -510,9 +357,9 @@ impl WriterThread {
                                 Ok(fresh) => {
                                     self.connection = fresh;
                                     self.reopen = false;
-                                    self.health.set(None);
+                                    self.shared.health.set(None);
                                 }
-                                Err(problem) => self.health.set(Some(problem)),
+                                Err(problem) => self.shared.health.set(Some(problem)),
                             }
                         }
                         if !pending_timings.is_empty() {
@@ -550,7 +397,7 @@ impl WriterThread {
             }
             let urgent_taken = batch.iter().filter(|job| is_urgent(&job.record)).count();
             if urgent_taken > 0 {
-                self.urgent.fetch_sub(urgent_taken, Ordering::AcqRel);
+                self.shared.urgent.fetch_sub(urgent_taken, Ordering::AcqRel);
             }
             reopen_if_needed(&mut self.connection, &mut self.reopen, &self.config);
             // Response times ride along only now and then: each transaction that carries them
@@ -569,13 +416,13 @@ impl WriterThread {
             match outcome {
                 Ok((new_head, results)) => {
                     self.head = Some(new_head);
-                    self.health.set(None);
+                    self.shared.health.set(None);
                     if timings_due {
                         pending_timings.clear();
                         pending_since = None;
                     }
                     pending_since.get_or_insert_with(Instant::now);
-                    self.metrics.commit_batch_size.observe(batch.len() as f64);
+                    self.shared.metrics.commit_batch_size.observe(batch.len() as f64);
                     let committed_ms = now_ms();
                     for (job, appended) in batch.drain(..).zip(results) {
                         pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
@@ -589,7 +436,7 @@ impl WriterThread {
                             ));
                         }
                     }
-                    self.progress.appended(new_head.id, self.oldest_waiting_ms(committed_ms));
+                    self.shared.progress.appended(new_head.id, self.oldest_waiting_ms(committed_ms));
                     // After the answers: the batch is durable, and a restart syncs the database
                     // file, flushing every page the checkpointer copied since the last restart
                     // (SQLite syncs it after a PASSIVE checkpoint only when that caught up with
@@ -599,14 +446,14 @@ impl WriterThread {
                         wal_restart,
                         &mut last_restart_attempt,
                         &self.config,
-                        &self.metrics,
+                        &self.shared.metrics,
                     );
                 }
                 Err(error) => {
                     let message = explain_failure(&error, &self.config.database);
                     tracing::error!(%message, rows = batch.len(), "write transaction failed; answering 503");
-                    self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    self.health.set(Some(message.clone()));
+                    self.shared.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                    self.shared.health.set(Some(message.clone()));
                     for job in batch.drain(..) {
                         let _ = job.reply.send(Err(WriteError::Storage(message.clone())));
                     }
@@ -677,7 +524,7 @@ impl WriterThread {
             projector::catch_up(&mut self.connection, &mut self.engine).map(|_| ())
         } else {
             // Within the backlog's cap, an assignment callback waiting ends the transaction.
-            let urgent = &self.urgent;
+            let urgent = &self.shared.urgent;
             let may_stop = self.backlog.len() <= FOLLOW_BACKLOG_CAP;
             let stop = || may_stop && urgent.load(Ordering::Acquire) > 0;
             projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count, stop)
@@ -685,7 +532,7 @@ impl WriterThread {
         if unsynced {
             let _ = self.connection.pragma_update(None, "synchronous", "FULL");
         }
-        self.metrics.projection_seconds.observe(started.elapsed().as_secs_f64());
+        self.shared.metrics.projection_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(()) => {
                 if self.read_back {
@@ -696,18 +543,18 @@ impl WriterThread {
                 let through = match (self.backlog.front(), self.head) {
                     (Some(next), _) => next.id - 1,
                     (None, Some(head)) => head.id,
-                    (None, None) => self.progress.last_appended(),
+                    (None, None) => self.shared.progress.last_appended(),
                 };
                 self.retry_follow_at = None;
-                self.progress.projected(through, self.oldest_waiting_ms(now_ms()));
+                self.shared.progress.projected(through, self.oldest_waiting_ms(now_ms()));
                 self.publish_engine_counters();
                 true
             }
             Err(error) => {
                 let message = explain_failure(&error, &self.config.database);
                 tracing::error!(%message, "the projections could not take in the last rows; they will be read back from the log");
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                self.health.set(Some(message));
+                self.shared.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                self.shared.health.set(Some(message));
                 self.reopen = true;
                 self.backlog.clear();
                 self.read_back = true;
@@ -718,7 +565,7 @@ impl WriterThread {
     }
 
     fn publish_engine_counters(&self) {
-        let metrics = &self.metrics;
+        let metrics = &self.shared.metrics;
         let engine = &self.engine;
         let (cached_tasks, cached_bytes) = engine.cached();
         metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
