@@ -81,15 +81,37 @@ struct CheckpointState {
 /// everything copied since the last one (which stalled the writer).
 fn start_writeback(database: &Path) {
     #[cfg(target_os = "linux")]
-    if let Ok(file) = std::fs::File::open(database) {
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: a valid descriptor; the call only starts write-out of the file's pages.
+    if let Some(fd) = kept_open(database) {
+        // SAFETY: a descriptor that stays open for the life of the process; the call only
+        // starts write-out of the file's pages.
         unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = database;
+}
+
+/// A read-only descriptor of the database file that is never closed. Closing any descriptor of
+/// a file drops every POSIX lock the process holds on it, SQLite's included: another process
+/// would then take itself for the last connection, checkpoint and delete the WAL the writer is
+/// still appending to, and rows acknowledged afterwards would be lost with it. So each file (by
+/// device and inode, a replaced file getting one of its own) is opened once and kept.
+#[cfg(target_os = "linux")]
+fn kept_open(database: &Path) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    static KEPT: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+    let metadata = std::fs::metadata(database).ok()?;
+    let identity = (metadata.dev(), metadata.ino());
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, file)) = kept.iter().find(|(id, _)| *id == identity) {
+        return Some(file.as_raw_fd());
+    }
+    let file = std::fs::File::open(database).ok()?;
+    let fd = file.as_raw_fd();
+    kept.push((identity, file));
+    Some(fd)
 }
 
 /// One round of the checkpointer: a PASSIVE checkpoint (it never blocks the writer or a

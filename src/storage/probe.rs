@@ -1,8 +1,10 @@
 //! Whether the database's files could take a write right now. The writer asks while it is
 //! failing, so `/healthz` and the pages' banner clear by themselves once the fault does (the
 //! disk has room again, the file system is writable again), without waiting for the next
-//! webhook. The probe never touches the log: it opens the files for writing, and writes and
-//! removes a scratch file beside them.
+//! webhook. The probe never touches the log: it asks whether the files may be written, and
+//! writes and removes a scratch file beside them. It never opens the database's own files:
+//! closing a descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+//! included.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -21,7 +23,7 @@ pub fn files_writable(database: &Path) -> Result<(), String> {
         if !path.exists() {
             continue;
         }
-        OpenOptions::new().write(true).open(&path).map_err(|error| explain(&path, &error))?;
+        may_write(&path).map_err(|error| explain(&path, &error))?;
     }
     let scratch = with_suffix(database, "-write-probe");
     let written =
@@ -32,6 +34,20 @@ pub fn files_writable(database: &Path) -> Result<(), String> {
     // Removed whatever happened: a half-written scratch file must not keep the disk full.
     let _ = std::fs::remove_file(&scratch);
     written.map_err(|error| explain(&scratch, &error))
+}
+
+/// Whether the process may write `path` now (permissions, the immutable attribute, a file
+/// system mounted read-only), asked without opening it.
+fn may_write(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))?;
+    // SAFETY: a valid, NUL-terminated path; access(2) only reads it.
+    if unsafe { libc::access(name.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -33,6 +33,7 @@ async fn wait_until_up(client: &reqwest::Client, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_request_survives_sigkill() {
+    const WAVE: u64 = 300;
     const REQUESTS: u64 = 1500;
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("crash.db");
@@ -41,6 +42,35 @@ async fn every_acknowledged_request_survives_sigkill() {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let mut server = start_server(&database, port);
     wait_until_up(&client, &base).await;
+
+    // A first wave, then another process opens and closes the database while the server runs
+    // (as `verify`, `rebuild --check` or a `sqlite3` shell do), after the checkpointer has had
+    // rounds to copy it: it must not take itself for the last connection and delete the WAL the
+    // server is still appending to.
+    let mut acknowledged = Vec::new();
+    for i in 0..WAVE {
+        let sid = event_sid(800_000 + i);
+        let params = fixtures::task_event("task.updated", &sid, 1_600_000_000_000 + i as i64, "u");
+        let url = format!("{base}/webhooks/events");
+        let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
+        let response = client
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(taskrouter_tracer::domain::webhook::encode_form(&params))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        acknowledged.push(sid);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let verified = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
+        .args(["verify", "--database"])
+        .arg(&database)
+        .output()
+        .expect("verify runs");
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
 
     let answered = Arc::new(AtomicUsize::new(0));
     let mut posts = Vec::new();
@@ -75,15 +105,14 @@ async fn every_acknowledged_request_survives_sigkill() {
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
 
-    let mut acknowledged = Vec::new();
     for post in posts {
         let (sid, ok) = post.await.unwrap();
         if ok {
             acknowledged.push(sid);
         }
     }
-    assert!(!acknowledged.is_empty(), "the kill came before any answer");
-    assert!((acknowledged.len() as u64) < REQUESTS, "the kill came after every answer: not mid-burst");
+    assert!(acknowledged.len() as u64 > WAVE, "the kill came before any answer");
+    assert!((acknowledged.len() as u64) < WAVE + REQUESTS, "the kill came after every answer: not mid-burst");
 
     // Restart on the same file: recovery must keep every acknowledged row.
     let mut restarted = start_server(&database, port);
