@@ -260,7 +260,7 @@ const FOLLOW_ROWS_WHILE_IDLE: usize = 1_024;
 /// Rows committed and not yet projected at most: past it every append is followed by
 /// projecting more rows than it added, so the backlog (and its memory) stays bounded and
 /// ingest slows to the pace of the projections instead of running ahead of them.
-pub const FOLLOW_BACKLOG_CAP: usize = 8_192;
+pub const FOLLOW_BACKLOG_CAP: usize = 2_048;
 
 /// How many of `waiting` rows to project now.
 fn rows_to_follow(waiting: usize, requests_waiting: bool, just_appended: usize) -> usize {
