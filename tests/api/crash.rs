@@ -21,6 +21,25 @@ fn start_server(database: &std::path::Path, port: u16) -> Child {
         .expect("server starts")
 }
 
+/// Posts a signed `task.updated` event with Sid `sid`.
+async fn post_task_update(
+    client: &reqwest::Client,
+    base: &str,
+    sid: &str,
+    at_ms: i64,
+) -> reqwest::Result<reqwest::Response> {
+    let params = fixtures::task_event("task.updated", sid, at_ms, "u");
+    let url = format!("{base}/webhooks/events");
+    let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
+    client
+        .post(&url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", signature)
+        .body(taskrouter_tracer::domain::webhook::encode_form(&params))
+        .send()
+        .await
+}
+
 async fn wait_until_up(client: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if client.get(format!("{base}/healthz")).send().await.is_ok() {
@@ -50,17 +69,7 @@ async fn every_acknowledged_request_survives_sigkill() {
     let mut acknowledged = Vec::new();
     for i in 0..WAVE {
         let sid = event_sid(800_000 + i);
-        let params = fixtures::task_event("task.updated", &sid, 1_600_000_000_000 + i as i64, "u");
-        let url = format!("{base}/webhooks/events");
-        let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
-        let response = client
-            .post(&url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("X-Twilio-Signature", signature)
-            .body(taskrouter_tracer::domain::webhook::encode_form(&params))
-            .send()
-            .await
-            .unwrap();
+        let response = post_task_update(&client, &base, &sid, 1_600_000_000_000 + i as i64).await.unwrap();
         assert!(response.status().is_success());
         acknowledged.push(sid);
     }
@@ -76,19 +85,11 @@ async fn every_acknowledged_request_survives_sigkill() {
     let mut posts = Vec::new();
     for i in 0..REQUESTS {
         let client = client.clone();
-        let url = format!("{base}/webhooks/events");
+        let base = base.clone();
         let answered = answered.clone();
         posts.push(tokio::spawn(async move {
             let sid = event_sid(900_000 + i);
-            let params = fixtures::task_event("task.updated", &sid, 1_700_000_000_000 + i as i64, "u");
-            let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
-            let response = client
-                .post(&url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("X-Twilio-Signature", signature)
-                .body(taskrouter_tracer::domain::webhook::encode_form(&params))
-                .send()
-                .await;
+            let response = post_task_update(&client, &base, &sid, 1_700_000_000_000 + i as i64).await;
             let acknowledged = matches!(&response, Ok(r) if r.status().is_success());
             if acknowledged {
                 answered.fetch_add(1, Ordering::SeqCst);
