@@ -276,9 +276,7 @@ impl IngestResult {
     /// one of them was projected (a backlog is not throughput).
     pub fn projected_rate(&self) -> f64 {
         match self.projection {
-            Some(catch_up) => {
-                self.load.ok as f64 / (self.load.window + catch_up.took).as_secs_f64().max(1e-9)
-            }
+            Some(catch_up) => catch_up.rate_of(&self.load),
             None => self.load.rate(),
         }
     }
@@ -290,6 +288,13 @@ impl IngestResult {
 pub struct CatchUp {
     pub lag_rows: u64,
     pub took: Duration,
+}
+
+impl CatchUp {
+    /// `load`'s requests answered in its window over the window and this catch-up.
+    pub fn rate_of(&self, load: &LoadOutcome) -> f64 {
+        load.ok as f64 / (load.window + self.took).as_secs_f64().max(1e-9)
+    }
 }
 
 /// Polls the server's `/healthz` from the moment a load stopped until the projections have

@@ -676,7 +676,7 @@ fn render_hot(out: &mut String, r: &HotResult) {
         r.load.window.as_secs_f64(),
         rate(r.load.rate()),
         catch_up_cell(Some(&r.projection)),
-        rate(r.load.ok as f64 / (r.load.window + r.projection.took).as_secs_f64().max(1e-9)),
+        rate(r.projection.rate_of(&r.load)),
         optional_rate(r.first_rate),
         optional_rate(r.last_rate),
         r.ratio().map_or("–".into(), |ratio| format!("{ratio:.2}×")),

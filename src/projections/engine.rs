@@ -18,7 +18,7 @@ use super::fact::Fact;
 use super::fold::{self, ProjectionConfig};
 use super::store;
 use super::task_entry::{Folding, TaskEntry};
-use crate::storage::event_log::{sid_key, NewRecord};
+use crate::storage::event_log::sid_key;
 
 /// Tasks kept in memory at most; past it a quarter is written out and dropped: finished tasks
 /// first, then the least recently touched. A busy contact centre has a few hundred tasks in
@@ -184,16 +184,6 @@ impl Engine {
         }
         self.data_version = Some(version);
         Ok(())
-    }
-
-    /// Applies the fact of the newly appended log row `id`.
-    ///
-    /// # Errors
-    /// Any SQLite error; the caller rolls back and calls [`Engine::forget`].
-    pub fn apply(&mut self, conn: &Connection, id: i64, record: &NewRecord) -> rusqlite::Result<()> {
-        let Some(facts) = record.facts.as_ref() else { return Ok(()) };
-        let fact = Fact::from_parts(id, facts, record.params.as_ref(), record.response_body.as_deref());
-        self.apply_fact(conn, fact)
     }
 
     /// Applies one fact (its `event_id` must be the newest applied so far).

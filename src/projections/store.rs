@@ -311,26 +311,30 @@ pub(super) fn write_worker(
 /// The last log row the projections have taken in (`None`: never recorded, so every row is:
 /// the projections were written in the append's transaction by older versions).
 pub(super) fn projected_through(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT value FROM proj_meta WHERE key = 'projected_through'")?
-        .query_row([], |r| r.get(0))
-        .optional()
+    meta_value(conn, "projected_through")
 }
 
 pub(super) fn set_projected_through(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO proj_meta (key, value) VALUES ('projected_through', ?1)")?
-        .execute([id])?;
-    Ok(())
+    set_meta_value(conn, "projected_through", id)
 }
 
 pub(super) fn latest_event_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT value FROM proj_meta WHERE key = 'latest_event_ms'")?
-        .query_row([], |r| r.get(0))
-        .optional()
+    meta_value(conn, "latest_event_ms")
 }
 
 pub(super) fn set_latest_event_ms(conn: &Connection, at_ms: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO proj_meta (key, value) VALUES ('latest_event_ms', ?1)")?
-        .execute([at_ms])?;
+    set_meta_value(conn, "latest_event_ms", at_ms)
+}
+
+fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT value FROM proj_meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+fn set_meta_value(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO proj_meta (key, value) VALUES (?1, ?2)")?
+        .execute(rusqlite::params![key, value])?;
     Ok(())
 }
 

@@ -1319,3 +1319,30 @@ fn a_task_offered_again_and_again_without_outcomes_keeps_few_reservations_in_mem
     super::rebuild(&mut database, &config, |_, _| {}).unwrap();
     assert_eq!(incremental, super::dump(&database).unwrap());
 }
+
+#[test]
+fn a_projection_transaction_ends_early_when_asked_and_takes_the_rest_later() {
+    let config = ProjectionConfig::default();
+    let deliveries = lifecycles(&[0, 1]);
+    let mut database = open_database();
+    append_leaving_unprojected(&mut database, &deliveries, 0);
+    let mut backlog: std::collections::VecDeque<FollowUp> = deliveries
+        .iter()
+        .enumerate()
+        .map(|(at, delivery)| FollowUp::of(at as i64 + 1, &record(delivery), true, 0))
+        .collect();
+    let mut engine = super::Engine::new(config.clone());
+    // An assignment callback is waiting: one row, then the transaction ends.
+    projector::follow(&mut database, &mut engine, &mut backlog, 64, || true).unwrap();
+    assert_eq!(backlog.len(), deliveries.len() - 1);
+    assert_eq!(super::projected_through(&database).unwrap(), 1);
+    // None waits: the rest, at most `count` a transaction.
+    projector::follow(&mut database, &mut engine, &mut backlog, 3, || false).unwrap();
+    assert_eq!(backlog.len(), deliveries.len() - 4);
+    let rest = backlog.len();
+    projector::follow(&mut database, &mut engine, &mut backlog, rest, || false).unwrap();
+    assert!(backlog.is_empty());
+    let mut whole = open_database();
+    ingest(&mut whole, &deliveries, &config);
+    assert_eq!(super::dump(&database).unwrap(), super::dump(&whole).unwrap());
+}

@@ -42,7 +42,11 @@ impl ProjectionProgress {
         Self {
             appended: AtomicI64::new(appended),
             projected: watch::Sender::new(projected),
-            oldest_waiting_ms: AtomicI64::new(if projected < appended { now_ms() } else { 0 }),
+            oldest_waiting_ms: AtomicI64::new(if projected < appended {
+                chrono::Utc::now().timestamp_millis()
+            } else {
+                0
+            }),
         }
     }
 
@@ -71,7 +75,8 @@ impl ProjectionProgress {
     pub fn lag(&self) -> Lag {
         let rows = (self.last_appended() - self.last_projected()).max(0);
         let oldest = self.oldest_waiting_ms.load(Ordering::Acquire);
-        let millis = if rows > 0 && oldest > 0 { (now_ms() - oldest).max(0) } else { 0 };
+        let millis =
+            if rows > 0 && oldest > 0 { (chrono::Utc::now().timestamp_millis() - oldest).max(0) } else { 0 };
         Lag { rows, millis }
     }
 
@@ -88,11 +93,6 @@ impl ProjectionProgress {
     }
 }
 
-/// The wall clock in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -104,7 +104,7 @@ mod tests {
         let progress = ProjectionProgress::new(10, 10);
         assert_eq!(progress.lag(), Lag::default());
         assert_eq!(progress.lag().describe(), None);
-        progress.appended(14, now_ms() - 1_500);
+        progress.appended(14, chrono::Utc::now().timestamp_millis() - 1_500);
         let lag = progress.lag();
         assert_eq!(lag.rows, 4);
         assert!((1_500..5_000).contains(&lag.millis), "{lag:?}");
@@ -126,7 +126,7 @@ mod tests {
             progress.wait_for_rows_committed_so_far(Duration::from_millis(1)).await,
             "nothing to wait for"
         );
-        progress.appended(7, now_ms());
+        progress.appended(7, chrono::Utc::now().timestamp_millis());
         let waiting = {
             let progress = progress.clone();
             tokio::spawn(
@@ -135,12 +135,12 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "row 7 is not projected yet");
-        progress.projected(6, now_ms());
+        progress.projected(6, chrono::Utc::now().timestamp_millis());
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "row 7 is still not projected");
         // Rows committed after the reader arrived are not waited for.
-        progress.appended(9, now_ms());
-        progress.projected(7, now_ms());
+        progress.appended(9, chrono::Utc::now().timestamp_millis());
+        progress.projected(7, chrono::Utc::now().timestamp_millis());
         assert!(waiting.await.unwrap());
         // A reader that waits too long is served anyway, and told so.
         assert!(!progress.wait_for_rows_committed_so_far(Duration::from_millis(30)).await);

@@ -26,7 +26,7 @@ pub use super::checkpointer::DEFAULT_WAL_RESTART_FRAMES;
 use super::checkpointer::{checkpoint_loop, restart_wal, WalRestart};
 use super::event_log::{self, AppendDecision, Head, NewRecord};
 use super::probe;
-use super::progress::{now_ms, ProjectionProgress};
+use super::progress::ProjectionProgress;
 use super::projector::{self, FollowUp};
 use crate::metrics::Metrics;
 use crate::projections;
@@ -143,10 +143,9 @@ impl Writer {
         if health.problem().is_none() {
             projector::catch_up(&mut connection, &mut engine)?;
         }
-        let progress = Arc::new(ProjectionProgress::new(
-            event_log::head(&connection)?.id,
-            projections::projected_through(&connection)?,
-        ));
+        let head = event_log::head(&connection)?;
+        let progress =
+            Arc::new(ProjectionProgress::new(head.id, projections::projected_through(&connection)?));
         let thread_progress = progress.clone();
         let urgent = Arc::new(AtomicUsize::new(0));
         let thread_urgent = urgent.clone();
@@ -164,7 +163,7 @@ impl Writer {
             let _alive = alive;
             let shared =
                 Shared { metrics, health: thread_health, progress: thread_progress, urgent: thread_urgent };
-            run(connection, engine, config, receiver, shared, &writer_restart)
+            run(connection, engine, head, config, receiver, shared, &writer_restart)
         })?;
         std::thread::Builder::new().name("log-checkpointer".into()).spawn(move || {
             checkpoint_loop(path, restart_frames, restart, checkpointer_sees, checkpointer_metrics)
@@ -199,7 +198,7 @@ impl Writer {
 
 /// Whether TaskRouter waits for this request's answer (an assignment callback).
 fn is_urgent(record: &NewRecord) -> bool {
-    record.endpoint == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE
+    record.endpoint == crate::domain::Endpoint::Assignment.as_str()
 }
 
 fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {
@@ -302,15 +301,16 @@ struct WriterThread {
     head: Option<Head>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     connection: Connection,
     engine: projections::Engine,
+    head: Head,
     config: WriterConfig,
     receiver: mpsc::Receiver<Job>,
     shared: Shared,
     wal_restart: &WalRestart,
 ) {
-    let head = event_log::head(&connection).ok();
     let read_back = shared.progress.last_projected() < shared.progress.last_appended();
     let mut thread = WriterThread {
         connection,
@@ -321,7 +321,7 @@ fn run(
         read_back,
         retry_follow_at: None,
         reopen: false,
-        head,
+        head: Some(head),
     };
     thread.serve(&receiver, wal_restart);
 }
@@ -423,7 +423,7 @@ impl WriterThread {
                     }
                     pending_since.get_or_insert_with(Instant::now);
                     self.shared.metrics.commit_batch_size.observe(batch.len() as f64);
-                    let committed_ms = now_ms();
+                    let committed_ms = chrono::Utc::now().timestamp_millis();
                     for (job, appended) in batch.drain(..).zip(results) {
                         pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                         let _ = job.reply.send(Ok(appended));
@@ -546,7 +546,9 @@ impl WriterThread {
                     (None, None) => self.shared.progress.last_appended(),
                 };
                 self.retry_follow_at = None;
-                self.shared.progress.projected(through, self.oldest_waiting_ms(now_ms()));
+                self.shared
+                    .progress
+                    .projected(through, self.oldest_waiting_ms(chrono::Utc::now().timestamp_millis()));
                 self.publish_engine_counters();
                 true
             }
