@@ -7,7 +7,7 @@
 //! TaskRouter's answer does not say what happened (a timeout, a cut connection, a 5xx), the
 //! page and the log say the outcome is unknown and to check before trying again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use sqlx::SqlitePool;
@@ -21,8 +21,8 @@ use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::web_reads;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{
-    Activity, ApiError, Credentials, Exchange, NewTask, Reservation, ReservationAnswer, Task,
-    TaskRouterClient, Workflow, WriteOutcome,
+    Activity, ApiError, Exchange, NewTask, Reservation, ReservationAnswer, Task, TaskRouterClient, Workflow,
+    WriteOutcome,
 };
 
 /// The REST client (when credentials are configured), the workspace, and the log.
@@ -73,18 +73,6 @@ pub struct Lookup {
     pub problem: Option<String>,
 }
 
-fn credentials(twilio: &TwilioArgs) -> Option<Credentials> {
-    match (&twilio.api_key, &twilio.api_secret, &twilio.account_sid, &twilio.auth_token) {
-        (Some(key), Some(secret), _, _) => {
-            Some(Credentials::ApiKey { key: key.clone(), secret: secret.clone() })
-        }
-        (_, _, Some(account_sid), Some(auth_token)) => {
-            Some(Credentials::AuthToken { account_sid: account_sid.clone(), auth_token: auth_token.clone() })
-        }
-        _ => None,
-    }
-}
-
 /// The status an action row records for a failed call: TaskRouter's, else 504 for a timeout
 /// and 502 for a failed connection.
 fn status_for_log(error: &ApiError) -> u16 {
@@ -117,8 +105,7 @@ fn path_of(url: &str, base: &str) -> String {
 
 impl Actions {
     pub fn new(twilio: &TwilioArgs, web: &WebArgs, writer: Writer, pool: SqlitePool) -> Self {
-        let timeout = Duration::from_millis(web.taskrouter_timeout_ms.max(1));
-        let client = credentials(twilio).map(|c| TaskRouterClient::new(&web.taskrouter_base_url, c, timeout));
+        let client = TaskRouterClient::from_args(twilio, web);
         let workspace_sid = web.workspace_sid.clone().filter(|w| !w.is_empty());
         Self { client, workspace_sid, writer, pool }
     }
@@ -512,6 +499,7 @@ impl Actions {
             trusted: false,
             idempotency_token: None,
             encoded: None,
+            skip_if_known: false,
         };
         match self.writer.append(record, started).await {
             Ok(appended) => Some(appended.id),

@@ -40,6 +40,52 @@ pub enum Command {
     Report(crate::reports::cli::ReportArgs),
     /// Measure ingest, a constant-rate run, a soak and reads at scale; writes BENCHMARKS.md.
     Bench(Box<crate::bench::BenchArgs>),
+    /// Fetch a workspace's events from TaskRouter's Events API into the log: timelines from
+    /// credentials alone, no tunnel, no webhook. Safe while `serve` runs on the same database.
+    Import(Box<ImportArgs>),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The Workspace to import (WS…; repeatable, or a comma-separated list).
+    #[arg(long = "workspace-sid", env = "TWILIO_WORKSPACE_SID", value_delimiter = ',', required = true)]
+    pub workspace_sids: Vec<String>,
+    /// Events since this time (ISO 8601, e.g. 2026-12-05T09:00:00Z). TaskRouter keeps 30 days.
+    #[arg(long, value_parser = parse_instant, conflicts_with = "minutes")]
+    pub since: Option<i64>,
+    /// Events of the last N minutes (TaskRouter's default when neither this nor --since is given: 15;
+    /// with --task-sid: the whole 30 days).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=43_200))]
+    pub minutes: Option<u32>,
+    /// Events until this time (ISO 8601); default: now.
+    #[arg(long, value_parser = parse_instant)]
+    pub until: Option<i64>,
+    /// Only this task's events (WT…; repeatable, or a comma-separated list).
+    #[arg(long = "task-sid", value_delimiter = ',')]
+    pub task_sids: Vec<String>,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// Where the REST calls go: TaskRouter, or the simulator's REST API.
+    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
+    pub taskrouter_base_url: String,
+    /// How long one REST call may take before it counts as timed out, in ms (tried up to 3 times).
+    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub taskrouter_timeout_ms: u64,
+    #[command(flatten)]
+    pub projection: ProjectionArgs,
+}
+
+/// An ISO 8601 instant (a date alone is its midnight UTC), as epoch milliseconds.
+fn parse_instant(raw: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis())
+        })
+        .map_err(|_| format!("{raw:?} is not an ISO 8601 time such as 2026-12-05T09:00:00Z"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,6 +215,18 @@ pub struct ServeArgs {
     /// one-table SQLite file beside the log, nothing else), for benchmarks to compare ingest against.
     #[arg(long, env = "TRACER_BENCH_BASELINE", hide = true)]
     pub bench_baseline: bool,
+    /// Poll TaskRouter's Events API every SECONDS for the --workspace-sid's new events, so the
+    /// tracer works with no public URL and no webhook at all (needs REST credentials). Off by default.
+    #[arg(long, env = "TRACER_FOLLOW_EVENTS_API", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub follow_events_api: Option<u64>,
+    /// Every MINUTES, fetch the recent window from the Events API and append what the webhooks
+    /// missed (0: off). Default: 5 when REST credentials and --workspace-sid are set.
+    #[arg(long, env = "TRACER_RECONCILE_EVERY", value_name = "MINUTES")]
+    pub reconcile_every: Option<u64>,
+    /// The workspace to follow is added once known (`demo`, whose simulator starts after the server).
+    #[arg(skip)]
+    pub workspace_known_later: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,
@@ -230,6 +288,19 @@ impl ServeArgs {
         } else {
             SignatureMode::Off
         })
+    }
+
+    /// How often reconciliation runs: as given (0: never), else every 5 minutes when there
+    /// are REST credentials and a workspace.
+    pub fn reconcile_interval(&self) -> Option<std::time::Duration> {
+        let configured = crate::taskrouter_client::Credentials::from_args(&self.twilio).is_some()
+            && self.web.workspace_sid.as_deref().is_some_and(|w| !w.is_empty());
+        match self.reconcile_every {
+            Some(0) => None,
+            Some(minutes) => Some(std::time::Duration::from_secs(minutes * 60)),
+            None if configured => Some(std::time::Duration::from_secs(300)),
+            None => None,
+        }
     }
 
     /// Defaults for a server on `database`, as the command line would give them.

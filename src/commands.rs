@@ -24,6 +24,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Timeline(args) => timeline(args).await,
         Command::Report(args) => crate::reports::cli::report(args).await,
         Command::Bench(args) => crate::bench::run(*args).await,
+        Command::Import(args) => crate::history::cli::import(*args).await,
     }
 }
 

@@ -19,9 +19,9 @@ use crate::relay::Relay;
 use crate::signature;
 use crate::simulator::engine::{Engine, OutboundKind};
 use crate::simulator::scenario::{self, CallbackUrls, DemoTraffic};
+use crate::storage;
 use crate::storage::event_log::NewRecord;
 use crate::storage::writer::{self, Writer, WriterConfig};
-use crate::storage::{self, event_log};
 
 /// The URL the generated callbacks were "sent" to (signatures are computed for it).
 const TRACER_BASE: &str = "https://tracer.example.com";
@@ -104,10 +104,9 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             // A generated log is rebuilt from scratch if the machine dies; durability per batch is moot.
             connection.pragma_update(None, "synchronous", "OFF")?;
             connection.pragma_update(None, "cache_size", -262_144)?;
-            let mut head = event_log::head(&connection)?;
             let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
             for batch in committer_inbox {
-                head = writer::commit_records(&mut connection, head, batch.iter(), &[], &mut projections)?.0;
+                writer::commit_records(&mut connection, batch.iter(), &[], &mut projections)?;
                 bar.inc(batch.len() as u64);
             }
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -142,6 +142,7 @@ impl Ingest {
             trusted,
             idempotency_token: evaluation.idempotency_token,
             encoded: None,
+            skip_if_known: false,
         };
         Decision { record, accepted: evaluation.rejection.is_none(), verdict, arrived: request.arrived }
     }

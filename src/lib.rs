@@ -13,6 +13,7 @@ pub mod commands;
 pub mod domain;
 pub mod generate;
 pub mod head_deadline;
+pub mod history;
 pub mod ingest;
 pub mod instructions;
 pub mod metrics;

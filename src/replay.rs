@@ -90,6 +90,7 @@ pub async fn replay(
         trusted: false,
         idempotency_token: None,
         encoded: None,
+        skip_if_known: false,
     };
     let stored = writer
         .append(record, started)

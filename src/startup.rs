@@ -38,6 +38,8 @@ pub struct AppState {
     pub instructions: crate::instructions::AssignmentInstructions,
     /// Login and CSRF.
     pub security: routes::security::WebSecurity,
+    /// TaskRouter's Events API: imports from pages, the follower and reconciliation.
+    pub history: Arc<crate::history::History>,
 }
 
 /// A built, bound, not yet running server.
@@ -45,6 +47,20 @@ pub struct Application {
     port: u16,
     server: Server,
     progress: Arc<crate::storage::progress::ProjectionProgress>,
+    history: Arc<crate::history::History>,
+}
+
+/// The writer's configuration `args` give.
+pub fn writer_config(args: &ServeArgs) -> WriterConfig {
+    WriterConfig {
+        database: args.database.database.clone(),
+        synchronous: args.synchronous,
+        max_batch: args.commit_batch.max(1),
+        busy_timeout: Duration::from_millis(args.busy_timeout_ms),
+        queue_capacity: args.queue_capacity.max(1),
+        wal_restart_frames: i64::from(args.wal_limit_mib) * 256,
+        projection: args.projection.config(),
+    }
 }
 
 impl AppState {
@@ -70,18 +86,7 @@ impl Application {
         let store = storage::open(&args.database.database).await?;
         let instructions = crate::instructions::AssignmentInstructions::load(&store.pool).await?;
         let metrics = Arc::new(Metrics::default());
-        let writer = Writer::start(
-            WriterConfig {
-                database: args.database.database.clone(),
-                synchronous: args.synchronous,
-                max_batch: args.commit_batch.max(1),
-                busy_timeout: Duration::from_millis(args.busy_timeout_ms),
-                queue_capacity: args.queue_capacity.max(1),
-                wal_restart_frames: i64::from(args.wal_limit_mib) * 256,
-                projection: args.projection.config(),
-            },
-            metrics.clone(),
-        )?;
+        let writer = Writer::start(writer_config(&args), metrics.clone())?;
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(args.twilio.auth_token.clone());
         let ingest = Ingest::new(
@@ -97,6 +102,25 @@ impl Application {
         );
         let actions =
             crate::actions::Actions::new(&args.twilio, &args.web, writer.clone(), store.pool.clone());
+        let history = crate::history::History::new(
+            crate::history::HistoryConfig {
+                client: crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web),
+                workspaces: args.web.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
+                follow_every: args.follow_events_api.map(Duration::from_secs),
+                reconcile_every: args.reconcile_interval(),
+            },
+            writer.clone(),
+            store.pool.clone(),
+        );
+        if args.follow_events_api.is_some() && !history.has_credentials() {
+            anyhow::bail!("--follow-events-api needs REST credentials (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET)");
+        }
+        if args.follow_events_api.is_some() && history.workspaces().is_empty() && !args.workspace_known_later
+        {
+            anyhow::bail!("--follow-events-api needs --workspace-sid (the Workspace to follow)");
+        }
+        history.start_pollers();
+        let history_handle = history.clone();
         let state = web::Data::new(AppState {
             ingest,
             relay,
@@ -107,6 +131,7 @@ impl Application {
             actions,
             instructions,
             security,
+            history,
         });
         let listener = TcpListener::bind(args.listen)?;
         let address = listener.local_addr()?;
@@ -165,7 +190,7 @@ impl Application {
             })
             .and_then(http)
         })?;
-        Ok(Self { port, server: server.run(), progress: writer.progress.clone() })
+        Ok(Self { port, server: server.run(), progress: writer.progress.clone(), history: history_handle })
     }
 
     /// A handle to stop the server.
@@ -177,6 +202,11 @@ impl Application {
     /// database directly).
     pub fn projection_progress(&self) -> Arc<crate::storage::progress::ProjectionProgress> {
         self.progress.clone()
+    }
+
+    /// The Events API side (to follow a workspace known only once the server is built).
+    pub fn history(&self) -> Arc<crate::history::History> {
+        self.history.clone()
     }
 
     /// The port actually bound.

@@ -36,6 +36,23 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// The credentials the command line gives: an API key and secret, else the account SID and
+    /// auth token; `None` when neither pair is complete.
+    pub fn from_args(twilio: &crate::cli::TwilioArgs) -> Option<Self> {
+        match (&twilio.api_key, &twilio.api_secret, &twilio.account_sid, &twilio.auth_token) {
+            (Some(key), Some(secret), _, _) => {
+                Some(Credentials::ApiKey { key: key.clone(), secret: secret.clone() })
+            }
+            (_, _, Some(account_sid), Some(auth_token)) => Some(Credentials::AuthToken {
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Attempts a read gets at most.
 pub const READ_ATTEMPTS: u32 = 3;
 /// The first pause between read attempts; each later pause doubles it.
@@ -89,6 +106,9 @@ impl ApiError {
         let advice = match (status, code) {
             (401, _) | (_, Some(20003)) => {
                 "TaskRouter refused the credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or the API key and secret), and that they belong to the workspace's account.".to_string()
+            }
+            (403, _) => {
+                "TaskRouter accepted the credentials but refused them this resource: check that the API key or account may read this workspace.".to_string()
             }
             (404, _) | (_, Some(20404)) => {
                 "TaskRouter does not know this resource: it may be in another workspace, or deleted (finished tasks are deleted 5 minutes after they end).".to_string()
@@ -273,6 +293,26 @@ pub struct Workflow {
     pub assignment_callback_url: Option<String>,
 }
 
+/// One page of `GET …/Events`: the events as JSON (kept whole, to be stored as fetched) and
+/// where the next page is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsPage {
+    #[serde(default)]
+    pub events: Vec<serde_json::Value>,
+    pub meta: PageMeta,
+}
+
+/// A list page's `meta`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PageMeta {
+    #[serde(default)]
+    pub next_page_url: Option<String>,
+}
+
+fn owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
 /// A new task.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewTask {
@@ -328,6 +368,13 @@ impl TaskRouterClient {
         Self { http, base_url: base_url.trim_end_matches('/').to_string(), credentials, timeout }
     }
 
+    /// The client the command line's credentials, base URL and timeout give; `None` without
+    /// credentials.
+    pub fn from_args(twilio: &crate::cli::TwilioArgs, web: &crate::cli::WebArgs) -> Option<Self> {
+        let timeout = Duration::from_millis(web.taskrouter_timeout_ms.max(1));
+        Credentials::from_args(twilio).map(|c| Self::new(&web.taskrouter_base_url, c, timeout))
+    }
+
     /// The base URL calls go to.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -343,11 +390,14 @@ impl TaskRouterClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ApiError> {
-        let url = format!("{}{path}", self.base_url);
+        self.get_url(&format!("{}{path}", self.base_url), query).await
+    }
+
+    async fn get_url<T: DeserializeOwned>(&self, url: &str, query: &[(&str, &str)]) -> Result<T, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut error, retry_after) = match self.authorize(self.http.get(&url).query(query)).send().await
+            let (mut error, retry_after) = match self.authorize(self.http.get(url).query(query)).send().await
             {
                 Err(error) => (ApiError::transport(&error, self.timeout), None),
                 Ok(response) => {
@@ -523,6 +573,47 @@ impl TaskRouterClient {
     /// [`ApiError`] in plain words.
     pub async fn fetch_workflow(&self, workspace: &str, workflow: &str) -> Result<Workflow, ApiError> {
         self.get(&format!("/v1/Workspaces/{workspace}/Workflows/{workflow}"), &[]).await
+    }
+
+    /// `GET /v1/Workspaces/{ws}`: whether the credentials reach this workspace (its JSON).
+    ///
+    /// # Errors
+    /// [`ApiError`] in plain words.
+    pub async fn fetch_workspace(&self, workspace: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&format!("/v1/Workspaces/{workspace}"), &[]).await
+    }
+
+    /// The first page of a workspace's events matching `query` (`StartDate`, `EndDate`,
+    /// `Minutes`, `TaskSid`…, `PageSize`); returns it with the URL it came from.
+    ///
+    /// # Errors
+    /// [`ApiError`] in plain words.
+    pub async fn first_events_page(
+        &self,
+        workspace: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(EventsPage, String), ApiError> {
+        let path = format!("/v1/Workspaces/{workspace}/Events");
+        let requested = format!("{path}?{}", crate::domain::webhook::encode_form(&owned_pairs(query)));
+        Ok((self.get(&path, query).await?, requested))
+    }
+
+    /// The page a previous one's `meta.next_page_url` names, as Twilio asks (never `Page=N`
+    /// built by hand). Only its path and query are used: the credentials go to the configured
+    /// base URL and nowhere else. Returns the page with its path and query.
+    ///
+    /// # Errors
+    /// [`ApiError`] in plain words.
+    pub async fn next_events_page(&self, next_page_url: &str) -> Result<(EventsPage, String), ApiError> {
+        let path_and_query = match reqwest::Url::parse(next_page_url) {
+            Ok(url) => match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            },
+            Err(_) => next_page_url.to_string(),
+        };
+        let page = self.get_url(&format!("{}{path_and_query}", self.base_url), &[]).await?;
+        Ok((page, path_and_query))
     }
 
     /// The workspace's workflows.

@@ -3,6 +3,7 @@
 //! Nothing here touches HTTP, storage or the clock: every function is a deterministic map from
 //! bytes to values, so it can be unit-tested and fuzzed on its own.
 
+pub mod event_resource;
 pub mod instruction;
 pub mod timestamp;
 pub mod webhook;

@@ -52,6 +52,19 @@ pub fn projected_through(conn: &Connection) -> rusqlite::Result<i64> {
     }
 }
 
+/// Writes down the mark [`projected_through`] reads when none is stored yet (a new log, or one
+/// from before the mark, whose projections took in every row as it was appended), so a writer
+/// can tell the mark it left from one another process moved.
+///
+/// # Errors
+/// Any SQLite error.
+pub fn record_projected_through(conn: &Connection) -> rusqlite::Result<()> {
+    if store::projected_through(conn)?.is_none() {
+        store::set_projected_through(conn, store::last_event_id(conn)?)?;
+    }
+    Ok(())
+}
+
 /// Records that the projections have taken in every row up to `id` (in the transaction that
 /// wrote what they took in).
 ///
@@ -337,6 +350,41 @@ pub fn rebuild_if_stale(
         "projections rebuilt"
     );
     Ok(Some(report))
+}
+
+/// The projection tables without log ids, which differ between delivery orders and between
+/// the paths an event came by (webhook or Events API).
+///
+/// # Panics
+/// On a SQLite error (it serves tests and checks).
+pub fn dump_without_ids(connection: &Connection) -> String {
+    let queries = [
+        "SELECT task_sid, status, workflow_sid, workflow_name, task_queue_sid, task_queue_name, priority, \
+         attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, finished_at_ms, cancel_cause, deleted, \
+         reservation_count, transfer_count, first_fact_at_ms, last_fact_at_ms, fact_count, flag_kinds \
+         FROM proj_tasks ORDER BY task_sid",
+        "SELECT reservation_sid, task_sid, worker_sid, worker_name, status, created_at_ms, answered_at_ms, \
+         finished_at_ms, pending_ms, timeout_ms, callback_answer, outcome FROM proj_reservations ORDER BY 1",
+        "SELECT task_sid, position, occurred_at_ms, time_source, kind, reservation_sid, worker_sid, summary \
+         FROM proj_timeline ORDER BY 1, 2",
+        "SELECT task_sid, position, kind, reservation_sid, explanation FROM proj_flags ORDER BY 1, 2",
+        "SELECT worker_sid, name, activity_sid, activity_name, activity_since_ms FROM proj_workers ORDER BY 1",
+        "SELECT worker_sid, started_at_ms, activity_name FROM proj_worker_activity ORDER BY 1, 2, 3",
+    ];
+    let mut out = String::new();
+    for sql in queries {
+        let mut statement = connection.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        let mut rows = statement.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                out.push_str(&format!("{:?}|", row.get::<_, rusqlite::types::Value>(i).unwrap()));
+            }
+            out.push('\n');
+        }
+        out.push_str("--\n");
+    }
+    out
 }
 
 /// Every projection row as text, table by table in a fixed order: two databases hold the same

@@ -13,6 +13,7 @@ use super::fact::Fact;
 use super::fold::{
     self, AcceptAttempt, Flag, ReservationState, ReservationView, TaskFold, TaskView, TimelineEntry, Totals,
 };
+use crate::domain::event_resource::{self, EVENTS_API_ENDPOINT};
 use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
@@ -20,7 +21,8 @@ use crate::storage::payload;
 /// The `events` columns a fact is rebuilt from (see [`fact_from_row`]).
 pub(super) const FACT_COLUMNS: &str = "e.id, e.event_type, e.event_sid, e.account_sid, e.workspace_sid, \
     e.task_sid, e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_ms, \
-    e.occurred_at_raw, e.occurred_at_source, e.body, e.response_body, e.payload_encoding";
+    e.occurred_at_raw, e.occurred_at_source, e.body, e.response_body, e.payload_encoding, e.endpoint, \
+    e.received_at_ms";
 
 /// The fact of one stored `events` row selected with [`FACT_COLUMNS`].
 pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
@@ -51,6 +53,17 @@ pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
         rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, Box::new(e))
     })?;
     let response_body = row.get_ref(14)?.as_str_or_null()?;
+    if row.get_ref(16)?.as_str_or_null()? == Some(EVENTS_API_ENDPOINT) {
+        // Stored as the JSON fetched; mapped as at import (the mapping depends only on the row).
+        let fetched_at_ms: i64 = row.get(17)?;
+        let mapped = serde_json::from_slice(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|event| event_resource::map_event(&event, fetched_at_ms).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, e.into())
+            })?;
+        return Ok(Fact::from_parts(id, &facts, Some(&mapped.params), response_body));
+    }
     Ok(Fact::from_body(id, &facts, &body, response_body))
 }
 

@@ -266,6 +266,7 @@ fn record(delivery: &Delivery) -> NewRecord {
         trusted: true,
         idempotency_token: None,
         encoded: None,
+        skip_if_known: false,
     }
 }
 
@@ -755,37 +756,6 @@ fn a_reservation_sid_filed_under_two_tasks_rebuilds_as_it_was_ingested() {
     assert_eq!(filed, vec![(other.to_string(), BOB.0.to_string())]);
 }
 
-/// The projection tables without log ids, which differ between delivery orders.
-fn dump_without_ids(connection: &rusqlite::Connection) -> String {
-    let queries = [
-        "SELECT task_sid, status, workflow_sid, workflow_name, task_queue_sid, task_queue_name, priority, \
-         attributes, created_at_ms, first_reserved_at_ms, assigned_at_ms, finished_at_ms, cancel_cause, deleted, \
-         reservation_count, transfer_count, first_fact_at_ms, last_fact_at_ms, fact_count, flag_kinds \
-         FROM proj_tasks ORDER BY task_sid",
-        "SELECT reservation_sid, task_sid, worker_sid, worker_name, status, created_at_ms, answered_at_ms, \
-         finished_at_ms, pending_ms, timeout_ms, callback_answer, outcome FROM proj_reservations ORDER BY 1",
-        "SELECT task_sid, position, occurred_at_ms, time_source, kind, reservation_sid, worker_sid, summary \
-         FROM proj_timeline ORDER BY 1, 2",
-        "SELECT task_sid, position, kind, reservation_sid, explanation FROM proj_flags ORDER BY 1, 2",
-        "SELECT worker_sid, name, activity_sid, activity_name, activity_since_ms FROM proj_workers ORDER BY 1",
-        "SELECT worker_sid, started_at_ms, activity_name FROM proj_worker_activity ORDER BY 1, 2, 3",
-    ];
-    let mut out = String::new();
-    for sql in queries {
-        let mut statement = connection.prepare(sql).unwrap();
-        let columns = statement.column_count();
-        let mut rows = statement.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..columns {
-                out.push_str(&format!("{:?}|", row.get::<_, rusqlite::types::Value>(i).unwrap()));
-            }
-            out.push('\n');
-        }
-        out.push_str("--\n");
-    }
-    out
-}
-
 type Scenario = fn(&str, i64) -> Vec<Delivery>;
 const SCENARIOS: [Scenario; 8] = [
     happy,
@@ -842,7 +812,7 @@ proptest! {
         let mut shuffled = open_database();
         ingest(&mut shuffled, &delivered, &config);
         let incremental = super::dump(&shuffled).unwrap();
-        let incremental_without_ids = dump_without_ids(&shuffled);
+        let incremental_without_ids = super::dump_without_ids(&shuffled);
         super::rebuild(&mut shuffled, &config, |_, _| {}).unwrap();
         prop_assert_eq!(&incremental, &super::dump(&shuffled).unwrap());
 
@@ -855,7 +825,7 @@ proptest! {
         if dropped.is_empty() {
             let mut in_order = open_database();
             ingest(&mut in_order, &canonical, &config);
-            prop_assert_eq!(incremental_without_ids, dump_without_ids(&in_order));
+            prop_assert_eq!(incremental_without_ids, super::dump_without_ids(&in_order));
         }
     }
 }
@@ -917,12 +887,12 @@ fn differences_from_rebuild_and_in_order(
     config: &ProjectionConfig,
 ) -> (Option<Difference>, Option<Difference>) {
     let incremental = super::dump(ingested).unwrap();
-    let without_ids = dump_without_ids(ingested);
+    let without_ids = super::dump_without_ids(ingested);
     super::rebuild(ingested, config, |_, _| {}).unwrap();
     let from_rebuild = first_difference(&incremental, &super::dump(ingested).unwrap());
     let mut in_order = open_database();
     ingest(&mut in_order, canonical, config);
-    (from_rebuild, first_difference(&without_ids, &dump_without_ids(&in_order)))
+    (from_rebuild, first_difference(&without_ids, &super::dump_without_ids(&in_order)))
 }
 
 /// Moves each delivery up to `distance` places later, as a network reorders a stream.
@@ -1261,7 +1231,7 @@ fn rows_left_unprojected_by_a_crash_are_taken_in_at_start_exactly_as_a_rebuild_g
     assert_eq!(references(&crashed), 0);
 
     // What the writer does before it takes requests, with an engine that remembers nothing.
-    let read = projector::catch_up(&mut crashed, &mut super::Engine::new(config.clone())).unwrap();
+    let read = projector::catch_up(&mut crashed, &mut super::Engine::new(config.clone())).unwrap().rows;
     assert_eq!(read, (deliveries.len() - projected) as u64);
     assert_eq!(super::projected_through(&crashed).unwrap(), deliveries.len() as i64);
     assert!(references(&crashed) > 0, "the rows read back are referenced under their SIDs");
@@ -1331,16 +1301,23 @@ fn a_projection_transaction_ends_early_when_asked_and_takes_the_rest_later() {
         .enumerate()
         .map(|(at, delivery)| FollowUp::of(at as i64 + 1, &record(delivery), true, 0))
         .collect();
+    // The writer records the mark before it follows (a new log has none).
+    super::set_projected_through(&database, 0).unwrap();
     let mut engine = super::Engine::new(config.clone());
+    // Another process moved the mark: nothing is taken, the rows are to be read back.
+    let moved = projector::follow(&mut database, &mut engine, &mut backlog, 64, 5, || false).unwrap();
+    assert_eq!(moved, projector::Followed::MarkMoved);
+    assert_eq!(backlog.len(), deliveries.len());
     // An assignment callback is waiting: one row, then the transaction ends.
-    projector::follow(&mut database, &mut engine, &mut backlog, 64, || true).unwrap();
+    let done = projector::follow(&mut database, &mut engine, &mut backlog, 64, 0, || true).unwrap();
+    assert_eq!(done, projector::Followed::Done);
     assert_eq!(backlog.len(), deliveries.len() - 1);
     assert_eq!(super::projected_through(&database).unwrap(), 1);
     // None waits: the rest, at most `count` a transaction.
-    projector::follow(&mut database, &mut engine, &mut backlog, 3, || false).unwrap();
+    projector::follow(&mut database, &mut engine, &mut backlog, 3, 1, || false).unwrap();
     assert_eq!(backlog.len(), deliveries.len() - 4);
     let rest = backlog.len();
-    projector::follow(&mut database, &mut engine, &mut backlog, rest, || false).unwrap();
+    projector::follow(&mut database, &mut engine, &mut backlog, rest, 4, || false).unwrap();
     assert!(backlog.is_empty());
     let mut whole = open_database();
     ingest(&mut whole, &deliveries, &config);

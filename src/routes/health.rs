@@ -37,9 +37,7 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let bytes = storage::database_bytes(&state.store.path);
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(
-        bytes,
-        storage::sqlite_memory_bytes(),
-        state.progress.lag(),
-    ))
+    let mut text = state.metrics.render(bytes, storage::sqlite_memory_bytes(), state.progress.lag());
+    text.push_str(&state.history.render_metrics());
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }

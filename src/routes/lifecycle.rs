@@ -52,6 +52,9 @@ struct DashboardPage {
     rate: IngestRate,
     signature_failures: i64,
     now: String,
+    follower: Option<crate::history::PollerView>,
+    reconciler: Option<crate::history::PollerView>,
+    imported: u64,
 }
 
 async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
@@ -81,6 +84,9 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
         rate,
         signature_failures,
         now: format_ms(now_ms),
+        follower: state.history.follower(),
+        reconciler: state.history.reconciler(),
+        imported: state.history.imported(),
     })
 }
 
@@ -275,6 +281,8 @@ struct TimelineRow {
     entry: TimelineEntry,
     at: String,
     is_action: bool,
+    /// Its evidence was fetched from TaskRouter's Events API, not delivered as a webhook.
+    from_events_api: bool,
 }
 
 struct ReservationRow {
@@ -301,6 +309,10 @@ struct TaskPage {
     activities_problem: Option<String>,
     csrf: String,
     as_of: String,
+    /// A step is missing (a `gap` flag): the page offers to fetch the task's events.
+    missing_step: bool,
+    /// REST credentials are configured, so the events can be fetched.
+    can_fetch_events: bool,
 }
 
 async fn task(
@@ -343,6 +355,9 @@ async fn task(
     } else {
         (Vec::new(), None)
     };
+    let evidence: Vec<i64> = entries.iter().flat_map(|e| e.evidence.iter().copied()).collect();
+    let from_events_api =
+        web_reads::fetched_from_events_api(&state.store.pool, &evidence).await.unwrap_or_default();
     let attributes_pretty = detail
         .task
         .attributes
@@ -360,6 +375,7 @@ async fn task(
             .map(|entry| TimelineRow {
                 at: format_ms(entry.occurred_at_ms),
                 is_action: entry.kind.starts_with("action."),
+                from_events_api: entry.evidence.iter().any(|id| from_events_api.contains(id)),
                 entry,
             })
             .collect(),
@@ -374,6 +390,7 @@ async fn task(
                 view: r.clone(),
             })
             .collect(),
+        missing_step: detail.flags.iter().any(|f| f.kind == "gap"),
         flags: detail.flags,
         notice,
         has_pending,
@@ -381,6 +398,7 @@ async fn task(
         activities_problem,
         csrf: csrf_for(&http, &state),
         as_of: time(detail.as_of_ms),
+        can_fetch_events: state.history.has_credentials(),
         task: detail.task,
     })
 }

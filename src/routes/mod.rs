@@ -5,6 +5,7 @@ pub mod api;
 pub mod consistency;
 pub mod export;
 pub mod health;
+pub mod history;
 pub mod lifecycle;
 pub mod pages;
 pub mod reports;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tasks::configure)
         .configure(security::configure)
         .configure(actions::configure)
+        .configure(history::configure)
         .configure(lifecycle::configure)
         .configure(reports::configure)
         .configure(pages::configure);

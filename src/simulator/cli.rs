@@ -43,6 +43,16 @@ pub struct DemoArgs {
     /// Simulated seconds per real second (1 is real time).
     #[arg(long, env = "SIM_SPEED", default_value_t = 1.0)]
     pub speed: f64,
+    /// Fraction of webhooks the simulator never sends (0 to 1): reconciliation with its Events
+    /// API heals them every --reconcile-every minutes (1 in the demo).
+    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Send no webhook at all: the tracer follows the simulator's Events API every second instead.
+    #[arg(long, env = "SIM_NO_WEBHOOKS")]
+    pub no_webhooks: bool,
+    /// Minutes between reconciliations with the Events API (0: off).
+    #[arg(long, env = "TRACER_RECONCILE_EVERY", default_value_t = 1)]
+    pub reconcile_every: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -185,6 +195,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // projections judge reservations against the simulated workflow's timeout.
     serve.web.taskrouter_base_url = rest_base_url.clone();
     serve.projection.default_reservation_timeout = args.reservation_timeout;
+    serve.reconcile_every = Some(args.reconcile_every);
+    serve.follow_events_api = args.no_webhooks.then_some(1);
+    serve.workspace_known_later = true;
     tracing::debug!(%rest_base_url, "simulator REST API bound");
     let application = Application::build(serve).await?;
     let tracer_url = loopback_url(SocketAddr::new(args.listen.ip(), application.port()));
@@ -192,17 +205,22 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed.unwrap_or_else(rand::random),
         account_sid: Some(account_sid.clone()),
         auth_token: auth_token.clone(),
-        callbacks: CallbackUrls::tracer(&tracer_url),
+        callbacks: if args.no_webhooks {
+            CallbackUrls { assignment: None, events: None }
+        } else {
+            CallbackUrls::tracer(&tracer_url)
+        },
         traffic: DemoTraffic {
             tasks_per_minute: args.rate,
             arrivals_for_ms: i64::MAX / 4,
             reservation_timeout: args.reservation_timeout,
         },
-        faults: Faults::default(),
+        faults: Faults { drop_rate: args.drop_rate.clamp(0.0, 1.0), ..Faults::default() },
         callback_timeouts: None,
         clock: ClockMode::Scaled(args.speed.max(0.01)),
         listener: rest_listener,
     })?;
+    application.history().add_workspace(&simulator.sids.workspace);
     println!("taskrouter-tracer demo");
     println!("  open:                 {tracer_url}/");
     println!("  recorded requests:    {tracer_url}/api/requests");
@@ -212,6 +230,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  auth token:           {auth_token}");
     println!("  database:             {}", args.database.display());
     println!("  traffic:              {} tasks/min; Ctrl-C to stop", args.rate);
+    if args.no_webhooks {
+        println!("  webhooks:             none; following the Events API every second");
+    } else if args.drop_rate > 0.0 {
+        println!(
+            "  webhooks:             {:.0} % dropped; reconciliation heals them every {} min",
+            args.drop_rate * 100.0,
+            args.reconcile_every
+        );
+    }
     println!("  ground truth:         {}/sim/ground-truth", simulator.rest_base_url());
     let driver = simulator.simulator.clone();
     tokio::select! {

@@ -212,8 +212,9 @@ impl EventRecord {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
-    /// `event_data` as the REST API shows it: the callback fields in snake_case.
-    pub fn event_data(&self) -> BTreeMap<String, String> {
+    /// `event_data` as the REST API shows it: the callback fields in snake_case; task
+    /// attributes redacted (`{}`) when `redacted` (older than 43,200 minutes).
+    pub fn event_data(&self, redacted: bool) -> BTreeMap<String, String> {
         const COMMON: &[&str] = &[
             "EventType",
             "EventDescription",
@@ -226,7 +227,11 @@ impl EventRecord {
         self.params
             .iter()
             .filter(|(name, _)| !COMMON.contains(&name.as_str()))
-            .map(|(name, value)| (snake_case(name), value.clone()))
+            .map(|(name, value)| {
+                let value =
+                    if redacted && name == "TaskAttributes" { "{}".to_string() } else { value.clone() };
+                (snake_case(name), value)
+            })
             .collect()
     }
 }

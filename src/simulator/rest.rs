@@ -21,6 +21,11 @@ use super::engine::{Engine, SimError, TaskUpdate};
 use super::model::*;
 use super::runtime::Simulator;
 
+/// How long TaskRouter keeps events: 30 days.
+const RETENTION_MS: i64 = 30 * 24 * 3_600_000;
+/// Events older than 43,200 minutes have their task attributes redacted.
+const REDACTION_AGE_MS: i64 = 43_200 * 60_000;
+
 /// What the handlers share.
 pub struct RestState {
     pub simulator: Arc<Simulator>,
@@ -199,6 +204,18 @@ fn iso(ms: i64) -> String {
 
 /// One page of `items` with Twilio's `meta`, keeping the request's filters in the page URLs.
 fn paged(state: &RestState, request: &HttpRequest, key: &str, items: Vec<Value>) -> Reply {
+    let total = items.len();
+    paged_with(state, request, key, total, |start, take| items.into_iter().skip(start).take(take).collect())
+}
+
+/// A page of `total` items, rendering only the page's own (`page_of(start, count)`).
+fn paged_with(
+    state: &RestState,
+    request: &HttpRequest,
+    key: &str,
+    total: usize,
+    page_of: impl FnOnce(usize, usize) -> Vec<Value>,
+) -> Reply {
     let query = pairs(request.query_string().as_bytes());
     let page_size: usize = match first(&query, "PageSize") {
         Some(v) => v
@@ -228,8 +245,8 @@ fn paged(state: &RestState, request: &HttpRequest, key: &str, items: Vec<Value>)
         format!("{}{}?{}", state.base_url, request.path(), crate::domain::webhook::encode_form(&params))
     };
     let start = page.saturating_mul(page_size);
-    let has_next = items.len() > start.saturating_add(page_size);
-    let slice: Vec<Value> = items.into_iter().skip(start).take(page_size).collect();
+    let has_next = total > start.saturating_add(page_size);
+    let slice: Vec<Value> = if start < total { page_of(start, page_size) } else { Vec::new() };
     Ok(HttpResponse::Ok().json(json!({
         key: slice,
         "meta": {
@@ -372,7 +389,8 @@ fn event_json(state: &RestState, engine: &Engine, e: &EventRecord) -> Value {
     json!({
         "account_sid": engine.account_sid, "workspace_sid": e.workspace_sid, "sid": e.sid,
         "event_type": e.event_type, "description": e.description,
-        "event_date": iso(e.date_ms), "event_date_ms": e.date_ms, "event_data": e.event_data(),
+        "event_date": iso(e.date_ms), "event_date_ms": e.date_ms,
+        "event_data": e.event_data(engine.now_ms() - e.date_ms > REDACTION_AGE_MS),
         "resource_type": e.resource_type, "resource_sid": e.resource_sid,
         "resource_url": format!("{}/{resource_collection}/{}", ws_url(state, &e.workspace_sid), e.resource_sid),
         "actor_type": "workspace", "actor_sid": e.workspace_sid, "actor_url": ws_url(state, &e.workspace_sid),
@@ -799,34 +817,42 @@ async fn list_events(request: HttpRequest, path: web::Path<String>, state: web::
             .filter_map(|name| first(&query, name).map(|v| (name, v)))
             .collect();
     let event_type = first(&query, "EventType");
-    let items = {
-        let engine = state.simulator.engine();
-        engine.workspace(&ws).map_err(fail)?;
-        let now = engine.now_ms();
-        // Minutes defaults to 15 unless a StartDate is given, as on Twilio.
-        let from = match (start, minutes) {
-            (Some(start), _) => start,
-            (None, Some(m)) => now - m * 60_000,
-            (None, None) => now - 15 * 60_000,
-        };
-        let to = end.unwrap_or(i64::MAX);
-        engine
-            .events
-            .iter()
-            .rev()
-            .filter(|e| e.workspace_sid == ws && e.date_ms >= from && e.date_ms <= to)
-            .filter(|e| event_type.is_none_or(|t| t == e.event_type))
-            .filter(|e| {
-                field_filters.iter().all(|(name, value)| {
-                    (*name == "Sid" && e.sid == *value)
-                        || e.param(name) == Some(*value)
-                        || e.resource_sid == *value
-                })
+    let task_channel = first(&query, "TaskChannel");
+    let engine = state.simulator.engine();
+    engine.workspace(&ws).map_err(fail)?;
+    let now = engine.now_ms();
+    // Minutes defaults to 15 unless a StartDate is given, as on Twilio; nothing older than
+    // the 30 days TaskRouter keeps is served.
+    let from = match (start, minutes) {
+        (Some(start), _) => start,
+        (None, Some(m)) => now - m * 60_000,
+        (None, None) => now - 15 * 60_000,
+    }
+    .max(now - RETENTION_MS);
+    let to = end.unwrap_or(i64::MAX);
+    let matching: Vec<&EventRecord> = engine
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e.workspace_sid == ws && e.date_ms >= from && e.date_ms <= to)
+        .filter(|e| event_type.is_none_or(|t| t == e.event_type))
+        .filter(|e| {
+            task_channel.is_none_or(|channel| {
+                e.param("TaskChannelUniqueName") == Some(channel)
+                    || e.param("TaskChannelSid") == Some(channel)
             })
-            .map(|e| event_json(&state, &engine, e))
-            .collect()
-    };
-    paged(&state, &request, "events", items)
+        })
+        .filter(|e| {
+            field_filters.iter().all(|(name, value)| {
+                (*name == "Sid" && e.sid == *value)
+                    || e.param(name) == Some(*value)
+                    || e.resource_sid == *value
+            })
+        })
+        .collect();
+    paged_with(&state, &request, "events", matching.len(), |start, count| {
+        matching.iter().skip(start).take(count).map(|e| event_json(&state, &engine, e)).collect()
+    })
 }
 
 async fn fetch_event(

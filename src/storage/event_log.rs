@@ -27,6 +27,9 @@ pub enum RecordKind {
     Action,
     /// A recorded request sent again.
     Replay,
+    /// An event fetched from TaskRouter's Events API (`GET …/Events`), stored as the JSON it
+    /// came as.
+    EventsApi,
 }
 
 impl RecordKind {
@@ -35,6 +38,7 @@ impl RecordKind {
             RecordKind::Webhook => "webhook",
             RecordKind::Action => "action",
             RecordKind::Replay => "replay",
+            RecordKind::EventsApi => "events-api",
         }
     }
 }
@@ -71,6 +75,9 @@ pub struct NewRecord {
     /// `headers` and `body` as stored, when already encoded off the writer thread (see
     /// [`NewRecord::encode_payload`]); the writer encodes them itself otherwise.
     pub encoded: Option<EncodedPayload>,
+    /// Store nothing when the log already holds this record's fact (an event fetched again
+    /// from the Events API): the writer answers with the row that holds it.
+    pub skip_if_known: bool,
 }
 
 /// A record's headers (as JSON) and body in their stored, compressed form.

@@ -3,6 +3,10 @@
 //! its own after the appends are acknowledged, oldest row first, and records in the same
 //! transaction the last row taken in (`proj_meta.projected_through`), so after a crash it
 //! resumes from exactly there and ends where `rebuild` would.
+//!
+//! Another process may write the same database (an `import` while `serve` runs). Each
+//! transaction therefore checks, under the write lock, that the mark is where this process left
+//! it and that its next row follows it; when not, the rows are read back from the mark instead.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -63,8 +67,19 @@ pub fn follow_in(
     Ok(last)
 }
 
+/// What [`follow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// The rows taken are projected.
+    Done,
+    /// Another process moved the mark or appended rows between this one's: nothing was done,
+    /// and the rows must be read back from the log ([`catch_up`]).
+    MarkMoved,
+}
+
 /// Takes up to `count` of `backlog`, oldest first, and does them in one transaction, ending it
-/// early (after at least one) once `stop` says so.
+/// early (after at least one) once `stop` says so. `expected_mark` is where this process left
+/// `projected_through`.
 ///
 /// # Errors
 /// Any SQLite error: nothing of it is stored and `engine` forgets what it held; the rows
@@ -74,21 +89,27 @@ pub fn follow(
     engine: &mut Engine,
     backlog: &mut VecDeque<FollowUp>,
     count: usize,
+    expected_mark: i64,
     stop: impl Fn() -> bool,
-) -> rusqlite::Result<()> {
-    let mut taken = 0;
-    let work = std::iter::from_fn(|| {
-        if taken >= count || (taken > 0 && stop()) {
-            return None;
-        }
-        taken += 1;
-        backlog.pop_front()
-    });
+) -> rusqlite::Result<Followed> {
     let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+        let mark = projections::projected_through(&tx)?;
+        if mark != expected_mark || backlog.front().is_some_and(|next| next.id != mark + 1) {
+            return Ok(Followed::MarkMoved);
+        }
+        let mut taken = 0;
+        let work = std::iter::from_fn(|| {
+            if taken >= count || (taken > 0 && stop()) {
+                return None;
+            }
+            taken += 1;
+            backlog.pop_front()
+        });
         follow_in(&tx, engine, work)?;
-        tx.commit()
+        tx.commit()?;
+        Ok(Followed::Done)
     });
-    if outcome.is_err() {
+    if !matches!(outcome, Ok(Followed::Done)) {
         engine.forget();
     }
     outcome
@@ -97,35 +118,66 @@ pub fn follow(
 /// Log rows read back per transaction when catching up.
 const CATCH_UP_ROWS: i64 = 1_024;
 
-/// Takes in every row the projections have not (after a crash, or a copy made while they
-/// were behind), in transactions of [`CATCH_UP_ROWS`]; returns how many rows it read.
+/// Where a [`catch_up`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Rows read back.
+    pub rows: u64,
+    /// The mark it left: the log's last row when it ended.
+    pub through: i64,
+}
+
+/// Takes in every row the projections have not (after a crash, a copy made while they were
+/// behind, or rows another process appended), in transactions of [`CATCH_UP_ROWS`].
 ///
 /// # Errors
 /// Any SQLite error.
-pub fn catch_up(connection: &mut Connection, engine: &mut Engine) -> rusqlite::Result<u64> {
+pub fn catch_up(connection: &mut Connection, engine: &mut Engine) -> rusqlite::Result<CaughtUp> {
     let started = Instant::now();
-    let head = event_log::head(connection)?.id;
+    let mut head = event_log::head(connection)?.id;
     let mut through = projections::projected_through(connection)?;
-    let behind = (head - through).max(0) as u64;
-    while through < head {
+    let mut rows = 0u64;
+    loop {
+        if through >= head {
+            // Rows another process appended meanwhile are taken in too.
+            head = event_log::head(connection)?.id;
+            if through >= head {
+                break;
+            }
+        }
         let upto = (through + CATCH_UP_ROWS).min(head);
         let backlog = read_back(connection, through, upto)?;
         let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+            let mark = projections::projected_through(&tx)?;
+            if mark != through {
+                return Ok(Some(mark));
+            }
             follow_in(&tx, engine, backlog)?;
             // Rows with nothing to do still move the mark.
             projections::set_projected_through(&tx, upto)?;
-            tx.commit()
+            tx.commit()?;
+            Ok(None)
         });
-        if let Err(error) = outcome {
-            engine.forget();
-            return Err(error);
+        match outcome {
+            Ok(None) => {
+                rows += (upto - through) as u64;
+                through = upto;
+            }
+            // Another process took these rows in: what this one holds may be stale.
+            Ok(Some(mark)) => {
+                engine.forget();
+                through = mark;
+            }
+            Err(error) => {
+                engine.forget();
+                return Err(error);
+            }
         }
-        through = upto;
     }
-    if behind > 0 {
-        tracing::info!(rows = behind, took = ?started.elapsed(), "projections caught up with the log");
+    if rows > 0 {
+        tracing::info!(rows, took = ?started.elapsed(), "projections caught up with the log");
     }
-    Ok(behind)
+    Ok(CaughtUp { rows, through })
 }
 
 /// What the rows after `after_id` up to `through_id` leave to do, read back from the log.

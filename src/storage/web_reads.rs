@@ -1,5 +1,6 @@
 //! Read queries over the log for the dashboard and the actions (never writes): ingest rates,
-//! the signature-failure count, and which workspace a SID was recorded in.
+//! the signature-failure count, which workspace a SID was recorded in, and what the Events API
+//! follower needs (the newest fact, which rows it fetched).
 
 use sqlx::SqlitePool;
 
@@ -83,5 +84,39 @@ pub async fn latest_workspace(pool: &SqlitePool) -> Result<Option<String>, sqlx:
          WHERE workspace_sid IS NOT NULL LIMIT 1",
     )
     .fetch_optional(pool)
+    .await
+}
+
+/// When the newest fact recorded for `workspace` happened (epoch ms), among the log's last
+/// 100,000 rows: where following the Events API picks up after a restart.
+///
+/// # Errors
+/// Any database error.
+pub async fn newest_fact_ms(pool: &SqlitePool, workspace: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MAX(occurred_at_ms) FROM (SELECT occurred_at_ms, workspace_sid, is_fact FROM events \
+         ORDER BY id DESC LIMIT 100000) WHERE is_fact = 1 AND workspace_sid = ?1",
+    )
+    .bind(workspace)
+    .fetch_one(pool)
+    .await
+}
+
+/// Which of the log rows `ids` were fetched from the Events API (rather than delivered as
+/// webhooks).
+///
+/// # Errors
+/// Any database error.
+pub async fn fetched_from_events_api(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(ids).expect("integers serialise");
+    sqlx::query_scalar(
+        "SELECT e.id FROM events e JOIN json_each(?1) j ON e.id = j.value WHERE e.endpoint = ?2",
+    )
+    .bind(list)
+    .bind(crate::domain::event_resource::EVENTS_API_ENDPOINT)
+    .fetch_all(pool)
     .await
 }

@@ -27,7 +27,7 @@ use super::checkpointer::{checkpoint_loop, restart_wal, WalRestart};
 use super::event_log::{self, AppendDecision, Head, NewRecord};
 use super::probe;
 use super::progress::ProjectionProgress;
-use super::projector::{self, FollowUp};
+use super::projector::{self, FollowUp, Followed};
 use crate::metrics::Metrics;
 use crate::projections;
 
@@ -61,9 +61,13 @@ pub struct WriterConfig {
 /// What the writer did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// The new row, or for a record not stored again (see [`NewRecord::skip_if_known`]) the
+    /// row that already holds it.
     pub id: i64,
     pub duplicate_of: Option<i64>,
     pub is_fact: bool,
+    /// Whether a row was appended.
+    pub new_row: bool,
 }
 
 /// Why a record was not stored.
@@ -141,6 +145,7 @@ impl Writer {
         projections::rebuild_if_stale(&mut connection, &config.projection)?;
         let mut engine = projections::Engine::new(config.projection.clone());
         if health.problem().is_none() {
+            projections::record_projected_through(&connection)?;
             projector::catch_up(&mut connection, &mut engine)?;
         }
         let head = event_log::head(&connection)?;
@@ -405,16 +410,18 @@ impl WriterThread {
             let timings_due = pending_timings.len() >= TIMINGS_PER_WRITE
                 || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
             let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
-            let outcome = match self.head {
-                Some(current) => append_batch(&mut self.connection, current, &batch, timings),
-                None => event_log::head(&self.connection).and_then(|current| {
-                    self.head = Some(current);
-                    append_batch(&mut self.connection, current, &batch, timings)
-                }),
-            };
+            let outcome = append_batch(&mut self.connection, &batch, timings);
             let appended = batch.len();
             match outcome {
                 Ok((new_head, results)) => {
+                    let new_rows = results.iter().filter(|appended| appended.new_row).count() as i64;
+                    if self.head.map(|head| head.id + new_rows) != Some(new_head.id) {
+                        // Another process (an import) appended since this one last did: what the engine holds
+                        // may be stale, and the rows must be read back in order.
+                        self.engine.forget();
+                        self.backlog.clear();
+                        self.read_back = true;
+                    }
                     self.head = Some(new_head);
                     self.shared.health.set(None);
                     if timings_due {
@@ -425,6 +432,10 @@ impl WriterThread {
                     self.shared.metrics.commit_batch_size.observe(batch.len() as f64);
                     let committed_ms = chrono::Utc::now().timestamp_millis();
                     for (job, appended) in batch.drain(..).zip(results) {
+                        if !appended.new_row {
+                            let _ = job.reply.send(Ok(appended));
+                            continue;
+                        }
                         pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                         let _ = job.reply.send(Ok(appended));
                         if !self.read_back {
@@ -521,29 +532,40 @@ impl WriterThread {
         let unsynced = self.config.synchronous == Synchronous::Full
             && self.connection.pragma_update(None, "synchronous", "NORMAL").is_ok();
         let outcome = if self.read_back {
-            projector::catch_up(&mut self.connection, &mut self.engine).map(|_| ())
+            projector::catch_up(&mut self.connection, &mut self.engine).map(|caught| Some(caught.through))
         } else {
             // Within the backlog's cap, an assignment callback waiting ends the transaction.
             let urgent = &self.shared.urgent;
             let may_stop = self.backlog.len() <= FOLLOW_BACKLOG_CAP;
             let stop = || may_stop && urgent.load(Ordering::Acquire) > 0;
-            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count, stop)
+            let mark = self.shared.progress.last_projected();
+            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count, mark, stop)
+                .map(|followed| {
+                    if followed == Followed::MarkMoved {
+                        tracing::info!("another process wrote the log; the projections read it back");
+                        self.backlog.clear();
+                        self.read_back = true;
+                    }
+                    None
+                })
         };
         if unsynced {
             let _ = self.connection.pragma_update(None, "synchronous", "FULL");
         }
         self.shared.metrics.projection_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(()) => {
-                if self.read_back {
+            Ok(caught_up_through) => {
+                let through = match (caught_up_through, self.backlog.front(), self.head) {
                     // Read back up to the head, which includes every row the backlog held.
-                    self.read_back = false;
-                    self.backlog.clear();
-                }
-                let through = match (self.backlog.front(), self.head) {
-                    (Some(next), _) => next.id - 1,
-                    (None, Some(head)) => head.id,
-                    (None, None) => self.shared.progress.last_appended(),
+                    (Some(through), _, _) => {
+                        self.read_back = false;
+                        self.backlog.clear();
+                        through
+                    }
+                    (None, _, _) if self.read_back => self.shared.progress.last_projected(),
+                    (None, Some(next), _) => next.id - 1,
+                    (None, None, Some(head)) => head.id,
+                    (None, None, None) => self.shared.progress.last_appended(),
                 };
                 self.retry_follow_at = None;
                 self.shared
@@ -631,12 +653,11 @@ fn describe(error: &rusqlite::Error) -> String {
 
 fn append_batch(
     connection: &mut Connection,
-    head: Head,
     batch: &[Job],
     pending_timings: &[(i64, u64)],
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let appended = append_records(&tx, head, batch.iter().map(|job| &job.record), pending_timings)?;
+    let appended = append_records(&tx, batch.iter().map(|job| &job.record), pending_timings)?;
     tx.commit()?;
     Ok(appended)
 }
@@ -649,17 +670,17 @@ fn append_batch(
 /// Any SQLite error; nothing of the batch is then stored, and `engine` forgets what it held.
 pub fn commit_records<'a>(
     connection: &mut Connection,
-    head: Head,
     records: impl Iterator<Item = &'a NewRecord>,
     pending_timings: &[(i64, u64)],
     engine: &mut projections::Engine,
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
         let records: Vec<&NewRecord> = records.collect();
-        let (head, results) = append_records(&tx, head, records.iter().copied(), pending_timings)?;
+        let (head, results) = append_records(&tx, records.iter().copied(), pending_timings)?;
         let work = records
             .iter()
             .zip(&results)
+            .filter(|(_, appended)| appended.new_row)
             .map(|(record, appended)| FollowUp::of(appended.id, record, appended.is_fact, 0));
         projector::follow_in(&tx, engine, work)?;
         tx.commit()?;
@@ -671,14 +692,16 @@ pub fn commit_records<'a>(
     outcome
 }
 
-/// For each record: dedup → append → delivery keys, inside `tx`.
+/// For each record: dedup → append → delivery keys, inside `tx`. The chain's head is read
+/// here, under the write lock, because another process (an `import`) may have appended since
+/// this one last did.
 fn append_records<'a>(
     tx: &rusqlite::Transaction<'_>,
-    mut head: Head,
     records: impl Iterator<Item = &'a NewRecord>,
     pending_timings: &[(i64, u64)],
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     event_log::record_response_times(tx, pending_timings)?;
+    let mut head = event_log::head(tx)?;
     let mut results = Vec::with_capacity(records.size_hint().0);
     for record in records {
         let keys = delivery_keys(record);
@@ -686,6 +709,10 @@ fn append_records<'a>(
             Some(sid) => event_log::fact_with_event_sid(tx, sid)?,
             None => find_first_delivery(tx, &keys)?,
         };
+        if let (true, Some(known)) = (record.skip_if_known, duplicate_of) {
+            results.push(Appended { id: known, duplicate_of, is_fact: false, new_row: false });
+            continue;
+        }
         let decision = AppendDecision {
             duplicate_of,
             is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
@@ -699,7 +726,7 @@ fn append_records<'a>(
                 insert.execute(rusqlite::params![&key[..], first])?;
             }
         }
-        results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact });
+        results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact, new_row: true });
     }
     Ok((head, results))
 }

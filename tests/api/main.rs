@@ -3,6 +3,7 @@
 mod bench;
 mod browser;
 mod crash;
+mod events_api;
 mod fixtures;
 mod forwarding;
 mod helpers;

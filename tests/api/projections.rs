@@ -269,6 +269,7 @@ fn append_unprojected(connection: &mut rusqlite::Connection, params: &Params, re
         trusted: true,
         idempotency_token: None,
         encoded: None,
+        skip_if_known: false,
     };
     let tx = connection.transaction().unwrap();
     let head = event_log::head(&tx).unwrap();
