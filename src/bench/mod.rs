@@ -10,6 +10,7 @@
 //! request lost) is reported and makes the command exit 1; timings never do.
 
 pub mod corpus;
+pub mod history;
 pub mod hot;
 pub mod load;
 pub mod report;
@@ -56,6 +57,8 @@ pub enum Phase {
     Soak,
     /// Reads, size and rebuild on logs of each scale.
     Scale,
+    /// `import` from the simulator's Events API, and a follower's latency.
+    History,
 }
 
 /// `taskrouter-tracer bench`.
@@ -107,8 +110,20 @@ pub struct BenchArgs {
     /// 3) [default: 100, or 10 with --quick].
     #[arg(long)]
     pub repeat: Option<usize>,
+    /// Events imported from the simulator's Events API (at most 100k, what it keeps); k allowed
+    /// [default: 100k, or 5k with --quick].
+    #[arg(long, value_parser = parse_count)]
+    pub history_events: Option<u64>,
+    /// Events timed from the simulator to a follower's timeline [default: 20, or 3 with --quick].
+    #[arg(long)]
+    pub follow_samples: Option<usize>,
     /// The phases to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "ingest,shapes,rate,hot,soak,scale")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ingest,shapes,rate,hot,soak,scale,history"
+    )]
     pub phases: Vec<Phase>,
     /// Where the report is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -156,6 +171,8 @@ pub struct Settings {
     pub scales: Vec<u64>,
     pub repeat: usize,
     pub slow_repeat: usize,
+    pub history_events: u64,
+    pub follow_samples: usize,
     pub phases: Vec<Phase>,
 }
 
@@ -203,6 +220,11 @@ impl Settings {
             }),
             repeat,
             slow_repeat: (repeat / 20).max(3),
+            history_events: args
+                .history_events
+                .unwrap_or(if args.quick { 5_000 } else { 100_000 })
+                .min(crate::simulator::engine::EVENT_RETENTION as u64),
+            follow_samples: args.follow_samples.unwrap_or(if args.quick { 3 } else { 20 }).max(1),
             phases: args.phases.clone(),
         })
     }
@@ -346,6 +368,7 @@ pub struct BenchRun {
     pub hot: Option<hot::HotResult>,
     pub soak: Option<soak::SoakResult>,
     pub scales: Vec<scale::ScaleResult>,
+    pub history: Option<history::HistoryResult>,
     /// Mean body bytes of the event and of the assignment callbacks sent.
     pub body_bytes: (f64, f64),
     /// Phases that failed, and why.
@@ -391,6 +414,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         hot: None,
         soak: None,
         scales: Vec::new(),
+        history: None,
         failures: Vec::new(),
     };
     let context = PhaseContext { port, work_dir: work.path().to_path_buf() };
@@ -494,6 +518,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Err(error) => fail(&mut run, &bar, &name, error),
         }
     }
+    if settings.phases.contains(&Phase::History) {
+        let name = format!("Events API: import {} events, follow", report::count(settings.history_events));
+        settle_disk().await;
+        let bar = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let plan = history::HistoryPlan {
+            events: settings.history_events,
+            follow_samples: settings.follow_samples,
+            port,
+            work_dir: context.work_dir.clone(),
+        };
+        match history::run(&plan, &bar).await {
+            Ok(result) => {
+                bar.finish_and_clear();
+                println!("{}", report::history_text(&result));
+                run.history = Some(result);
+            }
+            Err(error) => fail(&mut run, &bar, &name, error),
+        }
+    }
     if settings.phases.contains(&Phase::Scale) {
         for &events in &settings.scales {
             let name = format!("reads at {events} events");
@@ -561,6 +607,7 @@ impl PhaseContext {
                 auth_token: AUTH_TOKEN.into(),
                 baseline,
                 log: self.work_dir.join(format!("serve-{name}.log")),
+                extra_args: Vec::new(),
             },
             Duration::from_secs(60),
         )
@@ -893,7 +940,9 @@ mod tests {
         assert_eq!(full.rate_seconds, Duration::from_secs(30));
         assert_eq!((full.shape_seconds, full.hot_events), (Duration::from_secs(10), 100_000));
         assert_eq!(full.hot_limit, Duration::from_secs(600));
-        assert_eq!(full.phases.len(), 6, "every phase by default");
+        assert_eq!(full.phases.len(), 7, "every phase by default");
+        assert_eq!((quick.history_events, quick.follow_samples), (5_000, 3));
+        assert_eq!((full.history_events, full.follow_samples), (100_000, 20));
         let hot = Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1M"]).args).unwrap();
         assert_eq!(hot.hot_events, 1_000_000);
         assert!(Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1k"]).args).is_err());

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::history::HistoryResult;
 use super::hot::{HotResult, WINDOW_EVENTS};
 use super::scale::ScaleResult;
 use super::server::CpuShares;
@@ -254,6 +255,63 @@ pub fn rate_line(result: &RateResult) -> String {
     )
 }
 
+/// The printed summary of the Events API phase.
+pub fn history_text(result: &HistoryResult) -> String {
+    format!(
+        "import of {} events: {:.1} s, {:.0} events/s, import {:.1} s CPU, peak RSS {}; follower at {} s polls: p50 {} ms, p95 {} ms, max {} ms over {} events\n",
+        count(result.events),
+        result.import.wall.as_secs_f64(),
+        result.import_rate(),
+        result.import.cpu.as_secs_f64(),
+        mib(result.import.peak_rss_bytes),
+        result.follow_every.as_secs(),
+        result.follow_percentile(50.0).as_millis(),
+        result.follow_percentile(95.0).as_millis(),
+        result.follow_percentile(100.0).as_millis(),
+        result.follow_latencies.len(),
+    )
+}
+
+fn render_history(out: &mut String, r: &HistoryResult) {
+    let _ = writeln!(
+        out,
+        "## TaskRouter's Events API: import and follow
+"
+    );
+    let _ = writeln!(
+        out,
+        "`import` (a child process) fetches the simulator's workspace history from its Events API (pages of \
+         1,000, served by the simulator in this process) and appends every event as a fact through its own \
+         writer, projections included, until they are all projected. Then `serve --follow-events-api {}` \
+         (no webhook) runs against a simulator on the wall clock; a task is created at a random point of \
+         the poll's cycle and timed until `/api/tasks/{{sid}}` answers.\n",
+        r.follow_every.as_secs()
+    );
+    let _ = writeln!(out, "| measure | value |\n|---|---|");
+    let _ = writeln!(out, "| events imported | {} |", count(r.events));
+    let _ = writeln!(out, "| import, wall | {:.1} s |", r.import.wall.as_secs_f64());
+    let _ = writeln!(out, "| **import rate** | **{:.0} events/s** |", r.import_rate());
+    let _ = writeln!(
+        out,
+        "| import CPU | {:.1} s ({:.0} % of one core over its wall time) |",
+        r.import.cpu.as_secs_f64(),
+        r.import.cpu.as_secs_f64() / r.import.wall.as_secs_f64().max(f64::EPSILON) * 100.0
+    );
+    let _ =
+        writeln!(out, "| CPU: import / simulator serving pages (this process) / others | {} |", cpu(&r.cpu));
+    let _ = writeln!(out, "| import peak RSS | {} |", mib(r.import.peak_rss_bytes));
+    let _ = writeln!(out, "| import summary | {} |", r.summary.replace('|', "/"));
+    let _ = writeln!(
+        out,
+        "| follower at {} s polls, event → timeline | p50 {} ms, p95 {} ms, max {} ms ({} events) |\n",
+        r.follow_every.as_secs(),
+        r.follow_percentile(50.0).as_millis(),
+        r.follow_percentile(95.0).as_millis(),
+        r.follow_percentile(100.0).as_millis(),
+        r.follow_latencies.len()
+    );
+}
+
 /// The printed summary of the soak, with its memory chart.
 pub fn soak_text(result: &SoakResult) -> String {
     let mut text = format!(
@@ -429,6 +487,9 @@ pub fn render(run: &BenchRun) -> String {
     }
     if !run.scales.is_empty() {
         render_scales(&mut out, &run.scales);
+    }
+    if let Some(result) = &run.history {
+        render_history(&mut out, result);
     }
     render_targets(&mut out, run);
     out
@@ -1174,6 +1235,7 @@ mod tests {
             hot: None,
             soak: None,
             scales: Vec::new(),
+            history: None,
             body_bytes: (1800.0, 900.0),
             failures: Vec::new(),
         }

@@ -112,6 +112,7 @@ pub async fn run(plan: &ScalePlan, progress: &indicatif::ProgressBar) -> anyhow:
             auth_token: super::corpus::AUTH_TOKEN.into(),
             baseline: false,
             log: plan.work_dir.join(format!("serve-{}.log", plan.events)),
+            extra_args: Vec::new(),
         },
         Duration::from_secs(1800),
     )

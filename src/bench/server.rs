@@ -239,6 +239,8 @@ pub struct ServerOptions {
     pub baseline: bool,
     /// Where its stdout and stderr go.
     pub log: PathBuf,
+    /// More `serve` options (the Events API follower's).
+    pub extra_args: Vec<OsString>,
 }
 
 /// A running `serve` child.
@@ -272,6 +274,7 @@ impl Server {
         if options.baseline {
             args.push("--bench-baseline".into());
         }
+        args.extend(options.extra_args.iter().cloned());
         let log = File::create(&options.log)?;
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)

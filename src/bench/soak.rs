@@ -74,6 +74,7 @@ pub async fn run(plan: &SoakPlan, progress: &indicatif::ProgressBar) -> anyhow::
             auth_token: AUTH_TOKEN.into(),
             baseline: false,
             log: plan.work_dir.join("serve-soak.log"),
+            extra_args: Vec::new(),
         },
         Duration::from_secs(60),
     )

@@ -210,11 +210,24 @@ pub async fn run(
     loop {
         summary.pages += 1;
         progress.pages.fetch_add(1, Ordering::Relaxed);
-        append_page(writer, &mut page, &page_path, via, progress, recent.as_deref_mut(), &mut summary)
-            .await?;
-        let Some(next) = page.meta.next_page_url.take().filter(|url| !url.is_empty()) else { break };
-        (page, page_path) =
-            client.next_events_page(&next).await.map_err(|e| ImportError::api(workspace, e))?;
+        // The next page is fetched while this one is appended: the writer, not TaskRouter, is
+        // what an import waits for.
+        let next = page.meta.next_page_url.take().filter(|url| !url.is_empty());
+        let fetch_next = async {
+            match &next {
+                Some(url) => Some(client.next_events_page(url).await),
+                None => None,
+            }
+        };
+        let (appended, fetched) = tokio::join!(
+            append_page(writer, &mut page, &page_path, via, progress, recent.as_deref_mut(), &mut summary),
+            fetch_next
+        );
+        appended?;
+        match fetched {
+            Some(fetched) => (page, page_path) = fetched.map_err(|e| ImportError::api(workspace, e))?,
+            None => break,
+        }
     }
     Ok(summary)
 }

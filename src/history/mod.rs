@@ -180,7 +180,13 @@ impl History {
         let mut since: HashMap<String, i64> = HashMap::new();
         let mut recent = RecentSids::default();
         loop {
-            for workspace in &self.workspaces() {
+            let workspaces = self.workspaces();
+            if workspaces.is_empty() {
+                // Not known yet (`demo` adds its workspace once its simulator runs).
+                tokio::time::sleep(every.min(Duration::from_secs(1))).await;
+                continue;
+            }
+            for workspace in &workspaces {
                 let started = now_ms();
                 let from = match since.get(workspace) {
                     Some(from) => *from,

@@ -347,6 +347,14 @@ async fn bad_credentials_and_an_unknown_workspace_are_refused_in_plain_words_and
         done => panic!("{done:?}"),
     }
     assert!(!database.exists(), "nothing was written, not even an empty log");
+    // A window older than TaskRouter keeps: what exists is imported, and the summary says so.
+    let forty_days_ago = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    let args =
+        import_args(&database, sim.rest_base_url(), &sim.sids.workspace, &["--since", &forty_days_ago]);
+    let summary = import(&args).await;
+    let note = summary.retention_note.clone().expect("the summary says the window was cut");
+    assert!(note.starts_with("TaskRouter keeps events for 30 days"), "{note}");
+    assert!(summary.describe().ends_with(&note));
     sim.stop().await;
 }
 
