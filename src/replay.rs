@@ -1,9 +1,11 @@
 //! Replaying a recorded request: to the forward target or any URL, unchanged or with edited
 //! parameters, re-signed for the URL called. Each replay is itself recorded, linked to its
-//! original, and never counts as a TaskRouter fact.
+//! original, and never counts as a TaskRouter fact. An event fetched from the Events API is
+//! sent as the event callback it stands for (its mapped parameters, to `/webhooks/events`).
 
 use std::time::{Duration, Instant};
 
+use crate::domain::event_resource::{map_event, EVENTS_API_ENDPOINT};
 use crate::domain::webhook::{encode_form, parse_form};
 use crate::relay::{Outgoing, Relay, UpstreamAnswer};
 use crate::storage::event_log::{NewRecord, RecordKind};
@@ -38,9 +40,19 @@ pub async fn replay(
     original: &RecordedRequest,
     request: ReplayRequest,
 ) -> Result<ReplayOutcome, String> {
+    // An event fetched from the Events API is sent as the event callback it stands for.
+    let from_events_api = original.endpoint == EVENTS_API_ENDPOINT;
+    let (path, headers) = if from_events_api {
+        (
+            "/webhooks/events",
+            vec![("content-type".to_string(), "application/x-www-form-urlencoded".to_string())],
+        )
+    } else {
+        (original.path.as_str(), original.headers.clone())
+    };
     let url = match (request.url.filter(|u| !u.trim().is_empty()), forward_to) {
         (Some(url), _) => url.trim().to_string(),
-        (None, Some(target)) => format!("{}{}", target.trim_end_matches('/'), original.path),
+        (None, Some(target)) => format!("{}{path}", target.trim_end_matches('/')),
         (None, None) => {
             return Err("give a URL to replay to (or start the tracer with --forward-to)".to_string());
         }
@@ -50,6 +62,15 @@ pub async fn replay(
     }
     let (body, params) = match request.params {
         Some(params) => (encode_form(&params).into_bytes(), Some(params)),
+        None if from_events_api => {
+            let params = serde_json::from_slice(&original.body)
+                .map_err(|e| e.to_string())
+                .and_then(|event| map_event(&event, original.received_at_ms).map_err(|e| e.to_string()))
+                .map_err(|e| format!("#{} cannot be sent as an event callback: {e}", original.id))?
+                .params
+                .0;
+            (encode_form(&params).into_bytes(), Some(params))
+        }
         None => (original.body.clone(), parse_form(&original.body).ok().map(|p| p.0)),
     };
     let started = Instant::now();
@@ -57,7 +78,7 @@ pub async fn replay(
     let answer = relay
         .send(Outgoing {
             url: url.clone(),
-            headers: &original.headers,
+            headers: &headers,
             body: body.clone(),
             params: params.as_deref(),
             is_assignment: original.endpoint == "assignment",
@@ -67,10 +88,10 @@ pub async fn replay(
     let record = NewRecord {
         kind: RecordKind::Replay,
         received_at_ms,
-        endpoint: original.endpoint.clone(),
+        endpoint: if from_events_api { "events".into() } else { original.endpoint.clone() },
         method: "POST".into(),
         path: url,
-        headers: original.headers.clone(),
+        headers,
         body,
         body_truncated: false,
         remote_addr: None,

@@ -641,6 +641,30 @@ async fn the_task_page_fetches_a_tasks_missing_events_from_the_api() {
     let (_, _, page) = session.get(&format!("/tasks/{task}")).await;
     assert!(!page.contains("A step of this task is missing"), "the gap is healed");
     assert!(page.contains("via-api"), "the healed steps are marked as fetched from the API");
+    // A fetched event replays as the event callback it stands for: signed, form-encoded, and
+    // here, sent to the tracer itself, known as the same event.
+    let fetched: Vec<i64> = app.query(
+        &format!(
+            "SELECT id FROM events WHERE endpoint = 'events-api' AND task_sid = '{task}' ORDER BY id LIMIT 1"
+        ),
+        |r| r.get(0),
+    );
+    let replay = app
+        .client
+        .post(format!("{}/api/requests/{}/replay", app.address, fetched[0]))
+        .json(&json!({"url": format!("{}/webhooks/events", app.address)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status().as_u16(), 200);
+    let replayed: Value = replay.json().await.unwrap();
+    assert_eq!(replayed["answer"]["status"], 204, "{replayed}");
+    app.projections_caught_up().await;
+    let duplicate_of: Vec<Option<i64>> = app.query(
+        "SELECT duplicate_of FROM events WHERE kind = 'webhook' AND endpoint = 'events' ORDER BY id DESC LIMIT 1",
+        |r| r.get(0),
+    );
+    assert_eq!(duplicate_of, vec![Some(fetched[0])], "the replayed callback is the fetched event");
     // Bad input: a clear error, nothing started.
     let (status, _, page) = session.post("/import", &[("csrf", &token), ("task_sid", "nonsense")]).await;
     assert_eq!(status, 400);
