@@ -40,6 +40,11 @@ pub enum Command {
     Report(crate::reports::cli::ReportArgs),
     /// Measure ingest, a constant-rate run, a soak and reads at scale; writes BENCHMARKS.md.
     Bench(Box<crate::bench::BenchArgs>),
+    /// Point a workspace's EventCallbackUrl and every Workflow's AssignmentCallbackUrl at the
+    /// tracer, recording the originals in the log first.
+    Connect(Box<ConnectArgs>),
+    /// Restore what `connect` changed (only values still as connect set them, unless --force).
+    Disconnect(Box<ConnectArgs>),
     /// Fetch a workspace's events from TaskRouter's Events API into the log: timelines from
     /// credentials alone, no tunnel, no webhook. Safe while `serve` runs on the same database.
     Import(Box<ImportArgs>),
@@ -75,6 +80,32 @@ pub struct ImportArgs {
     pub taskrouter_timeout_ms: u64,
     #[command(flatten)]
     pub projection: ProjectionArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The Workspace (WS…).
+    #[arg(long = "workspace-sid", env = "TWILIO_WORKSPACE_SID")]
+    pub workspace_sid: String,
+    /// The tracer's URL as TaskRouter reaches it (connect: required).
+    #[arg(long, env = "TRACER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// disconnect: restore the originals even where a value changed since connect.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// Where the REST calls go: TaskRouter, or the simulator's REST API.
+    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
+    pub taskrouter_base_url: String,
+    /// How long one REST call may take, in ms.
+    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub taskrouter_timeout_ms: u64,
 }
 
 /// An ISO 8601 instant (a date alone is its midnight UTC), as epoch milliseconds.
@@ -224,6 +255,10 @@ pub struct ServeArgs {
     /// missed (0: off). Default: 5 when REST credentials and --workspace-sid are set.
     #[arg(long, env = "TRACER_RECONCILE_EVERY", value_name = "MINUTES")]
     pub reconcile_every: Option<u64>,
+    /// Connect --workspace-sid to this server (--public-url) at start, and disconnect on
+    /// SIGINT/SIGTERM; meanwhile each webhook is forwarded to its original URL.
+    #[arg(long, env = "TRACER_CONNECT")]
+    pub connect: bool,
     /// The workspace to follow is added once known (`demo`, whose simulator starts after the server).
     #[arg(skip)]
     pub workspace_known_later: bool,

@@ -25,15 +25,137 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(args) => crate::reports::cli::report(args).await,
         Command::Bench(args) => crate::bench::run(*args).await,
         Command::Import(args) => crate::history::cli::import(*args).await,
+        Command::Connect(args) => connect_command(*args, false).await,
+        Command::Disconnect(args) => connect_command(*args, true).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen;
+    let connect = if args.connect {
+        let Some(public_url) = args.public_url.clone() else { anyhow::bail!("--connect needs --public-url") };
+        let Some(workspace) = args.web.workspace_sid.clone() else {
+            anyhow::bail!("--connect needs --workspace-sid")
+        };
+        Some((workspace, public_url))
+    } else {
+        None
+    };
+    // Listened for before anything is connected, so a signal at any moment ends in a disconnect.
+    let mut signals = if connect.is_some() {
+        use tokio::signal::unix::{signal, SignalKind};
+        Some((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    } else {
+        None
+    };
     let application = Application::build(args).await?;
     tracing::info!(%listen, port = application.port(), "taskrouter-tracer listening");
-    application.run_until_stopped().await?;
+    let connector = match (&connect, application.connector()) {
+        (Some(_), None) => anyhow::bail!("--connect needs REST credentials"),
+        (Some((workspace, public_url)), Some(connector)) => {
+            let report = connector.connect(workspace, public_url, false).await.map_err(anyhow::Error::msg)?;
+            print_report("connect", &report);
+            if report.failure.is_some() {
+                return Ok(ExitCode::from(1));
+            }
+            Some(connector)
+        }
+        (None, _) => None,
+    };
+    // SIGINT and SIGTERM stop the server gracefully; then what connect changed is put back.
+    let handle = application.handle();
+    let server = application.run_until_stopped();
+    tokio::pin!(server);
+    match &mut signals {
+        Some((terminate, interrupt)) => {
+            tokio::select! {
+                result = &mut server => result?,
+                _ = terminate.recv() => {
+                    tokio::spawn(handle.stop(true));
+                    server.await?;
+                }
+                _ = interrupt.recv() => {
+                    tokio::spawn(handle.stop(true));
+                    server.await?;
+                }
+            }
+        }
+        None => server.await?,
+    }
+    if let (Some(connector), Some((workspace, _))) = (connector, connect) {
+        let report = connector.disconnect(&workspace, false).await.map_err(anyhow::Error::msg)?;
+        print_report("disconnect", &report);
+        if report.failure.is_some() || !report.conflicts.is_empty() {
+            return Ok(ExitCode::from(2));
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what `connect` or `disconnect` did.
+pub fn print_report(what: &str, report: &crate::connect::Report) {
+    for warning in &report.warnings {
+        eprintln!("{what}: warning: {warning}");
+    }
+    for change in &report.changes {
+        println!("{what}: {change}");
+    }
+    if report.changes.is_empty() && report.failure.is_none() && report.conflicts.is_empty() {
+        println!("{what}: nothing to change");
+    }
+    for conflict in &report.conflicts {
+        eprintln!("{what}: {conflict}");
+    }
+    if let Some(failure) = &report.failure {
+        eprintln!("{what}: FAILED: {failure}");
+    }
+}
+
+/// `connect` and `disconnect`.
+async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> anyhow::Result<ExitCode> {
+    let Some(credentials) = crate::taskrouter_client::Credentials::from_args(&args.twilio) else {
+        eprintln!("connect and disconnect need REST credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET).");
+        return Ok(ExitCode::from(2));
+    };
+    let client = crate::taskrouter_client::TaskRouterClient::new(
+        &args.taskrouter_base_url,
+        credentials,
+        std::time::Duration::from_millis(args.taskrouter_timeout_ms.max(1)),
+    );
+    let store = storage::open(&args.database.database).await?;
+    let serve = ServeArgs::defaults_for(args.database.database.clone());
+    let writer = storage::writer::Writer::start(
+        crate::startup::writer_config(&serve),
+        std::sync::Arc::new(crate::metrics::Metrics::default()),
+    )?;
+    let connector =
+        crate::connect::Connector { client, writer, pool: store.pool.clone(), targets: Default::default() };
+    let outcome = if disconnect {
+        connector.disconnect(&args.workspace_sid, args.force).await
+    } else {
+        let Some(public_url) = args.public_url.as_deref() else {
+            eprintln!("connect needs --public-url: the tracer's URL as TaskRouter reaches it");
+            return Ok(ExitCode::from(2));
+        };
+        connector.connect(&args.workspace_sid, public_url, args.dry_run).await
+    };
+    let what = if disconnect { "disconnect" } else { "connect" };
+    match outcome {
+        Err(problem) => {
+            eprintln!("{what}: nothing changed: {problem}");
+            Ok(ExitCode::from(2))
+        }
+        Ok(report) => {
+            print_report(what, &report);
+            Ok(if !report.conflicts.is_empty() {
+                ExitCode::from(2)
+            } else if report.failure.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
 }
 
 async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {

@@ -83,6 +83,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             public_url: Some(TRACER_BASE.to_string()),
             body_limit: 64 * 1024,
             forward_to: None,
+            connected: Default::default(),
         },
         idle_writer,
         Relay::new(None),

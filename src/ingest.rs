@@ -38,6 +38,9 @@ pub struct IngestConfig {
     /// The user's app (`http://127.0.0.1:8080`): accepted webhooks are relayed to it, and its
     /// answer is what Twilio gets.
     pub forward_to: Option<String>,
+    /// While `connect`ed (and without `forward_to`): the workspace's original callback URLs,
+    /// each webhook relayed to its own (an assignment callback to its workflow's).
+    pub connected: crate::connect::SharedTargets,
 }
 
 /// One request as the HTTP edge received it.
@@ -158,11 +161,25 @@ impl Ingest {
         let mut content_type = JSON.to_string();
         // Only requests the tracer accepts are relayed: re-signing a forged one would make the
         // app's own validator pass it.
-        if let (Some(target), true) = (&self.config.forward_to, accepted) {
+        let target = match &self.config.forward_to {
+            Some(target) => Some(format!("{}{}", target.trim_end_matches('/'), record.path)),
+            None => {
+                let connected = self.config.connected.read().unwrap_or_else(|p| p.into_inner());
+                match endpoint {
+                    Endpoint::Events => connected.event_callback_url.clone(),
+                    Endpoint::Assignment => record
+                        .params
+                        .as_ref()
+                        .and_then(|p| p.get("WorkflowSid"))
+                        .and_then(|workflow| connected.assignment_callback_urls.get(workflow).cloned()),
+                }
+            }
+        };
+        if let (Some(url), true) = (target, accepted) {
             let answer = self
                 .relay
                 .send(Outgoing {
-                    url: format!("{}{}", target.trim_end_matches('/'), record.path),
+                    url,
                     headers: &record.headers,
                     body: record.body.clone(),
                     params: record.params.as_ref().map(|p| p.pairs()),

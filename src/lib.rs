@@ -10,6 +10,7 @@ pub mod actions;
 pub mod bench;
 pub mod cli;
 pub mod commands;
+pub mod connect;
 pub mod domain;
 pub mod generate;
 pub mod head_deadline;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub security: routes::security::WebSecurity,
     /// TaskRouter's Events API: imports from pages, the follower and reconciliation.
     pub history: Arc<crate::history::History>,
+    /// `connect`/`disconnect` (with REST credentials).
+    pub connector: Option<crate::connect::Connector>,
 }
 
 /// A built, bound, not yet running server.
@@ -48,6 +50,7 @@ pub struct Application {
     server: Server,
     progress: Arc<crate::storage::progress::ProjectionProgress>,
     history: Arc<crate::history::History>,
+    connector: Option<crate::connect::Connector>,
 }
 
 /// The writer's configuration `args` give.
@@ -89,6 +92,20 @@ impl Application {
         let writer = Writer::start(writer_config(&args), metrics.clone())?;
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(args.twilio.auth_token.clone());
+        let connected = crate::connect::SharedTargets::default();
+        let connector =
+            crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web).map(|client| {
+                crate::connect::Connector {
+                    client,
+                    writer: writer.clone(),
+                    pool: store.pool.clone(),
+                    targets: connected.clone(),
+                }
+            });
+        if let (Some(connector), Some(workspace)) = (&connector, &args.web.workspace_sid) {
+            // Restarted while connected: keep forwarding to the originals.
+            connector.load_targets(workspace).await;
+        }
         let ingest = Ingest::new(
             IngestConfig {
                 auth_token: args.twilio.auth_token.clone(),
@@ -96,6 +113,7 @@ impl Application {
                 public_url: args.public_url.clone(),
                 body_limit: args.body_limit,
                 forward_to: args.forward_to.clone(),
+                connected,
             },
             writer.clone(),
             relay.clone(),
@@ -132,6 +150,7 @@ impl Application {
             instructions,
             security,
             history,
+            connector: connector.clone(),
         });
         let listener = TcpListener::bind(args.listen)?;
         let address = listener.local_addr()?;
@@ -190,7 +209,13 @@ impl Application {
             })
             .and_then(http)
         })?;
-        Ok(Self { port, server: server.run(), progress: writer.progress.clone(), history: history_handle })
+        Ok(Self {
+            port,
+            server: server.run(),
+            progress: writer.progress.clone(),
+            history: history_handle,
+            connector,
+        })
     }
 
     /// A handle to stop the server.
@@ -207,6 +232,11 @@ impl Application {
     /// The Events API side (to follow a workspace known only once the server is built).
     pub fn history(&self) -> Arc<crate::history::History> {
         self.history.clone()
+    }
+
+    /// `connect`/`disconnect` for this server's log and forwarding (with REST credentials).
+    pub fn connector(&self) -> Option<crate::connect::Connector> {
+        self.connector.clone()
     }
 
     /// The port actually bound.

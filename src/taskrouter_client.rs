@@ -291,6 +291,21 @@ pub struct Workflow {
     pub task_reservation_timeout: Option<i64>,
     #[serde(default)]
     pub assignment_callback_url: Option<String>,
+    #[serde(default)]
+    pub fallback_assignment_callback_url: Option<String>,
+}
+
+/// A Workspace's callback settings (what `connect` reads and writes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Workspace {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    #[serde(default)]
+    pub event_callback_url: Option<String>,
+    /// Comma-separated event types sent to `event_callback_url`; `None`: every type.
+    #[serde(default)]
+    pub events_filter: Option<String>,
 }
 
 /// One page of `GET …/Events`: the events as JSON (kept whole, to be stored as fetched) and
@@ -575,12 +590,56 @@ impl TaskRouterClient {
         self.get(&format!("/v1/Workspaces/{workspace}/Workflows/{workflow}"), &[]).await
     }
 
-    /// `GET /v1/Workspaces/{ws}`: whether the credentials reach this workspace (its JSON).
+    /// `GET /v1/Workspaces/{ws}`.
     ///
     /// # Errors
     /// [`ApiError`] in plain words.
-    pub async fn fetch_workspace(&self, workspace: &str) -> Result<serde_json::Value, ApiError> {
+    pub async fn fetch_workspace(&self, workspace: &str) -> Result<Workspace, ApiError> {
         self.get(&format!("/v1/Workspaces/{workspace}"), &[]).await
+    }
+
+    /// Every workflow of the workspace, following `meta.next_page_url`.
+    ///
+    /// # Errors
+    /// [`ApiError`] in plain words.
+    pub async fn all_workflows(&self, workspace: &str) -> Result<Vec<Workflow>, ApiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            workflows: Vec<Workflow>,
+            meta: PageMeta,
+        }
+        let mut page: Page =
+            self.get(&format!("/v1/Workspaces/{workspace}/Workflows"), &[("PageSize", "1000")]).await?;
+        let mut workflows = std::mem::take(&mut page.workflows);
+        while let Some(next) = page.meta.next_page_url.take().filter(|u| !u.is_empty()) {
+            let path_and_query = match reqwest::Url::parse(&next) {
+                Ok(url) => format!("{}?{}", url.path(), url.query().unwrap_or_default()),
+                Err(_) => next,
+            };
+            page = self.get_url(&format!("{}{path_and_query}", self.base_url), &[]).await?;
+            workflows.append(&mut page.workflows);
+        }
+        Ok(workflows)
+    }
+
+    /// `POST /v1/Workspaces/{ws}` with `form` (one attempt).
+    pub async fn update_workspace(
+        &self,
+        workspace: &str,
+        form: Vec<(String, String)>,
+    ) -> (Result<Workspace, ApiError>, Exchange) {
+        self.post(&format!("/v1/Workspaces/{workspace}"), form).await
+    }
+
+    /// `POST /v1/Workspaces/{ws}/Workflows/{ww}` with `form` (one attempt).
+    pub async fn update_workflow(
+        &self,
+        workspace: &str,
+        workflow: &str,
+        form: Vec<(String, String)>,
+    ) -> (Result<Workflow, ApiError>, Exchange) {
+        self.post(&format!("/v1/Workspaces/{workspace}/Workflows/{workflow}"), form).await
     }
 
     /// The first page of a workspace's events matching `query` (`StartDate`, `EndDate`,

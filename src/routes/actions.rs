@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/lookup", web::get().to(lookup))
         .route("/settings", web::get().to(settings_page))
         .route("/settings", web::post().to(save_setting))
-        .route("/settings/delete", web::post().to(delete_setting));
+        .route("/settings/delete", web::post().to(delete_setting))
+        .route("/settings/disconnect", web::post().to(disconnect));
 }
 
 fn context(http: &HttpRequest, related_to: Option<i64>) -> ActionContext {
@@ -329,6 +330,58 @@ async fn create_task(
     }
 }
 
+#[derive(Deserialize)]
+struct DisconnectForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    workspace_sid: String,
+    #[serde(default)]
+    force: String,
+}
+
+/// Puts back what `connect` changed in a workspace (CSRF checked; recorded in the log).
+async fn disconnect(
+    http: HttpRequest,
+    form: web::Form<DisconnectForm>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(refused) = csrf_refusal(&http, &state, &form.csrf) {
+        return refused;
+    }
+    let Some(connector) = &state.connector else {
+        return settings_view(
+            &http,
+            &state,
+            Some("No REST credentials are configured: disconnect needs them.".into()),
+            false,
+        )
+        .await;
+    };
+    match connector.disconnect(form.workspace_sid.trim(), form.force == "on" || form.force == "true").await {
+        Err(problem) => {
+            settings_view(&http, &state, Some(format!("Nothing changed: {problem}")), false).await
+        }
+        Ok(report) => {
+            let mut lines = report.changes.clone();
+            lines.extend(report.warnings.iter().cloned());
+            if let Some(failure) = &report.failure {
+                return settings_view(&http, &state, Some(failure.clone()), false).await;
+            }
+            if !report.conflicts.is_empty() {
+                let message = format!("Not disconnected: {}", report.conflicts.join("; "));
+                return settings_view(&http, &state, Some(message), false).await;
+            }
+            let notice = if lines.is_empty() {
+                "Disconnected: nothing needed restoring.".to_string()
+            } else {
+                format!("Disconnected, originals restored: {}", lines.join("; "))
+            };
+            settings_view_with(&http, &state, None, false, Some(notice)).await
+        }
+    }
+}
+
 struct RuleRow {
     rule: InstructionRule,
     updated: String,
@@ -348,6 +401,16 @@ struct SettingsPage {
     activities: Vec<crate::taskrouter_client::Activity>,
     queues: Vec<(String, Option<String>)>,
     workflows: Vec<(String, Option<String>)>,
+    connections: Vec<ConnectionRow>,
+    /// What the last disconnect from this page did.
+    notice: Option<String>,
+}
+
+/// A workspace `connect`ed to the tracer, as the settings page shows it.
+struct ConnectionRow {
+    plan: crate::connect::Plan,
+    since: String,
+    plan_id: i64,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +425,25 @@ async fn settings_view(
     error: Option<String>,
     saved: bool,
 ) -> HttpResponse {
+    settings_view_with(http, state, error, saved, None).await
+}
+
+async fn settings_view_with(
+    http: &HttpRequest,
+    state: &AppState,
+    error: Option<String>,
+    saved: bool,
+    notice: Option<String>,
+) -> HttpResponse {
+    let connections = crate::storage::connections::connected_workspaces(&state.store.pool)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, row)| {
+            let plan = serde_json::from_slice(&row.body).ok()?;
+            Some(ConnectionRow { plan, since: format_ms(row.recorded_at_ms), plan_id: row.id })
+        })
+        .collect();
     let rules = settings::instruction_rules(&state.store.pool).await.unwrap_or_default();
     // Suggestions only: the form still takes any SID when these cannot be listed.
     let activities = match state.actions.workspace_for(None).await {
@@ -385,6 +467,8 @@ async fn settings_view(
         activities,
         queues,
         workflows,
+        connections,
+        notice,
     });
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;

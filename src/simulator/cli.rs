@@ -205,11 +205,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed.unwrap_or_else(rand::random),
         account_sid: Some(account_sid.clone()),
         auth_token: auth_token.clone(),
-        callbacks: if args.no_webhooks {
-            CallbackUrls { assignment: None, events: None }
-        } else {
-            CallbackUrls::tracer(&tracer_url)
-        },
+        // The workspace starts with no callback URL; `connect` points it at the tracer below,
+        // through the simulator's REST API, as it would a real workspace.
+        callbacks: CallbackUrls { assignment: None, events: None },
         traffic: DemoTraffic {
             tasks_per_minute: args.rate,
             arrivals_for_ms: i64::MAX / 4,
@@ -221,6 +219,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         listener: rest_listener,
     })?;
     application.history().add_workspace(&simulator.sids.workspace);
+    let connector = application.connector().filter(|_| !args.no_webhooks);
+    if let Some(connector) = &connector {
+        let report = connector
+            .connect(&simulator.sids.workspace, &tracer_url, false)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Some(failure) = report.failure {
+            anyhow::bail!("connecting the simulated workspace failed: {failure}");
+        }
+    }
     println!("taskrouter-tracer demo");
     println!("  open:                 {tracer_url}/");
     println!("  recorded requests:    {tracer_url}/api/requests");
@@ -244,6 +252,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         result = application.run_until_stopped() => result?,
         () = driver.run_until(i64::MAX / 2) => {},
+    }
+    if let Some(connector) = connector {
+        // Put back, so the log does not keep a connection to a workspace that is gone.
+        let _ = connector.disconnect(&simulator.sids.workspace, true).await;
     }
     simulator.stop().await;
     Ok(ExitCode::SUCCESS)

@@ -211,6 +211,7 @@ impl Engine {
                 sid: sid.clone(),
                 friendly_name: name.into(),
                 event_callback_url,
+                events_filter: None,
                 default_activity_sid: String::new(),
                 timeout_activity_sid: String::new(),
                 date_created_ms: self.now_ms,
@@ -314,6 +315,7 @@ impl Engine {
                 workspace_sid: workspace_sid.into(),
                 friendly_name: name.into(),
                 assignment_callback_url,
+                fallback_assignment_callback_url: None,
                 task_reservation_timeout,
                 filters,
                 default_queue_sid: default_queue_sid.into(),
@@ -573,7 +575,11 @@ impl Engine {
             }
         }
         *self.ground_truth.events_emitted.entry(event_type.to_string()).or_default() += 1;
-        if let Some(url) = workspace.event_callback_url {
+        let filtered_out = workspace
+            .events_filter
+            .as_deref()
+            .is_some_and(|filter| !filter.split(',').any(|t| t.trim() == event_type));
+        if let (Some(url), false) = (workspace.event_callback_url, filtered_out) {
             self.outbox.push_back(Outbound {
                 kind: OutboundKind::Event { event_type: event_type.into() },
                 url,

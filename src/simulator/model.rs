@@ -11,6 +11,8 @@ pub struct Workspace {
     pub sid: String,
     pub friendly_name: String,
     pub event_callback_url: Option<String>,
+    /// `EventsFilter`: the event types sent to `event_callback_url` (`None`: every type).
+    pub events_filter: Option<String>,
     pub default_activity_sid: String,
     pub timeout_activity_sid: String,
     pub date_created_ms: i64,
@@ -70,6 +72,8 @@ pub struct Workflow {
     pub workspace_sid: String,
     pub friendly_name: String,
     pub assignment_callback_url: Option<String>,
+    /// Called when a call to `assignment_callback_url` fails.
+    pub fallback_assignment_callback_url: Option<String>,
     /// Seconds a reservation stays pending before `reservation.timeout`.
     pub task_reservation_timeout: u64,
     pub filters: Vec<WorkflowFilter>,

@@ -32,6 +32,9 @@ pub struct RestState {
     pub account_sid: String,
     pub auth_token: String,
     pub base_url: String,
+    /// Workspaces and workflows whose updates are refused (`POST /sim/refuse-updates`), so
+    /// tests can fail a change midway.
+    pub refused_updates: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A bound, running REST server.
@@ -77,6 +80,7 @@ pub fn start(
         account_sid,
         auth_token: auth_token.to_string(),
         base_url: base_url.clone(),
+        refused_updates: std::sync::Mutex::new(std::collections::BTreeSet::new()),
     });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(configure))
         .listen(listener)?
@@ -93,7 +97,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     const WS: &str = "/v1/Workspaces/{workspace}";
     cfg.route("/sim/ground-truth", web::get().to(ground_truth))
         .route("/v1/Workspaces", web::get().to(list_workspaces))
+        .route("/sim/refuse-updates", web::post().to(refuse_updates))
         .route(WS, web::get().to(fetch_workspace))
+        .route(WS, web::post().to(update_workspace))
         .route(&format!("{WS}/Activities"), web::get().to(list_activities))
         .route(&format!("{WS}/Workers"), web::get().to(list_workers))
         .route(&format!("{WS}/Workers/{{sid}}"), web::get().to(fetch_worker))
@@ -110,6 +116,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(&format!("{WS}/TaskQueues"), web::get().to(list_queues))
         .route(&format!("{WS}/Workflows"), web::get().to(list_workflows))
         .route(&format!("{WS}/Workflows/{{sid}}"), web::get().to(fetch_workflow))
+        .route(&format!("{WS}/Workflows/{{sid}}"), web::post().to(update_workflow))
         .route(&format!("{WS}/Tasks"), web::get().to(list_tasks))
         .route(&format!("{WS}/Tasks"), web::post().to(create_task))
         .route(&format!("{WS}/Tasks/{{sid}}"), web::get().to(fetch_task))
@@ -271,7 +278,7 @@ fn workspace_json(state: &RestState, engine: &Engine, w: &Workspace) -> Value {
     let url = ws_url(state, &w.sid);
     json!({
         "account_sid": engine.account_sid, "sid": w.sid, "friendly_name": w.friendly_name,
-        "event_callback_url": w.event_callback_url, "events_filter": null,
+        "event_callback_url": w.event_callback_url, "events_filter": w.events_filter,
         "default_activity_sid": w.default_activity_sid, "default_activity_name": engine.activity_name(&w.default_activity_sid),
         "timeout_activity_sid": w.timeout_activity_sid, "timeout_activity_name": engine.activity_name(&w.timeout_activity_sid),
         "multi_task_enabled": false, "prioritize_queue_order": "FIFO",
@@ -330,7 +337,7 @@ fn workflow_json(state: &RestState, engine: &Engine, w: &Workflow) -> Value {
     json!({
         "account_sid": engine.account_sid, "workspace_sid": w.workspace_sid, "sid": w.sid,
         "friendly_name": w.friendly_name, "assignment_callback_url": w.assignment_callback_url,
-        "fallback_assignment_callback_url": null, "configuration": w.configuration().to_string(),
+        "fallback_assignment_callback_url": w.fallback_assignment_callback_url, "configuration": w.configuration().to_string(),
         "task_reservation_timeout": w.task_reservation_timeout, "document_content_type": "application/json",
         "date_created": iso(w.date_created_ms), "date_updated": iso(w.date_created_ms), "url": url,
         "links": {"workspace": ws_url(state, &w.workspace_sid), "statistics": format!("{url}/Statistics")},
@@ -500,6 +507,99 @@ async fn update_worker(
     };
     state.simulator.wake_delivery();
     Ok(HttpResponse::Ok().json(rendered))
+}
+
+/// A URL parameter: empty clears it, as on TaskRouter.
+fn url_param(params: &[(String, String)], name: &str) -> Option<Option<String>> {
+    first(params, name).map(|v| Some(v.trim().to_string()).filter(|v| !v.is_empty()))
+}
+
+fn refuse_if_asked(state: &RestState, sid: &str) -> Result<(), ApiError> {
+    if state.refused_updates.lock().unwrap_or_else(|p| p.into_inner()).contains(sid) {
+        return Err(fail(SimError::bad_request(format!("Update of {sid} refused (simulated failure)"))));
+    }
+    Ok(())
+}
+
+/// `POST /v1/Workspaces/{WS}`: `EventCallbackUrl`, `EventsFilter`, `FriendlyName`; later
+/// events go to the new URL.
+async fn update_workspace(
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<RestState>,
+) -> Reply {
+    authorize(&request, &state)?;
+    let ws = path.into_inner();
+    let params = pairs(&body);
+    refuse_if_asked(&state, &ws)?;
+    let mut engine = state.simulator.engine();
+    engine.workspace(&ws).map_err(fail)?;
+    let workspace = engine.workspaces.get_mut(&ws).expect("checked above");
+    if let Some(url) = url_param(&params, "EventCallbackUrl") {
+        workspace.event_callback_url = url;
+    }
+    if let Some(filter) = first(&params, "EventsFilter") {
+        workspace.events_filter = Some(filter.trim().to_string()).filter(|f| !f.is_empty());
+    }
+    if let Some(name) = first(&params, "FriendlyName") {
+        workspace.friendly_name = name.to_string();
+    }
+    let rendered = workspace_json(&state, &engine, &engine.workspaces[&ws]);
+    Ok(HttpResponse::Ok().json(rendered))
+}
+
+/// `POST …/Workflows/{WW}`: `AssignmentCallbackUrl`, `FallbackAssignmentCallbackUrl`,
+/// `TaskReservationTimeout`, `FriendlyName`; later reservations call the new URL.
+async fn update_workflow(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<RestState>,
+) -> Reply {
+    authorize(&request, &state)?;
+    let (ws, sid) = path.into_inner();
+    let params = pairs(&body);
+    refuse_if_asked(&state, &sid)?;
+    let timeout = match first(&params, "TaskReservationTimeout") {
+        Some(raw) => {
+            Some(raw.trim().parse::<u64>().ok().filter(|t| (1..=86_400).contains(t)).ok_or_else(|| {
+                fail(SimError::bad_request("TaskReservationTimeout must be between 1 and 86400"))
+            })?)
+        }
+        None => None,
+    };
+    let mut engine = state.simulator.engine();
+    engine.workspace(&ws).map_err(fail)?;
+    let workflow = engine
+        .workflows
+        .get_mut(&sid)
+        .filter(|w| w.workspace_sid == ws)
+        .ok_or_else(|| fail(SimError::not_found("Workflow", &sid)))?;
+    if let Some(url) = url_param(&params, "AssignmentCallbackUrl") {
+        workflow.assignment_callback_url = url;
+    }
+    if let Some(url) = url_param(&params, "FallbackAssignmentCallbackUrl") {
+        workflow.fallback_assignment_callback_url = url;
+    }
+    if let Some(timeout) = timeout {
+        workflow.task_reservation_timeout = timeout;
+    }
+    if let Some(name) = first(&params, "FriendlyName") {
+        workflow.friendly_name = name.to_string();
+    }
+    let rendered = workflow_json(&state, &engine, &engine.workflows[&sid]);
+    Ok(HttpResponse::Ok().json(rendered))
+}
+
+/// `POST /sim/refuse-updates` with `Sid=WS…|WW…`: later updates of it are refused with 400.
+async fn refuse_updates(body: web::Bytes, state: web::Data<RestState>) -> HttpResponse {
+    let params = pairs(&body);
+    let mut refused = state.refused_updates.lock().unwrap_or_else(|p| p.into_inner());
+    for sid in all(&params, "Sid") {
+        refused.insert(sid.to_string());
+    }
+    HttpResponse::NoContent().finish()
 }
 
 async fn list_queues(request: HttpRequest, path: web::Path<String>, state: web::Data<RestState>) -> Reply {

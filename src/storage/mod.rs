@@ -3,6 +3,7 @@
 //! storage code, so the store can later move to a shared server.
 
 pub mod checkpointer;
+pub mod connections;
 pub mod event_log;
 pub mod floor;
 pub mod payload;

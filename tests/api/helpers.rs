@@ -57,6 +57,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     server: actix_web::dev::ServerHandle,
     progress: std::sync::Arc<taskrouter_tracer::storage::progress::ProjectionProgress>,
+    /// `connect`/`disconnect` through this server (with REST credentials).
+    pub connector: Option<taskrouter_tracer::connect::Connector>,
     _dir: tempfile::TempDir,
 }
 
@@ -79,8 +81,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
     let progress = application.projection_progress();
+    let connector = application.connector();
     tokio::spawn(application.run_until_stopped());
-    TestApp { address, database, client: reqwest::Client::new(), server, progress, _dir: dir }
+    TestApp { address, database, client: reqwest::Client::new(), server, progress, connector, _dir: dir }
 }
 
 impl TestApp {

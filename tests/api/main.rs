@@ -2,6 +2,7 @@
 
 mod bench;
 mod browser;
+mod connect;
 mod crash;
 mod events_api;
 mod fixtures;
