@@ -53,6 +53,7 @@ fn ingest() -> &'static Ingest {
                 public_url: Some("https://tracer.example".into()),
                 body_limit: 64 * 1024,
                 forward_to: None,
+                connected: Default::default(),
             },
             writer,
             Relay::new(None),
