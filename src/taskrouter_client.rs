@@ -308,12 +308,12 @@ pub struct Workspace {
     pub events_filter: Option<String>,
 }
 
-/// One page of `GET …/Events`: the events as JSON (kept whole, to be stored as fetched) and
-/// where the next page is.
+/// One page of `GET …/Events`: each event's JSON text exactly as it came (to be stored as
+/// fetched) and where the next page is.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventsPage {
     #[serde(default)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<Box<serde_json::value::RawValue>>,
     pub meta: PageMeta,
 }
 

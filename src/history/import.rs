@@ -244,12 +244,16 @@ async fn append_page(
 ) -> Result<(), ImportError> {
     let fetched_at_ms = Utc::now().timestamp_millis();
     let date_of = |event: &Value| event.get("event_date_ms").and_then(Value::as_i64).unwrap_or(i64::MAX);
-    let mut events = std::mem::take(&mut page.events);
-    events.sort_by_key(date_of);
+    // Each event parsed once, beside its text as it came.
+    let mut events: Vec<(Value, Box<serde_json::value::RawValue>)> = std::mem::take(&mut page.events)
+        .into_iter()
+        .map(|raw| (serde_json::from_str(raw.get()).unwrap_or(Value::Null), raw))
+        .collect();
+    events.sort_by_key(|(event, _)| date_of(event));
     summary.fetched += events.len() as u64;
     progress.fetched.fetch_add(events.len() as u64, Ordering::Relaxed);
     let mut records = Vec::with_capacity(events.len());
-    for event in &events {
+    for (event, raw) in &events {
         let sid = event.get("sid").and_then(Value::as_str);
         if let (Some(sid), Some(recent)) = (sid, recent.as_deref()) {
             if recent.contains(sid) {
@@ -262,7 +266,7 @@ async fn append_page(
         if date != i64::MAX {
             summary.newest_event_ms = Some(summary.newest_event_ms.map_or(date, |newest| newest.max(date)));
         }
-        let (record, redacted) = record_of(event, page_path, via, fetched_at_ms);
+        let (record, redacted) = record_of(event, raw.get(), page_path, via, fetched_at_ms);
         if record.rejection.is_some() {
             summary.unreadable += 1;
             progress.unreadable.fetch_add(1, Ordering::Relaxed);
@@ -294,9 +298,16 @@ async fn append_page(
     Ok(())
 }
 
-/// The log row of one fetched event: the JSON as fetched, and the facts its event callback
-/// would have given; and whether its task attributes were left out as redacted.
-pub fn record_of(event: &Value, page_path: &str, via: Via, fetched_at_ms: i64) -> (NewRecord, bool) {
+/// The log row of one fetched event: `raw`, its JSON text as fetched, and the facts its event
+/// callback would have given (from `event`, the same JSON parsed); and whether its task
+/// attributes were left out as redacted.
+pub fn record_of(
+    event: &Value,
+    raw: &str,
+    page_path: &str,
+    via: Via,
+    fetched_at_ms: i64,
+) -> (NewRecord, bool) {
     let mapped =
         event_resource::map_event(event, fetched_at_ms).map_err(|e| e.to_string()).and_then(|mapped| {
             let facts = event_resource::facts_of(&mapped, fetched_at_ms).map_err(|e| e.to_string())?;
@@ -324,7 +335,7 @@ pub fn record_of(event: &Value, page_path: &str, via: Via, fetched_at_ms: i64) -
         method: "GET".into(),
         path: page_path.to_string(),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(event).expect("JSON values serialise"),
+        body: raw.as_bytes().to_vec(),
         body_truncated: false,
         remote_addr: None,
         signature_verdict: "unchecked",
@@ -356,14 +367,21 @@ mod tests {
             "resource_type": "task", "resource_sid": "WT1",
             "event_data": {"task_sid": "WT1", "task_attributes": "{\"a\":1}"}
         });
-        let (record, redacted) =
-            record_of(&event, "/v1/Workspaces/WS1/Events?PageSize=1000", Via::Import, 1_796_000_060_000);
+        let raw = event.to_string();
+        let (record, redacted) = record_of(
+            &event,
+            &raw,
+            "/v1/Workspaces/WS1/Events?PageSize=1000",
+            Via::Import,
+            1_796_000_060_000,
+        );
         assert!(!redacted);
         assert!(record.trusted && record.skip_if_known);
         assert_eq!(record.endpoint, "events-api");
         assert_eq!(record.facts.as_ref().unwrap().task_sid.as_deref(), Some("WT1"));
-        assert_eq!(serde_json::from_slice::<Value>(&record.body).unwrap(), event);
-        let (unreadable, _) = record_of(&serde_json::json!({"event_type": "x"}), "/", Via::Follow, 0);
+        assert_eq!(record.body, raw.as_bytes(), "stored as fetched, byte for byte");
+        let (unreadable, _) =
+            record_of(&serde_json::json!({"event_type": "x"}), r#"{"event_type":"x"}"#, "/", Via::Follow, 0);
         assert!(!unreadable.trusted);
         assert!(unreadable.rejection.unwrap().contains("no sid"));
     }

@@ -431,23 +431,27 @@ impl WriterThread {
                     pending_since.get_or_insert_with(Instant::now);
                     self.shared.metrics.commit_batch_size.observe(batch.len() as f64);
                     let committed_ms = chrono::Utc::now().timestamp_millis();
+                    let mut replies = Vec::with_capacity(batch.len());
                     for (job, appended) in batch.drain(..).zip(results) {
-                        if !appended.new_row {
-                            let _ = job.reply.send(Ok(appended));
-                            continue;
+                        if appended.new_row {
+                            pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
+                            if !self.read_back {
+                                self.backlog.push_back(FollowUp::of(
+                                    appended.id,
+                                    &job.record,
+                                    appended.is_fact,
+                                    committed_ms,
+                                ));
+                            }
                         }
-                        pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
-                        let _ = job.reply.send(Ok(appended));
-                        if !self.read_back {
-                            self.backlog.push_back(FollowUp::of(
-                                appended.id,
-                                &job.record,
-                                appended.is_fact,
-                                committed_ms,
-                            ));
-                        }
+                        replies.push((job.reply, appended));
                     }
+                    // Counted before anyone is answered: a client reading right after its answer
+                    // then waits for its own row (read-your-writes), not only for earlier ones.
                     self.shared.progress.appended(new_head.id, self.oldest_waiting_ms(committed_ms));
+                    for (reply, appended) in replies {
+                        let _ = reply.send(Ok(appended));
+                    }
                     // After the answers: the batch is durable, and a restart syncs the database
                     // file, flushing every page the checkpointer copied since the last restart
                     // (SQLite syncs it after a PASSIVE checkpoint only when that caught up with

@@ -94,6 +94,11 @@ impl TestApp {
         self.server.stop(true).await;
     }
 
+    /// Rows the server counts as committed (what read-your-writes waits for).
+    pub fn rows_counted(&self) -> i64 {
+        self.progress.last_appended()
+    }
+
     /// Waits until the projections hold every row acknowledged so far: they follow the log a
     /// moment after each answer.
     pub async fn projections_caught_up(&self) {

@@ -394,3 +394,16 @@ async fn the_write_ahead_log_restarts_under_sustained_writes() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM events"), sent as i64, "every acknowledged request is stored");
 }
+
+#[tokio::test]
+async fn a_row_is_counted_before_its_answer_so_a_read_right_after_waits_for_it() {
+    let app = spawn_app().await;
+    let start = 1_765_000_000_000_i64;
+    for n in 0..200 {
+        let params = fixtures::task_event("task.updated", &event_sid(n), start + n as i64, "u");
+        let response = app.post_signed(&path_for("events"), &params).await;
+        assert_eq!(response.status().as_u16(), 204);
+        // Each answer comes after its row is counted; pages wait for every counted row.
+        assert!(app.rows_counted() > n as i64, "answer {n} came before its row was counted");
+    }
+}
