@@ -99,16 +99,17 @@ pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<Impor
         for window in &windows {
             let progress = Arc::new(Progress::default());
             let what = super::describe_window(workspace, window);
-            let bar = if show_progress { ProgressBar::new_spinner() } else { ProgressBar::hidden() }
-                .with_style(
-                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
-                );
+            let bar = if show_progress { ProgressBar::new(1_000) } else { ProgressBar::hidden() }.with_style(
+                ProgressStyle::with_template("{bar:30} {percent:>3}% of the window {msg} ({elapsed})")
+                    .expect("valid template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(200));
             let ticker = {
                 let (bar, progress, what) = (bar.clone(), progress.clone(), what.clone());
                 tokio::spawn(async move {
                     loop {
                         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+                        bar.set_position((progress.fraction() * 1_000.0) as u64);
                         bar.set_message(format!(
                             "{what}: page {}, {} fetched, {} new, {} already in the log",
                             load(&progress.pages),

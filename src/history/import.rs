@@ -6,7 +6,7 @@
 //! the event came first), so an import racing a webhook never stores a fact twice.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{SecondsFormat, TimeZone, Utc};
@@ -64,6 +64,27 @@ pub struct Progress {
     pub redacted: AtomicU64,
     pub unreadable: AtomicU64,
     pub finished: AtomicBool,
+    /// The window (epoch ms) and the oldest event fetched so far: TaskRouter lists newest
+    /// first, so how far back the pages have reached is how much of the window is done.
+    pub window_from_ms: AtomicI64,
+    pub window_to_ms: AtomicI64,
+    pub oldest_fetched_ms: AtomicI64,
+}
+
+impl Progress {
+    /// The share of the window fetched so far, 0–1 (the API gives no total to count against).
+    pub fn fraction(&self) -> f64 {
+        let (from, to) =
+            (self.window_from_ms.load(Ordering::Relaxed), self.window_to_ms.load(Ordering::Relaxed));
+        let oldest = self.oldest_fetched_ms.load(Ordering::Relaxed);
+        if self.finished.load(Ordering::Relaxed) {
+            return 1.0;
+        }
+        if to <= from || oldest == 0 {
+            return 0.0;
+        }
+        ((to - oldest.clamp(from, to)) as f64 / (to - from) as f64).clamp(0.0, 1.0)
+    }
 }
 
 /// What a run did.
@@ -193,6 +214,8 @@ pub async fn run(
         (None, Some(_)) => Some(oldest_kept),
         (None, None) => None,
     };
+    progress.window_from_ms.store(since.unwrap_or(now_ms - 15 * 60_000), Ordering::Relaxed);
+    progress.window_to_ms.store(window.until_ms.unwrap_or(now_ms).min(now_ms), Ordering::Relaxed);
     let start = since.map(iso);
     let end = window.until_ms.map(iso);
     let mut query: Vec<(&str, &str)> = vec![("PageSize", PAGE_SIZE)];
@@ -265,6 +288,10 @@ async fn append_page(
         let date = date_of(event);
         if date != i64::MAX {
             summary.newest_event_ms = Some(summary.newest_event_ms.map_or(date, |newest| newest.max(date)));
+            let oldest = progress.oldest_fetched_ms.load(Ordering::Relaxed);
+            if oldest == 0 || date < oldest {
+                progress.oldest_fetched_ms.store(date, Ordering::Relaxed);
+            }
         }
         let (record, redacted) = record_of(event, raw.get(), page_path, via, fetched_at_ms);
         if record.rejection.is_some() {
@@ -384,6 +411,21 @@ mod tests {
             record_of(&serde_json::json!({"event_type": "x"}), r#"{"event_type":"x"}"#, "/", Via::Follow, 0);
         assert!(!unreadable.trusted);
         assert!(unreadable.rejection.unwrap().contains("no sid"));
+    }
+
+    #[test]
+    fn progress_is_how_far_back_the_newest_first_pages_reached() {
+        let progress = Progress::default();
+        assert_eq!(progress.fraction(), 0.0);
+        progress.window_from_ms.store(1_000, Ordering::Relaxed);
+        progress.window_to_ms.store(2_000, Ordering::Relaxed);
+        progress.oldest_fetched_ms.store(1_750, Ordering::Relaxed);
+        assert!((progress.fraction() - 0.25).abs() < 1e-9);
+        progress.oldest_fetched_ms.store(500, Ordering::Relaxed);
+        assert_eq!(progress.fraction(), 1.0);
+        progress.oldest_fetched_ms.store(1_900, Ordering::Relaxed);
+        progress.finished.store(true, Ordering::Relaxed);
+        assert_eq!(progress.fraction(), 1.0, "a finished run is done whatever the dates");
     }
 
     #[test]

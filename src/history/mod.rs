@@ -77,6 +77,8 @@ pub struct JobView {
     pub new: u64,
     pub known: u64,
     pub redacted: u64,
+    /// How much of its time window is fetched, 0–100.
+    pub percent: u64,
     /// The summary lines when it ended well, else the error.
     pub result: Option<Result<Vec<String>, String>>,
 }
@@ -431,6 +433,7 @@ fn job_view(job: &Job) -> JobView {
         new: load(&job.progress.new),
         known: load(&job.progress.known),
         redacted: load(&job.progress.redacted),
+        percent: (job.progress.fraction() * 100.0).round() as u64,
         result: outcome.map(|o| o.map(|summaries| summaries.iter().map(Summary::describe).collect())),
     }
 }
