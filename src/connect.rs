@@ -285,7 +285,7 @@ impl Connector {
         if left.is_empty() {
             // Nothing is connected any more: the plan is closed.
             let _ = self.record_done(workspace, plan_id, "rolled back after a refused change").await;
-            self.targets.write().unwrap_or_else(|p| p.into_inner()).clone_from(&OriginalTargets::default());
+            *self.targets.write().unwrap_or_else(|p| p.into_inner()) = OriginalTargets::default();
             format!(
                 "{} was refused ({error}); the {} change(s) made before it were rolled back: the workspace is as it was",
                 failed.describe(),
@@ -359,7 +359,7 @@ impl Connector {
             ));
         } else if report.conflicts.is_empty() {
             self.record_done(workspace, plan_id, "every original restored").await?;
-            self.targets.write().unwrap_or_else(|p| p.into_inner()).clone_from(&OriginalTargets::default());
+            *self.targets.write().unwrap_or_else(|p| p.into_inner()) = OriginalTargets::default();
         }
         Ok(report)
     }
