@@ -12,12 +12,10 @@ use std::time::Instant;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::cli::{TwilioArgs, WebArgs};
-use crate::domain::timestamp::{OccurredAt, TimeSource};
+use crate::cli::WebArgs;
 use crate::domain::webhook::encode_form;
-use crate::domain::WebhookFacts;
 use crate::relay::UpstreamAnswer;
-use crate::storage::event_log::{NewRecord, RecordKind};
+use crate::storage::event_log::NewRecord;
 use crate::storage::web_reads;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{
@@ -104,8 +102,8 @@ fn path_of(url: &str, base: &str) -> String {
 }
 
 impl Actions {
-    pub fn new(twilio: &TwilioArgs, web: &WebArgs, writer: Writer, pool: SqlitePool) -> Self {
-        let client = TaskRouterClient::from_args(twilio, web);
+    /// `client`: the server's one REST client, when credentials are configured.
+    pub fn new(client: Option<TaskRouterClient>, web: &WebArgs, writer: Writer, pool: SqlitePool) -> Self {
         let workspace_sid = web.workspace_sid.clone().filter(|w| !w.is_empty());
         Self { client, workspace_sid, writer, pool }
     }
@@ -462,18 +460,8 @@ impl Actions {
         context: &ActionContext,
         started: Instant,
     ) -> Option<i64> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let record = NewRecord {
-            kind: RecordKind::Action,
-            received_at_ms: now_ms,
-            endpoint: endpoint.to_string(),
-            method: "POST".into(),
-            path: path.to_string(),
-            headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
-            body: encode_form(form).into_bytes(),
-            body_truncated: false,
+        let mut record = NewRecord {
             remote_addr: context.remote_addr.clone(),
-            signature_verdict: "unchecked",
             signature_detail: Some(
                 "an action sent from the tracer's pages, not a TaskRouter delivery".into(),
             ),
@@ -482,25 +470,21 @@ impl Actions {
             response_body: Some(response_body),
             upstream: upstream.and_then(|u| serde_json::to_string(&u).ok()),
             related_to: context.related_to,
-            facts: Some(WebhookFacts {
-                event_type: endpoint.to_string(),
-                event_sid: None,
-                account_sid: None,
-                workspace_sid: subject.workspace_sid.clone(),
-                task_sid: subject.task_sid.clone(),
-                reservation_sid: subject.reservation_sid.clone(),
-                worker_sid: subject.worker_sid.clone(),
-                task_queue_sid: subject.task_queue_sid.clone(),
-                workflow_sid: subject.workflow_sid.clone(),
-                occurred_at: OccurredAt { epoch_ms: now_ms, source: TimeSource::Arrival, raw: None },
-            }),
-            params: None,
-            // An action is never a TaskRouter fact: TaskRouter's own callbacks report the effect.
-            trusted: false,
-            idempotency_token: None,
-            encoded: None,
-            skip_if_known: false,
+            ..NewRecord::action(
+                endpoint,
+                path,
+                encode_form(form).into_bytes(),
+                chrono::Utc::now().timestamp_millis(),
+            )
         };
+        if let Some(facts) = record.facts.as_mut() {
+            facts.workspace_sid.clone_from(&subject.workspace_sid);
+            facts.task_sid.clone_from(&subject.task_sid);
+            facts.reservation_sid.clone_from(&subject.reservation_sid);
+            facts.worker_sid.clone_from(&subject.worker_sid);
+            facts.task_queue_sid.clone_from(&subject.task_queue_sid);
+            facts.workflow_sid.clone_from(&subject.workflow_sid);
+        }
         match self.writer.append(record, started).await {
             Ok(appended) => Some(appended.id),
             Err(error) => {

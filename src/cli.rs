@@ -71,15 +71,35 @@ pub struct ImportArgs {
     #[arg(long = "task-sid", value_delimiter = ',')]
     pub task_sids: Vec<String>,
     #[command(flatten)]
+    pub rest: RestArgs,
+    #[command(flatten)]
+    pub projection: ProjectionArgs,
+}
+
+/// The REST client's options for the commands that call TaskRouter and serve nothing
+/// (`import`, `connect`, `disconnect`).
+#[derive(Args, Debug, Clone)]
+pub struct RestArgs {
+    #[command(flatten)]
     pub twilio: TwilioArgs,
     /// Where the REST calls go: TaskRouter, or the simulator's REST API.
     #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
     pub taskrouter_base_url: String,
-    /// How long one REST call may take before it counts as timed out, in ms (tried up to 3 times).
+    /// How long one REST call may take before it counts as timed out, in ms (reads are tried up
+    /// to 3 times; a write is sent once).
     #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
     pub taskrouter_timeout_ms: u64,
-    #[command(flatten)]
-    pub projection: ProjectionArgs,
+}
+
+impl RestArgs {
+    /// The client these options give; `None` without credentials.
+    pub fn client(&self) -> Option<crate::taskrouter_client::TaskRouterClient> {
+        crate::taskrouter_client::TaskRouterClient::configured(
+            &self.twilio,
+            &self.taskrouter_base_url,
+            self.taskrouter_timeout_ms,
+        )
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,13 +119,7 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub twilio: TwilioArgs,
-    /// Where the REST calls go: TaskRouter, or the simulator's REST API.
-    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
-    pub taskrouter_base_url: String,
-    /// How long one REST call may take, in ms.
-    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
-    pub taskrouter_timeout_ms: u64,
+    pub rest: RestArgs,
 }
 
 /// An ISO 8601 instant (a date alone is its midnight UTC), as epoch milliseconds.

@@ -51,7 +51,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let application = Application::build(args).await?;
     tracing::info!(%listen, port = application.port(), "taskrouter-tracer listening");
     let connector = match (&connect, application.connector()) {
-        (Some(_), None) => anyhow::bail!("--connect needs REST credentials"),
+        (Some(_), None) => {
+            anyhow::bail!("--connect needs REST credentials: {}", crate::taskrouter_client::SET_CREDENTIALS)
+        }
         (Some((workspace, public_url)), Some(connector)) => {
             let report = connector.connect(workspace, public_url, false).await.map_err(anyhow::Error::msg)?;
             print_report("connect", &report);
@@ -113,21 +115,15 @@ pub fn print_report(what: &str, report: &crate::connect::Report) {
 
 /// `connect` and `disconnect`.
 async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> anyhow::Result<ExitCode> {
-    let Some(credentials) = crate::taskrouter_client::Credentials::from_args(&args.twilio) else {
-        eprintln!("connect and disconnect need REST credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET).");
+    let Some(client) = args.rest.client() else {
+        eprintln!(
+            "connect and disconnect need REST credentials: {}.",
+            crate::taskrouter_client::SET_CREDENTIALS
+        );
         return Ok(ExitCode::from(2));
     };
-    let client = crate::taskrouter_client::TaskRouterClient::new(
-        &args.taskrouter_base_url,
-        credentials,
-        std::time::Duration::from_millis(args.taskrouter_timeout_ms.max(1)),
-    );
     let store = storage::open(&args.database.database).await?;
-    let serve = ServeArgs::defaults_for(args.database.database.clone());
-    let writer = storage::writer::Writer::start(
-        crate::startup::writer_config(&serve),
-        std::sync::Arc::new(crate::metrics::Metrics::default()),
-    )?;
+    let writer = crate::startup::command_writer(&args.database.database, None)?;
     let connector =
         crate::connect::Connector { client, writer, pool: store.pool.clone(), targets: Default::default() };
     let outcome = if disconnect {

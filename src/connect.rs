@@ -17,9 +17,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
 use crate::domain::webhook::encode_form;
-use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::connections::{self, DONE_ENDPOINT, PLAN_ENDPOINT};
-use crate::storage::event_log::{NewRecord, RecordKind};
+use crate::storage::event_log::NewRecord;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{ApiError, Exchange, TaskRouterClient};
 
@@ -457,42 +456,17 @@ impl Connector {
         note: Option<String>,
         related_to: Option<i64>,
     ) -> Result<i64, String> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let record = NewRecord {
-            kind: RecordKind::Action,
-            received_at_ms: now_ms,
-            endpoint: endpoint.to_string(),
-            method: "POST".into(),
-            path: path.to_string(),
-            headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
-            body,
-            body_truncated: false,
-            remote_addr: None,
-            signature_verdict: "unchecked",
+        let mut record = NewRecord {
             signature_detail: Some("a change the tracer made to the workspace (connect/disconnect)".into()),
             rejection: note,
             response_status: status,
-            response_body: None,
-            upstream: None,
             related_to,
-            facts: Some(WebhookFacts {
-                event_type: endpoint.to_string(),
-                event_sid: None,
-                account_sid: None,
-                workspace_sid: Some(workspace.to_string()),
-                task_sid: None,
-                reservation_sid: None,
-                worker_sid: None,
-                task_queue_sid: None,
-                workflow_sid: resource.starts_with("WW").then(|| resource.to_string()),
-                occurred_at: OccurredAt { epoch_ms: now_ms, source: TimeSource::Arrival, raw: None },
-            }),
-            params: None,
-            trusted: false,
-            idempotency_token: None,
-            encoded: None,
-            skip_if_known: false,
+            ..NewRecord::action(endpoint, path, body, chrono::Utc::now().timestamp_millis())
         };
+        if let Some(facts) = record.facts.as_mut() {
+            facts.workspace_sid = Some(workspace.to_string());
+            facts.workflow_sid = resource.starts_with("WW").then(|| resource.to_string());
+        }
         self.writer
             .append(record, Instant::now())
             .await
@@ -502,9 +476,5 @@ impl Connector {
 }
 
 fn read_failure(workspace: &str, error: &ApiError) -> String {
-    if error.status == Some(404) {
-        format!("TaskRouter does not know workspace {workspace} under these credentials ({})", error.message)
-    } else {
-        error.summary.clone()
-    }
+    error.clone().about_workspace(workspace).summary
 }

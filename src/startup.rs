@@ -53,6 +53,22 @@ pub struct Application {
     connector: Option<crate::connect::Connector>,
 }
 
+/// The writer of a command that appends to a log and serves nothing (`import`, `connect`):
+/// `serve`'s defaults, with `projection`'s reservation timeouts when given.
+///
+/// # Errors
+/// When the database cannot be opened for writing.
+pub fn command_writer(
+    database: &std::path::Path,
+    projection: Option<&crate::cli::ProjectionArgs>,
+) -> anyhow::Result<Writer> {
+    let mut args = ServeArgs::defaults_for(database.to_path_buf());
+    if let Some(projection) = projection {
+        args.projection = projection.clone();
+    }
+    Writer::start(writer_config(&args), Arc::new(Metrics::default()))
+}
+
 /// The writer's configuration `args` give.
 pub fn writer_config(args: &ServeArgs) -> WriterConfig {
     WriterConfig {
@@ -92,16 +108,15 @@ impl Application {
         let writer = Writer::start(writer_config(&args), metrics.clone())?;
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(args.twilio.auth_token.clone());
+        // One REST client (one connection pool) for actions, the Events API and connect alike.
+        let rest_client = crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web);
         let connected = crate::connect::SharedTargets::default();
-        let connector =
-            crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web).map(|client| {
-                crate::connect::Connector {
-                    client,
-                    writer: writer.clone(),
-                    pool: store.pool.clone(),
-                    targets: connected.clone(),
-                }
-            });
+        let connector = rest_client.clone().map(|client| crate::connect::Connector {
+            client,
+            writer: writer.clone(),
+            pool: store.pool.clone(),
+            targets: connected.clone(),
+        });
         if let (Some(connector), Some(workspace)) = (&connector, &args.web.workspace_sid) {
             // Restarted while connected: keep forwarding to the originals.
             connector.load_targets(workspace).await;
@@ -119,10 +134,10 @@ impl Application {
             relay.clone(),
         );
         let actions =
-            crate::actions::Actions::new(&args.twilio, &args.web, writer.clone(), store.pool.clone());
+            crate::actions::Actions::new(rest_client.clone(), &args.web, writer.clone(), store.pool.clone());
         let history = crate::history::History::new(
             crate::history::HistoryConfig {
-                client: crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web),
+                client: rest_client,
                 workspaces: args.web.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
                 follow_every: args.follow_events_api.map(Duration::from_secs),
                 reconcile_every: args.reconcile_interval(),
@@ -131,7 +146,10 @@ impl Application {
             store.pool.clone(),
         );
         if args.follow_events_api.is_some() && !history.has_credentials() {
-            anyhow::bail!("--follow-events-api needs REST credentials (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET)");
+            anyhow::bail!(
+                "--follow-events-api needs REST credentials: {}",
+                crate::taskrouter_client::SET_CREDENTIALS
+            );
         }
         if args.follow_events_api.is_some() && history.workspaces().is_empty() && !args.workspace_known_later
         {

@@ -53,6 +53,10 @@ impl Credentials {
     }
 }
 
+/// How to give the tracer REST credentials, for messages that need them.
+pub const SET_CREDENTIALS: &str =
+    "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET)";
+
 /// Attempts a read gets at most.
 pub const READ_ATTEMPTS: u32 = 3;
 /// The first pause between read attempts; each later pause doubles it.
@@ -130,6 +134,19 @@ impl ApiError {
             write_outcome: None,
             attempts: 1,
         }
+    }
+
+    /// This failure of a call about `workspace`, a 404 said as what it means there: the
+    /// workspace is unknown to these credentials.
+    pub fn about_workspace(mut self, workspace: &str) -> Self {
+        if self.status == Some(404) {
+            self.summary = format!(
+                "TaskRouter does not know workspace {workspace} under these credentials: check the \
+                 Workspace Sid and that it belongs to this account. ({})",
+                self.message
+            );
+        }
+        self
     }
 
     fn transport(error: &reqwest::Error, timeout: Duration) -> Self {
@@ -324,6 +341,18 @@ pub struct PageMeta {
     pub next_page_url: Option<String>,
 }
 
+/// The path and query of a page URL TaskRouter gave (`meta.next_page_url`): the page is asked
+/// of the configured base URL, so the credentials go nowhere else.
+fn path_and_query(page_url: &str) -> String {
+    match reqwest::Url::parse(page_url) {
+        Ok(url) => match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        },
+        Err(_) => page_url.to_string(),
+    }
+}
+
 fn owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
@@ -386,8 +415,14 @@ impl TaskRouterClient {
     /// The client the command line's credentials, base URL and timeout give; `None` without
     /// credentials.
     pub fn from_args(twilio: &crate::cli::TwilioArgs, web: &crate::cli::WebArgs) -> Option<Self> {
-        let timeout = Duration::from_millis(web.taskrouter_timeout_ms.max(1));
-        Credentials::from_args(twilio).map(|c| Self::new(&web.taskrouter_base_url, c, timeout))
+        Self::configured(twilio, &web.taskrouter_base_url, web.taskrouter_timeout_ms)
+    }
+
+    /// The client for `base_url` with `twilio`'s credentials and a timeout of `timeout_ms`;
+    /// `None` without credentials.
+    pub fn configured(twilio: &crate::cli::TwilioArgs, base_url: &str, timeout_ms: u64) -> Option<Self> {
+        let timeout = Duration::from_millis(timeout_ms.max(1));
+        Credentials::from_args(twilio).map(|c| Self::new(base_url, c, timeout))
     }
 
     /// The base URL calls go to.
@@ -613,11 +648,7 @@ impl TaskRouterClient {
             self.get(&format!("/v1/Workspaces/{workspace}/Workflows"), &[("PageSize", "1000")]).await?;
         let mut workflows = std::mem::take(&mut page.workflows);
         while let Some(next) = page.meta.next_page_url.take().filter(|u| !u.is_empty()) {
-            let path_and_query = match reqwest::Url::parse(&next) {
-                Ok(url) => format!("{}?{}", url.path(), url.query().unwrap_or_default()),
-                Err(_) => next,
-            };
-            page = self.get_url(&format!("{}{path_and_query}", self.base_url), &[]).await?;
+            page = self.get_url(&format!("{}{}", self.base_url, path_and_query(&next)), &[]).await?;
             workflows.append(&mut page.workflows);
         }
         Ok(workflows)
@@ -664,13 +695,7 @@ impl TaskRouterClient {
     /// # Errors
     /// [`ApiError`] in plain words.
     pub async fn next_events_page(&self, next_page_url: &str) -> Result<(EventsPage, String), ApiError> {
-        let path_and_query = match reqwest::Url::parse(next_page_url) {
-            Ok(url) => match url.query() {
-                Some(query) => format!("{}?{query}", url.path()),
-                None => url.path().to_string(),
-            },
-            Err(_) => next_page_url.to_string(),
-        };
+        let path_and_query = path_and_query(next_page_url);
         let page = self.get_url(&format!("{}{path_and_query}", self.base_url), &[]).await?;
         Ok((page, path_and_query))
     }

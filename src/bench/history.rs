@@ -11,6 +11,7 @@ use rand::Rng;
 use super::corpus::AUTH_TOKEN;
 use super::scale::nearest_rank;
 use super::server::{self, CpuShares, CpuWatch, Server, ServerOptions, Usage};
+use crate::history::import::iso;
 use crate::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
 use crate::simulator::delivery::Faults;
 use crate::simulator::rest;
@@ -72,12 +73,6 @@ fn simulator(clock: ClockMode, tasks_per_minute: f64, seed: u64) -> anyhow::Resu
         clock,
         listener: rest::bind("127.0.0.1:0".parse().expect("an address"))?.0,
     })?)
-}
-
-fn iso(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Runs the phase.

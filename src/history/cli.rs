@@ -11,10 +11,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::import::{self, Progress, Summary, Via, Window};
-use crate::cli::{ImportArgs, ServeArgs};
-use crate::metrics::Metrics;
-use crate::storage::{self, writer::Writer};
-use crate::taskrouter_client::{Credentials, TaskRouterClient};
+use crate::cli::ImportArgs;
+use crate::storage;
+use crate::taskrouter_client::SET_CREDENTIALS;
 
 /// What an `import` did.
 #[derive(Debug)]
@@ -58,26 +57,12 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 /// # Errors
 /// When the database cannot be opened.
 pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<ImportRun> {
-    let Some(credentials) = Credentials::from_args(&args.twilio) else {
-        return Ok(ImportRun::Refused(
-            "import needs REST credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or \
-             TWILIO_API_KEY and TWILIO_API_SECRET)."
-                .to_string(),
-        ));
+    let Some(client) = args.rest.client() else {
+        return Ok(ImportRun::Refused(format!("import needs REST credentials: {SET_CREDENTIALS}.")));
     };
-    let timeout = Duration::from_millis(args.taskrouter_timeout_ms.max(1));
-    let client = TaskRouterClient::new(&args.taskrouter_base_url, credentials, timeout);
     for workspace in &args.workspace_sids {
         if let Err(error) = client.fetch_workspace(workspace).await {
-            return Ok(ImportRun::Refused(if error.status == Some(404) {
-                format!(
-                    "TaskRouter does not know workspace {workspace} under these credentials: check the \
-                     Workspace Sid and that it belongs to this account. ({})",
-                    error.message
-                )
-            } else {
-                error.summary.clone()
-            }));
+            return Ok(ImportRun::Refused(error.about_workspace(workspace).summary));
         }
     }
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -91,9 +76,7 @@ pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<Impor
             .collect()
     };
     storage::open(&args.database.database).await?;
-    let mut serve = ServeArgs::defaults_for(args.database.database.clone());
-    serve.projection = args.projection.clone();
-    let writer = Writer::start(crate::startup::writer_config(&serve), Arc::new(Metrics::default()))?;
+    let writer = crate::startup::command_writer(&args.database.database, Some(&args.projection))?;
     let mut outcomes = Vec::new();
     for workspace in &args.workspace_sids {
         for window in &windows {

@@ -145,19 +145,13 @@ pub enum ImportError {
 
 impl ImportError {
     /// An error of the API call for `workspace`, with a 404 said in this call's terms.
-    fn api(workspace: &str, mut error: ApiError) -> Self {
-        if error.status == Some(404) {
-            error.summary = format!(
-                "TaskRouter does not know workspace {workspace} under these credentials: check the \
-                 Workspace Sid and that it belongs to this account. ({})",
-                error.message
-            );
-        }
-        ImportError::Api { workspace: workspace.to_string(), error }
+    fn api(workspace: &str, error: ApiError) -> Self {
+        ImportError::Api { workspace: workspace.to_string(), error: error.about_workspace(workspace) }
     }
 }
 
-fn iso(epoch_ms: i64) -> String {
+/// `epoch_ms` as the Events API's `StartDate`/`EndDate` take it (whole seconds, UTC).
+pub fn iso(epoch_ms: i64) -> String {
     Utc.timestamp_millis_opt(epoch_ms).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -116,9 +116,10 @@ fn now_ms() -> i64 {
 }
 
 impl History {
-    pub fn new(config: HistoryConfig, writer: Writer, pool: SqlitePool) -> Arc<Self> {
+    pub fn new(mut config: HistoryConfig, writer: Writer, pool: SqlitePool) -> Arc<Self> {
         Arc::new(Self {
-            workspaces: std::sync::RwLock::new(config.workspaces.clone()),
+            // Kept here only: `demo` adds its workspace later.
+            workspaces: std::sync::RwLock::new(std::mem::take(&mut config.workspaces)),
             config,
             writer,
             pool,
@@ -253,9 +254,10 @@ impl History {
         window: Window,
     ) -> Result<u64, String> {
         let client = self.config.client.clone().ok_or_else(|| {
-            "No REST credentials are configured: start the tracer with TWILIO_ACCOUNT_SID and \
-             TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET) to fetch TaskRouter's events."
-                .to_string()
+            format!(
+                "No REST credentials are configured: {} when starting the tracer, to fetch TaskRouter's events.",
+                crate::taskrouter_client::SET_CREDENTIALS
+            )
         })?;
         let workspace = match workspace.filter(|w| !w.trim().is_empty()) {
             Some(workspace) => workspace.trim().to_string(),
@@ -440,11 +442,7 @@ fn job_view(job: &Job) -> JobView {
 
 /// `window` in words.
 pub fn describe_window(workspace: &str, window: &Window) -> String {
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
-    };
+    let iso = import::iso;
     let mut what = match &window.task_sid {
         Some(task) => format!("task {task}'s events in {workspace}"),
         None => format!("events of {workspace}"),

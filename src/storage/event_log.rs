@@ -89,6 +89,48 @@ pub struct EncodedPayload {
 }
 
 impl NewRecord {
+    /// A call the tracer made to TaskRouter's REST API at `now_ms` (an `action` row: the form
+    /// `body` POSTed to `path`). Never a fact: TaskRouter's own callbacks report the effect. The
+    /// caller sets the SIDs of its `facts` it is to be found by, and what came of the call.
+    pub fn action(endpoint: &str, path: &str, body: Vec<u8>, now_ms: i64) -> Self {
+        use crate::domain::{OccurredAt, TimeSource};
+        Self {
+            kind: RecordKind::Action,
+            received_at_ms: now_ms,
+            endpoint: endpoint.to_string(),
+            method: "POST".into(),
+            path: path.to_string(),
+            headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
+            body,
+            body_truncated: false,
+            remote_addr: None,
+            signature_verdict: "unchecked",
+            signature_detail: None,
+            rejection: None,
+            response_status: 0,
+            response_body: None,
+            upstream: None,
+            related_to: None,
+            facts: Some(WebhookFacts {
+                event_type: endpoint.to_string(),
+                event_sid: None,
+                account_sid: None,
+                workspace_sid: None,
+                task_sid: None,
+                reservation_sid: None,
+                worker_sid: None,
+                task_queue_sid: None,
+                workflow_sid: None,
+                occurred_at: OccurredAt { epoch_ms: now_ms, source: TimeSource::Arrival, raw: None },
+            }),
+            params: None,
+            trusted: false,
+            idempotency_token: None,
+            encoded: None,
+            skip_if_known: false,
+        }
+    }
+
     /// Compresses the headers and body now, so the writer thread, which every request waits
     /// for in turn, does not have to. Call after the last change to `headers` or `body`.
     pub fn encode_payload(&mut self) {

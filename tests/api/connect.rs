@@ -363,8 +363,7 @@ async fn while_connected_each_callback_reaches_its_own_original_and_the_settings
     sim.simulator.run_for(30_000).await;
     let paths: Vec<String> = app_log.lock().unwrap().requests.iter().map(|(p, _)| p.clone()).collect();
     assert!(paths.iter().all(|p| ["/assign-1", "/assign-2", "/events"].contains(&p.as_str())), "{paths:?}");
-    let settings =
-        server.client.get(format!("{}/settings", server.address)).send().await.unwrap().text().await.unwrap();
+    let settings = server.get_text("/settings").await;
     assert!(
         settings.contains(&format!("data-workspace=\"{}\"", sim.sids.workspace)),
         "the settings page shows the connection"

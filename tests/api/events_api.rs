@@ -262,8 +262,7 @@ async fn following_the_events_api_needs_no_webhook_and_sees_a_new_event_within_t
         0,
         "no webhook at all"
     );
-    let metrics =
-        app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("tracer_events_api_events_total{via=\"follow\"} "), "{metrics}");
     assert!(metrics.contains("tracer_events_api_lag_seconds{via=\"follow\"} "), "{metrics}");
     let follow_count: u64 = metrics
@@ -273,11 +272,10 @@ async fn following_the_events_api_needs_no_webhook_and_sees_a_new_event_within_t
         .parse()
         .unwrap();
     assert!(follow_count >= 1, "{metrics}");
-    let dashboard = app.client.get(format!("{}/", app.address)).send().await.unwrap().text().await.unwrap();
+    let dashboard = app.get_text("/").await;
     assert!(dashboard.contains("id=\"follower\""), "the dashboard shows the follower");
     // The task page says where its events came from.
-    let page =
-        app.client.get(format!("{}/tasks/{task}", app.address)).send().await.unwrap().text().await.unwrap();
+    let page = app.get_text(&format!("/tasks/{task}")).await;
     assert!(page.contains("via-api"), "the timeline marks events fetched from the API");
     clock.abort();
     app.stop().await;
@@ -317,15 +315,7 @@ async fn reconciliation_heals_dropped_webhooks_when_the_tracer_starts() {
     let healed =
         healed_app.count("SELECT COUNT(*) FROM events WHERE endpoint = 'events-api' AND is_fact = 1") as u64;
     assert_eq!(healed, dropped, "exactly the dropped events were appended");
-    let metrics = healed_app
-        .client
-        .get(format!("{}/metrics", healed_app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = healed_app.get_text("/metrics").await;
     assert!(metrics.contains(&format!("tracer_events_api_healed_total {dropped}\n")), "{metrics}");
     // Every task ends as the simulator says.
     let projected: std::collections::BTreeMap<String, String> = healed_app
@@ -349,7 +339,7 @@ async fn bad_credentials_and_an_unknown_workspace_are_refused_in_plain_words_and
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("never.db");
     let mut args = import_args(&database, sim.rest_base_url(), &sim.sids.workspace, &[]);
-    args.twilio.auth_token = Some("wrong-token".into());
+    args.rest.twilio.auth_token = Some("wrong-token".into());
     match run_import(&args, false).await.unwrap() {
         ImportRun::Refused(why) => assert!(why.contains("refused the credentials"), "{why}"),
         done => panic!("{done:?}"),
@@ -362,7 +352,7 @@ async fn bad_credentials_and_an_unknown_workspace_are_refused_in_plain_words_and
         done => panic!("{done:?}"),
     }
     let mut args = import_args(&database, sim.rest_base_url(), &sim.sids.workspace, &[]);
-    args.twilio.auth_token = None;
+    args.rest.twilio.auth_token = None;
     match run_import(&args, false).await.unwrap() {
         ImportRun::Refused(why) => assert!(why.contains("needs REST credentials"), "{why}"),
         done => panic!("{done:?}"),

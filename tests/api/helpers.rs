@@ -143,6 +143,13 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// The body of `GET path` as text (a page, `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let response =
+            self.client.get(format!("{}{}", self.address, path)).send().await.expect("request sent");
+        response.text().await.expect("a text body")
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response =
             self.client.get(format!("{}{}", self.address, path)).send().await.expect("request sent");
