@@ -1,16 +1,18 @@
-//! Turning one received webhook into one log row and one answer.
+//! Turning one received webhook into its log rows and one answer.
 //!
 //! Owns the decisions about a request (body limit, content type, signature, well-formedness,
 //! the status to answer) and hands the row to the single writer, whose transaction appends it
 //! and updates the projections. Nothing is answered 2xx until that transaction has committed;
 //! a storage failure becomes 503 so that Twilio retries.
 
+mod event_streams;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::instruction::ASSIGNMENT_DEADLINE_MS;
 use crate::domain::webhook::{self, Endpoint, FormParams};
-use crate::relay::{Outgoing, Relay};
+use crate::relay::{Outgoing, Relay, Signing};
 use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::{Appended, WriteError, Writer};
@@ -45,7 +47,6 @@ pub struct IngestConfig {
 
 /// One request as the HTTP edge received it.
 pub struct ReceivedRequest {
-    pub endpoint: Endpoint,
     pub method: String,
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
@@ -107,13 +108,14 @@ impl Ingest {
     /// accepted assignment callback from its parsed parameters (the configured instruction).
     pub fn decide(
         &self,
+        endpoint: Endpoint,
         request: ReceivedRequest,
         assignment_answer: &dyn Fn(&FormParams) -> String,
     ) -> Decision {
-        let evaluation = self.evaluate(&request);
+        let evaluation = self.evaluate(endpoint, &request);
         let (status, body) = match &evaluation.rejection {
             Some((status, message)) => (*status, error_json(message)),
-            None => match request.endpoint {
+            None => match endpoint {
                 Endpoint::Assignment => {
                     (200, evaluation.params.as_ref().map_or_else(|| "{}".to_string(), assignment_answer))
                 }
@@ -126,7 +128,7 @@ impl Ingest {
         let record = NewRecord {
             kind: RecordKind::Webhook,
             received_at_ms: request.arrival_ms,
-            endpoint: request.endpoint.as_str().to_string(),
+            endpoint: endpoint.as_str().to_string(),
             method: request.method,
             path: request.path_and_query,
             headers: request.headers,
@@ -153,11 +155,12 @@ impl Ingest {
     /// Decides, forwards when configured, records, and returns what to answer.
     pub async fn receive(
         &self,
+        endpoint: Endpoint,
         request: ReceivedRequest,
         assignment_answer: &dyn Fn(&FormParams) -> String,
     ) -> IngestOutcome {
-        let endpoint = request.endpoint;
-        let Decision { mut record, accepted, verdict, arrived } = self.decide(request, assignment_answer);
+        let Decision { mut record, accepted, verdict, arrived } =
+            self.decide(endpoint, request, assignment_answer);
         let mut content_type = JSON.to_string();
         // Only requests the tracer accepts are relayed: re-signing a forged one would make the
         // app's own validator pass it.
@@ -182,7 +185,7 @@ impl Ingest {
                     url,
                     headers: &record.headers,
                     body: record.body.clone(),
-                    params: record.params.as_ref().map(|p| p.pairs()),
+                    signing: record.params.as_ref().map_or(Signing::Unsigned, |p| Signing::Form(p.pairs())),
                     is_assignment: endpoint == Endpoint::Assignment,
                     timeout: match endpoint {
                         Endpoint::Assignment => Duration::from_millis(ASSIGNMENT_DEADLINE_MS + 500),
@@ -226,7 +229,7 @@ impl Ingest {
         }
     }
 
-    fn evaluate(&self, request: &ReceivedRequest) -> Evaluation {
+    fn evaluate(&self, endpoint: Endpoint, request: &ReceivedRequest) -> Evaluation {
         let header = |name: &str| {
             request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         };
@@ -242,7 +245,7 @@ impl Ingest {
             None
         };
         let params = parsed.as_ref().and_then(|p| p.as_ref().ok()).cloned();
-        let facts = params.as_ref().map(|p| webhook::extract_facts(request.endpoint, p, request.arrival_ms));
+        let facts = params.as_ref().map(|p| webhook::extract_facts(endpoint, p, request.arrival_ms));
 
         let verdict = match (&self.config.auth_token, self.config.signature_mode) {
             (None, _) | (_, SignatureMode::Off) => Verdict::Unchecked,

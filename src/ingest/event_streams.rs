@@ -1,0 +1,244 @@
+//! An Event Streams delivery (`POST /webhooks/event-streams`): one CloudEvent or a batch,
+//! recorded whole as one row, and each TaskRouter CloudEvent in it as a row of its own related
+//! to it, the fact its event callback would have been. The request's row and its CloudEvents'
+//! rows are committed together, so a batch is stored all or nothing, and answered 2xx only then.
+//!
+//! The signature is Twilio's for JSON bodies: `bodySHA256` in the URL must be the body's
+//! SHA-256 and `X-Twilio-Signature` covers the URL alone (see [`crate::signature`]).
+
+use serde_json::json;
+
+use super::{error_json, Ingest, IngestOutcome, ReceivedRequest, SignatureMode, JSON};
+use crate::domain::cloud_event::{
+    self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
+};
+use crate::signature::{self, SignedRequest, Verdict};
+use crate::storage::event_log::{NewRecord, RecordKind};
+use crate::storage::writer::Appended;
+
+/// What was decided about an Event Streams request before storing it.
+struct Evaluation<'a> {
+    verdict: Verdict,
+    /// The non-2xx status to answer and why.
+    rejection: Option<(u16, String)>,
+    delivery: Option<Delivery<'a>>,
+}
+
+impl Ingest {
+    /// Checks, records and answers one Event Streams request.
+    pub async fn receive_event_streams(&self, request: ReceivedRequest) -> IngestOutcome {
+        let evaluation = self.evaluate_event_streams(&request);
+        let verdict = evaluation.verdict.as_str();
+        let signature_detail = evaluation.verdict.stored_detail();
+        let trusted = evaluation.rejection.is_none() && evaluation.verdict.is_trusted();
+        let status = evaluation.rejection.as_ref().map_or(200, |(status, _)| *status);
+        let children: Vec<NewRecord> = match (&evaluation.delivery, &evaluation.rejection) {
+            (Some(delivery), None) => delivery
+                .events
+                .iter()
+                .filter_map(|event| {
+                    let mapped = event.taskrouter.as_ref()?;
+                    let mut record = NewRecord {
+                        kind: RecordKind::CloudEvent,
+                        received_at_ms: request.arrival_ms,
+                        endpoint: CLOUDEVENT_ENDPOINT.into(),
+                        method: request.method.clone(),
+                        path: request.path_and_query.clone(),
+                        headers: vec![("content-type".into(), JSON.into())],
+                        body: event.raw.as_bytes().to_vec(),
+                        body_truncated: false,
+                        remote_addr: request.remote_addr.clone(),
+                        signature_verdict: verdict,
+                        signature_detail: None,
+                        rejection: (!trusted).then(|| {
+                            format!(
+                                "not a fact: the request's signature is {verdict} (--signature-check record)"
+                            )
+                        }),
+                        response_status: status,
+                        response_body: None,
+                        upstream: None,
+                        related_to: None,
+                        facts: Some(mapped.facts.clone()),
+                        params: Some(mapped.params.clone()),
+                        trusted,
+                        idempotency_token: Some(event.id.clone()),
+                        encoded: None,
+                        skip_if_known: false,
+                    };
+                    record.encode_payload();
+                    Some(record)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let summary = evaluation.delivery.as_ref().map(|delivery| {
+            let taskrouter = delivery.events.iter().filter(|e| e.taskrouter.is_some()).count();
+            (delivery.events.len(), taskrouter)
+        });
+        let rejection = evaluation.rejection.as_ref().map(|(_, message)| message.clone());
+        let not_a_fact = match &evaluation.verdict {
+            Verdict::Invalid(_) | Verdict::Missing if rejection.is_none() => {
+                Some(format!("accepted (--signature-check record) but not a fact: signature {verdict}"))
+            }
+            _ => None,
+        };
+        // The parsed delivery borrows the body, which the request's row now takes.
+        drop(evaluation);
+        let mut request_record = NewRecord {
+            kind: RecordKind::Webhook,
+            received_at_ms: request.arrival_ms,
+            endpoint: EVENT_STREAMS_ENDPOINT.into(),
+            method: request.method,
+            path: request.path_and_query,
+            headers: request.headers,
+            body: request.body,
+            body_truncated: request.body_truncated,
+            remote_addr: request.remote_addr,
+            signature_verdict: verdict,
+            signature_detail,
+            rejection: rejection.clone().or(not_a_fact),
+            response_status: status,
+            response_body: None,
+            upstream: None,
+            related_to: None,
+            facts: None,
+            params: None,
+            trusted: false,
+            idempotency_token: None,
+            encoded: None,
+            skip_if_known: false,
+        };
+        // What is stored as the answer is known before the rows' ids: the ids are added to the
+        // reply only.
+        let stored_answer = match (&rejection, summary) {
+            (Some(message), _) => error_json(message),
+            (None, Some((events, taskrouter))) => {
+                json!({"events": events, "taskrouter_events": taskrouter}).to_string()
+            }
+            (None, None) => "{}".to_string(),
+        };
+        request_record.response_body = Some(stored_answer);
+        request_record.encode_payload();
+        let mut records = Vec::with_capacity(1 + children.len());
+        records.push(request_record);
+        records.extend(children);
+        match self.writer.append_request(records, request.arrived).await {
+            Ok(appended) => {
+                let body = answer_body(&rejection, summary, &appended);
+                let stored = appended.first().copied().ok_or(crate::storage::writer::WriteError::Stopped);
+                IngestOutcome { status, content_type: JSON.into(), body, verdict, stored }
+            }
+            Err(error) => IngestOutcome {
+                status: 503,
+                content_type: JSON.into(),
+                body: error_json(&format!("not stored, retry later: {error}")),
+                verdict,
+                stored: Err(error),
+            },
+        }
+    }
+
+    fn evaluate_event_streams<'a>(&self, request: &'a ReceivedRequest) -> Evaluation<'a> {
+        let header = |name: &str| {
+            request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        };
+        let content_type = header("Content-Type").unwrap_or("");
+        let is_json =
+            content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        let verdict = match (&self.config.auth_token, self.config.signature_mode) {
+            (None, _) | (_, SignatureMode::Off) => Verdict::Unchecked,
+            (Some(token), _) => {
+                let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
+                let alternatives: Vec<String> = request
+                    .claimed_base_urls
+                    .iter()
+                    .map(|base| format!("{}{}", base.trim_end_matches('/'), request.path_and_query))
+                    .collect();
+                let verdict = signature::verify(
+                    token,
+                    &SignedRequest {
+                        url: &url,
+                        params: &[],
+                        body: &request.body,
+                        signature: header(signature::SIGNATURE_HEADER),
+                    },
+                    &alternatives,
+                );
+                if matches!(verdict, Verdict::Valid)
+                    && !request.body.is_empty()
+                    && !signature::has_body_hash(&url)
+                {
+                    Verdict::Invalid(
+                        "The URL has no bodySHA256: Twilio signs a JSON body through that query \
+                         parameter, so this body is not covered by the signature."
+                            .into(),
+                    )
+                } else {
+                    verdict
+                }
+            }
+        };
+        let enforce =
+            self.config.signature_mode == SignatureMode::Enforce && self.config.auth_token.is_some();
+        let complete = request.read_error.is_none() && !request.body_truncated;
+        let parsed =
+            (complete && is_json).then(|| cloud_event::parse_delivery(&request.body, request.arrival_ms));
+        let rejection = if let Some(error) = &request.read_error {
+            Some((400, format!("the body could not be read: {error}")))
+        } else if request.body_truncated {
+            Some((
+                413,
+                format!(
+                    "the body is larger than the {} byte limit (stored truncated); Event Streams batches \
+                     are at most 64 KB",
+                    self.config.body_limit
+                ),
+            ))
+        } else if !is_json {
+            Some((
+                415,
+                format!(
+                    "Event Streams delivers application/json; this request was {}",
+                    if content_type.is_empty() { "sent without a Content-Type" } else { content_type }
+                ),
+            ))
+        } else if enforce && !verdict.is_trusted() {
+            let why = match &verdict {
+                Verdict::Missing => "the X-Twilio-Signature header is missing".to_string(),
+                _ => "X-Twilio-Signature does not match this request".to_string(),
+            };
+            Some((403, why))
+        } else if let Some(Err(error)) = &parsed {
+            Some((400, describe(error)))
+        } else {
+            None
+        };
+        Evaluation { verdict, rejection, delivery: parsed.and_then(Result::ok) }
+    }
+}
+
+fn describe(error: &CloudEventError) -> String {
+    format!("not an Event Streams delivery: {error}; nothing of this request became a fact")
+}
+
+/// The reply: the stored answer with the rows it became.
+fn answer_body(rejection: &Option<String>, summary: Option<(usize, usize)>, appended: &[Appended]) -> String {
+    let request_row = appended.first().map(|a| a.id);
+    match (rejection, summary) {
+        (Some(message), _) => json!({"error": message, "recorded_as": request_row}).to_string(),
+        (None, summary) => {
+            let (events, taskrouter) = summary.unwrap_or((0, 0));
+            let cloudevents = &appended[1.min(appended.len())..];
+            json!({
+                "recorded_as": request_row,
+                "events": events,
+                "taskrouter_events": taskrouter,
+                "new_facts": cloudevents.iter().filter(|a| a.is_fact).count(),
+                "duplicates": cloudevents.iter().filter(|a| a.duplicate_of.is_some()).count(),
+                "cloudevent_rows": cloudevents.iter().map(|a| a.id).collect::<Vec<_>>(),
+            })
+            .to_string()
+        }
+    }
+}
