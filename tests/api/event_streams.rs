@@ -93,6 +93,21 @@ fn lifecycle() -> Vec<Value> {
     ]
 }
 
+/// Alice goes from Available (90 s) to Offline: a worker event, read by the reports.
+fn activity_change() -> Value {
+    let mut event = taskrouter_event(
+        "worker.activity.update",
+        7,
+        "2026-12-06T10:06:00.000Z",
+        json!({"worker_sid": WK, "worker_name": "alice", "worker_activity_sid": sid("WA", 2),
+               "worker_activity_name": "Offline", "worker_previous_activity_sid": sid("WA", 1),
+               "worker_previous_activity_name": "Available", "worker_time_in_previous_activity": 90,
+               "worker_time_in_previous_activity_ms": 90_000, "resource_sid": WK}),
+    );
+    event["data"]["payload"].as_object_mut().unwrap().remove("task_sid");
+    event
+}
+
 /// Posts `body` as Event Streams does to `app`: `bodySHA256` in the URL, signed over the URL.
 async fn post_stream(app: &TestApp, body: &[u8]) -> reqwest::Response {
     let url = signature::with_body_hash(&format!("{}/webhooks/event-streams", app.address), body);
@@ -192,12 +207,13 @@ async fn only_what_twilio_signs_is_accepted_and_each_refusal_says_why() {
 #[tokio::test]
 async fn a_batch_gives_the_facts_its_event_callbacks_would_have() {
     let streamed = spawn_app().await;
-    let events = lifecycle();
+    let mut events = lifecycle();
+    events.push(activity_change());
     // Out of order, in two bodies, one of them a single CloudEvent (not an array).
     let mut shuffled = events.clone();
     shuffled.reverse();
-    assert_eq!(post_stream(&streamed, &batch(&shuffled[..5])).await.status().as_u16(), 200);
-    let single = serde_json::to_vec(&shuffled[5]).unwrap();
+    assert_eq!(post_stream(&streamed, &batch(&shuffled[..6])).await.status().as_u16(), 200);
+    let single = serde_json::to_vec(&shuffled[6]).unwrap();
     assert_eq!(post_stream(&streamed, &single).await.status().as_u16(), 200);
 
     // The same events as signed form callbacks, mapped by hand from Twilio's parameter names.
@@ -227,6 +243,21 @@ async fn a_batch_gives_the_facts_its_event_callbacks_would_have() {
     let (streamed_dump, callbacks_dump) = (dump(&streamed), dump(&callbacks));
     assert!(streamed_dump.contains("timeout"), "{streamed_dump}");
     assert_eq!(first_difference(&streamed_dump, &callbacks_dump), None);
+
+    // The reports read the worker's activity from the CloudEvent as from the callback.
+    let statistics = format!(
+        "/api/v1/Workspaces/{WS}/Workers/CumulativeStatistics?StartDate=2026-12-06T09:50:00Z&EndDate=2026-12-06T10:10:00Z"
+    );
+    let (status, from_stream) = streamed.get_json(&statistics).await;
+    assert_eq!(status, 200, "{from_stream}");
+    let (_, from_callbacks) = callbacks.get_json(&statistics).await;
+    let available = |report: &Value| {
+        report["activity_durations"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["friendly_name"] == "Available").cloned())
+    };
+    assert_eq!(available(&from_stream).map(|d| d["total"].clone()), Some(json!(90)), "{from_stream}");
+    assert_eq!(available(&from_stream), available(&from_callbacks));
 
     // The timeline explains the timeout like any other.
     let page = streamed.get_text(&format!("/tasks/{WT}")).await;
