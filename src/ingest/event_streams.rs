@@ -12,9 +12,13 @@ use super::{error_json, Ingest, IngestOutcome, ReceivedRequest, SignatureMode, J
 use crate::domain::cloud_event::{
     self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
 };
+use crate::relay::{Outgoing, Signing};
 use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::Appended;
+
+/// How long the app behind `--forward-to` may take: Event Streams waits 5 s for the tracer.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(4_500);
 
 /// What was decided about an Event Streams request before storing it.
 struct Evaluation<'a> {
@@ -119,15 +123,46 @@ impl Ingest {
             (None, None) => "{}".to_string(),
         };
         request_record.response_body = Some(stored_answer);
+        let mut status = status;
+        let mut content_type = JSON.to_string();
+        let mut forwarded_answer = None;
+        // With --forward-to, an accepted request goes on to the app's own sink, re-signed for
+        // it, and the app's answer is Event Streams' (a 5xx makes it deliver again).
+        if let (Some(target), None) = (&self.config.forward_to, &rejection) {
+            let answer = self
+                .relay
+                .send(Outgoing {
+                    url: format!("{}{}", target.trim_end_matches('/'), request_record.path),
+                    headers: &request_record.headers,
+                    body: request_record.body.clone(),
+                    signing: Signing::JsonBody,
+                    is_assignment: false,
+                    timeout: FORWARD_TIMEOUT,
+                })
+                .await;
+            status = answer.status.unwrap_or(502);
+            content_type = answer.content_type.clone().unwrap_or_default();
+            request_record.response_status = status;
+            request_record.upstream = serde_json::to_string(&answer).ok();
+            forwarded_answer = Some(match answer.status {
+                Some(_) => answer.body.clone(),
+                None => error_json(&format!(
+                    "the app at {} did not answer: {}",
+                    answer.url,
+                    answer.error.as_deref().unwrap_or("unknown error")
+                )),
+            });
+            request_record.response_body = forwarded_answer.clone();
+        }
         request_record.encode_payload();
         let mut records = Vec::with_capacity(1 + children.len());
         records.push(request_record);
         records.extend(children);
         match self.writer.append_request(records, request.arrived).await {
             Ok(appended) => {
-                let body = answer_body(&rejection, summary, &appended);
+                let body = forwarded_answer.unwrap_or_else(|| answer_body(&rejection, summary, &appended));
                 let stored = appended.first().copied().ok_or(crate::storage::writer::WriteError::Stopped);
-                IngestOutcome { status, content_type: JSON.into(), body, verdict, stored }
+                IngestOutcome { status, content_type, body, verdict, stored }
             }
             Err(error) => IngestOutcome {
                 status: 503,

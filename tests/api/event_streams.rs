@@ -4,6 +4,7 @@
 //! replayed; and the simulator's Event Streams delivery against its ground truth.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -406,18 +407,23 @@ async fn malformed_bodies_are_refused_whole_recorded_and_never_facts() {
 
 type Captured = Arc<Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>;
 
-/// A server that records every request (full URL, headers, body) and answers 200.
-async fn capturing_server() -> (String, Captured, actix_web::dev::ServerHandle) {
+/// A server that records every request (full URL, headers, body) and answers `status` (200
+/// until changed).
+async fn capturing_server() -> (String, Captured, Arc<AtomicU16>, actix_web::dev::ServerHandle) {
     let captured: Captured = Arc::default();
+    let status = Arc::new(AtomicU16::new(200));
+    let answer = status.clone();
     let state = web::Data::new(captured.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let own = base.clone();
     let server = HttpServer::new(move || {
         let own = own.clone();
+        let answer = answer.clone();
         App::new().app_data(state.clone()).default_service(web::to(
             move |request: HttpRequest, body: web::Bytes, state: web::Data<Captured>| {
                 let url = format!("{own}{}", request.uri());
+                let status = answer.load(Ordering::Relaxed);
                 async move {
                     let headers = request
                         .headers()
@@ -425,7 +431,8 @@ async fn capturing_server() -> (String, Captured, actix_web::dev::ServerHandle) 
                         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
                         .collect();
                     state.lock().unwrap().push((url, headers, body.to_vec()));
-                    HttpResponse::Ok().finish()
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .body("{\"app\":true}")
                 }
             },
         ))
@@ -437,7 +444,7 @@ async fn capturing_server() -> (String, Captured, actix_web::dev::ServerHandle) 
     .run();
     let handle = server.handle();
     tokio::spawn(server);
-    (base, captured, handle)
+    (base, captured, status, handle)
 }
 
 #[tokio::test]
@@ -446,7 +453,7 @@ async fn replays_exports_and_filters_treat_event_streams_requests_like_the_other
     let body = batch(&lifecycle());
     let answer: Value = post_stream(&app, &body).await.json().await.unwrap();
     let request_id = answer["recorded_as"].as_i64().unwrap();
-    let (base, captured, server) = capturing_server().await;
+    let (base, captured, _, server) = capturing_server().await;
     let target = format!("{base}/sink?team=ops");
     let replayed = app
         .client
@@ -603,4 +610,41 @@ async fn the_simulators_event_streams_give_the_webhooks_projections_and_the_grou
     for app in [&webhooks, &streamed, &alone, &both] {
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn with_forward_to_the_app_gets_the_body_re_signed_and_its_answer_is_event_streams() {
+    let (base, captured, status, server) = capturing_server().await;
+    let target = base.clone();
+    let app = spawn_app_with(move |args| args.forward_to = Some(target)).await;
+    let body = batch(&lifecycle()[..3]);
+    let answered = post_stream(&app, &body).await;
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(answered.text().await.unwrap(), "{\"app\":true}", "the app's answer");
+    {
+        let captured = captured.lock().unwrap();
+        let (url, headers, sent) = &captured[0];
+        assert_eq!(sent, &body);
+        assert!(url.starts_with(&format!("{base}/webhooks/event-streams?bodySHA256=")), "{url}");
+        let header = headers.iter().find(|(n, _)| n == "x-twilio-signature").map(|(_, v)| v.as_str());
+        let verdict = signature::verify(
+            AUTH_TOKEN,
+            &signature::SignedRequest { url, params: &[], body: sent, signature: header },
+            &[],
+        );
+        assert_eq!(verdict, signature::Verdict::Valid, "re-signed for the app's URL");
+    }
+    // The app fails: Event Streams is told so and will deliver again; what came is still kept.
+    status.store(503, Ordering::Relaxed);
+    let failed = post_stream(&app, &batch(&lifecycle()[3..])).await;
+    assert_eq!(failed.status().as_u16(), 503);
+    app.projections_caught_up().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM events WHERE is_fact = 1"), 6);
+    let statuses: Vec<(i64, bool)> = app.query(
+        "SELECT response_status, upstream IS NOT NULL FROM events WHERE endpoint = 'event-streams' ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
+    assert_eq!(statuses, vec![(200, true), (503, true)]);
+    server.stop(true).await;
+    app.stop().await;
 }
