@@ -427,10 +427,12 @@ impl WriterThread {
                 || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
             let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
             let outcome = append_batch(&mut self.connection, &batch, timings);
-            let appended = batch.len();
+            // Rows, not requests: an Event Streams request appends one per CloudEvent.
+            let appended;
             match outcome {
                 Ok((new_head, results)) => {
                     let new_rows = results.iter().filter(|appended| appended.new_row).count() as i64;
+                    appended = new_rows as usize;
                     if self.head.map(|head| head.id + new_rows) != Some(new_head.id) {
                         // Another process (an import) appended since this one last did: what the engine holds
                         // may be stale, and the rows must be read back in order.
