@@ -8,12 +8,12 @@
 
 use serde_json::json;
 
-use super::{error_json, Ingest, IngestOutcome, ReceivedRequest, SignatureMode, JSON};
+use super::{error_json, not_a_fact, Ingest, IngestOutcome, ReceivedRequest, JSON};
 use crate::domain::cloud_event::{
     self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
 };
 use crate::relay::{Outgoing, Signing};
-use crate::signature::{self, SignedRequest, Verdict};
+use crate::signature::{self, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::Appended;
 
@@ -81,12 +81,7 @@ impl Ingest {
             (delivery.events.len(), taskrouter)
         });
         let rejection = evaluation.rejection.as_ref().map(|(_, message)| message.clone());
-        let not_a_fact = match &evaluation.verdict {
-            Verdict::Invalid(_) | Verdict::Missing if rejection.is_none() => {
-                Some(format!("accepted (--signature-check record) but not a fact: signature {verdict}"))
-            }
-            _ => None,
-        };
+        let not_a_fact = not_a_fact(&evaluation.verdict, rejection.is_some());
         // The parsed delivery borrows the body, which the request's row now takes.
         drop(evaluation);
         let mut request_record = NewRecord {
@@ -164,86 +159,32 @@ impl Ingest {
                 let stored = appended.first().copied().ok_or(crate::storage::writer::WriteError::Stopped);
                 IngestOutcome { status, content_type, body, verdict, stored }
             }
-            Err(error) => IngestOutcome {
-                status: 503,
-                content_type: JSON.into(),
-                body: error_json(&format!("not stored, retry later: {error}")),
-                verdict,
-                stored: Err(error),
-            },
+            Err(error) => IngestOutcome::not_stored(verdict, error),
         }
     }
 
     fn evaluate_event_streams<'a>(&self, request: &'a ReceivedRequest) -> Evaluation<'a> {
-        let header = |name: &str| {
-            request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-        };
-        let content_type = header("Content-Type").unwrap_or("");
-        let is_json =
-            content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        let verdict = match (&self.config.auth_token, self.config.signature_mode) {
-            (None, _) | (_, SignatureMode::Off) => Verdict::Unchecked,
-            (Some(token), _) => {
-                let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
-                let alternatives: Vec<String> = request
-                    .claimed_base_urls
-                    .iter()
-                    .map(|base| format!("{}{}", base.trim_end_matches('/'), request.path_and_query))
-                    .collect();
-                let verdict = signature::verify(
-                    token,
-                    &SignedRequest {
-                        url: &url,
-                        params: &[],
-                        body: &request.body,
-                        signature: header(signature::SIGNATURE_HEADER),
-                    },
-                    &alternatives,
-                );
-                if matches!(verdict, Verdict::Valid)
-                    && !request.body.is_empty()
-                    && !signature::has_body_hash(&url)
-                {
-                    Verdict::Invalid(
-                        "The URL has no bodySHA256: Twilio signs a JSON body through that query \
-                         parameter, so this body is not covered by the signature."
-                            .into(),
-                    )
-                } else {
-                    verdict
-                }
-            }
-        };
-        let enforce =
-            self.config.signature_mode == SignatureMode::Enforce && self.config.auth_token.is_some();
+        let is_json = request.has_content_type("application/json");
+        let mut verdict = self.check_signature(request, &[]);
+        let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
+        if matches!(verdict, Verdict::Valid) && !request.body.is_empty() && !signature::has_body_hash(&url) {
+            verdict = Verdict::Invalid(
+                "The URL has no bodySHA256: Twilio signs a JSON body through that query parameter, so \
+                 this body is not covered by the signature."
+                    .into(),
+            );
+        }
         let complete = request.read_error.is_none() && !request.body_truncated;
         let parsed =
             (complete && is_json).then(|| cloud_event::parse_delivery(&request.body, request.arrival_ms));
-        let rejection = if let Some(error) = &request.read_error {
-            Some((400, format!("the body could not be read: {error}")))
-        } else if request.body_truncated {
-            Some((
-                413,
-                format!(
-                    "the body is larger than the {} byte limit (stored truncated); Event Streams batches \
-                     are at most 64 KB",
-                    self.config.body_limit
-                ),
-            ))
+        let rejection = if let Some(rejection) =
+            self.incomplete_body(request, "; Event Streams batches are at most 64 KB")
+        {
+            Some(rejection)
         } else if !is_json {
-            Some((
-                415,
-                format!(
-                    "Event Streams delivers application/json; this request was {}",
-                    if content_type.is_empty() { "sent without a Content-Type" } else { content_type }
-                ),
-            ))
-        } else if enforce && !verdict.is_trusted() {
-            let why = match &verdict {
-                Verdict::Missing => "the X-Twilio-Signature header is missing".to_string(),
-                _ => "X-Twilio-Signature does not match this request".to_string(),
-            };
-            Some((403, why))
+            Some(request.wrong_content_type("Event Streams delivers application/json"))
+        } else if let Some(refusal) = self.signature_refusal(&verdict) {
+            Some(refusal)
         } else if let Some(Err(error)) = &parsed {
             Some((400, describe(error)))
         } else {

@@ -13,11 +13,11 @@ use taskrouter_tracer::signature;
 use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::simulator::delivery::Faults;
 use taskrouter_tracer::simulator::event_streams::EventStreamsSink;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
 use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 
-use crate::helpers::{first_difference, spawn_app, spawn_app_with, TestApp, AUTH_TOKEN, SIM_ACCOUNT};
+use crate::helpers::{
+    first_difference, simulator_options, spawn_app, spawn_app_with, TestApp, AUTH_TOKEN, SIM_ACCOUNT,
+};
 
 const WS: &str = "WS0123456789abcdef0123456789abcdef";
 const WT: &str = "WT0123456789abcdef0123456789abcdef";
@@ -514,19 +514,10 @@ fn simulated(
     sink: Option<EventStreamsSink>,
     faults: Faults,
 ) -> RunningSimulator {
-    start_scenario(ScenarioOptions {
-        seed,
-        account_sid: Some(SIM_ACCOUNT.into()),
-        auth_token: AUTH_TOKEN.into(),
-        callbacks,
-        traffic: DemoTraffic { tasks_per_minute: 10.0, arrivals_for_ms: 6 * 60_000, reservation_timeout: 30 },
-        faults,
-        callback_timeouts: None,
-        clock: ClockMode::AsFastAsPossible,
-        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
-        event_streams: sink,
-    })
-    .expect("simulator starts")
+    let traffic =
+        DemoTraffic { tasks_per_minute: 10.0, arrivals_for_ms: 6 * 60_000, reservation_timeout: 30 };
+    let options = simulator_options(seed, callbacks, traffic, faults);
+    start_scenario(ScenarioOptions { event_streams: sink, ..options }).expect("simulator starts")
 }
 
 fn sink(app: &TestApp, also_webhooks: bool) -> EventStreamsSink {

@@ -32,7 +32,21 @@ pub fn start_simulator(
     faults: Faults,
     listener: Option<std::net::TcpListener>,
 ) -> RunningSimulator {
-    start_scenario(ScenarioOptions {
+    let mut options = simulator_options(seed, callbacks, traffic, faults);
+    if let Some(listener) = listener {
+        options.listener = listener;
+    }
+    start_scenario(options).expect("simulator starts")
+}
+
+/// [`start_simulator`]'s options (its REST API on a random port), for a test to change more.
+pub fn simulator_options(
+    seed: u64,
+    callbacks: CallbackUrls,
+    traffic: DemoTraffic,
+    faults: Faults,
+) -> ScenarioOptions {
+    ScenarioOptions {
         seed,
         account_sid: Some(SIM_ACCOUNT.into()),
         auth_token: AUTH_TOKEN.into(),
@@ -41,10 +55,9 @@ pub fn start_simulator(
         faults,
         callback_timeouts: None,
         clock: ClockMode::AsFastAsPossible,
-        listener: listener.unwrap_or_else(|| rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0),
+        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
         event_streams: None,
-    })
-    .expect("simulator starts")
+    }
 }
 
 /// Traffic-free simulator settings: nothing arrives unless a test creates it.
