@@ -333,6 +333,9 @@ async fn redeliveries_and_other_paths_are_duplicates_and_other_types_never_facts
     assert!(page.contains("not a TaskRouter event"), "{page}");
     assert_eq!(page.matches("already known: a duplicate of").count(), 3, "{page}");
     assert_eq!(page.matches("a new fact").count(), 3, "{page}");
+    let list = app.get_text("/requests?endpoint=event-streams").await;
+    assert!(list.contains("value=\"event-streams\" selected"), "{list}");
+    assert!(list.contains(&format!("href=\"/requests/{request_id}\"")), "{list}");
     let child = answer["cloudevent_rows"][0].as_i64().unwrap();
     let child_page = app.get_text(&format!("/requests/{child}")).await;
     assert!(child_page.contains("As its event callback") && child_page.contains("TaskSid"), "{child_page}");
