@@ -36,44 +36,8 @@ impl Ingest {
         let signature_detail = evaluation.verdict.stored_detail();
         let trusted = evaluation.rejection.is_none() && evaluation.verdict.is_trusted();
         let status = evaluation.rejection.as_ref().map_or(200, |(status, _)| *status);
-        let children: Vec<NewRecord> = match (&evaluation.delivery, &evaluation.rejection) {
-            (Some(delivery), None) => delivery
-                .events
-                .iter()
-                .filter_map(|event| {
-                    let mapped = event.taskrouter.as_ref()?;
-                    let mut record = NewRecord {
-                        kind: RecordKind::CloudEvent,
-                        received_at_ms: request.arrival_ms,
-                        endpoint: CLOUDEVENT_ENDPOINT.into(),
-                        method: request.method.clone(),
-                        path: request.path_and_query.clone(),
-                        headers: vec![("content-type".into(), JSON.into())],
-                        body: event.raw.as_bytes().to_vec(),
-                        body_truncated: false,
-                        remote_addr: request.remote_addr.clone(),
-                        signature_verdict: verdict,
-                        signature_detail: None,
-                        rejection: (!trusted).then(|| {
-                            format!(
-                                "not a fact: the request's signature is {verdict} (--signature-check record)"
-                            )
-                        }),
-                        response_status: status,
-                        response_body: None,
-                        upstream: None,
-                        related_to: None,
-                        facts: Some(mapped.facts.clone()),
-                        params: Some(mapped.params.clone()),
-                        trusted,
-                        idempotency_token: Some(event.id.clone()),
-                        encoded: None,
-                        skip_if_known: false,
-                    };
-                    record.encode_payload();
-                    Some(record)
-                })
-                .collect(),
+        let children = match (&evaluation.delivery, &evaluation.rejection) {
+            (Some(delivery), None) => cloudevent_records(&request, delivery, verdict, trusted),
             _ => Vec::new(),
         };
         let summary = evaluation.delivery.as_ref().map(|delivery| {
@@ -192,6 +156,52 @@ impl Ingest {
         };
         Evaluation { verdict, rejection, delivery: parsed.and_then(Result::ok) }
     }
+}
+
+/// A row for each TaskRouter CloudEvent of an accepted `delivery`: its JSON text as received,
+/// its facts, its CloudEvent `id` as the idempotency token (the writer relates it to the
+/// request's row).
+fn cloudevent_records(
+    request: &ReceivedRequest,
+    delivery: &Delivery<'_>,
+    verdict: &'static str,
+    trusted: bool,
+) -> Vec<NewRecord> {
+    delivery
+        .events
+        .iter()
+        .filter_map(|event| {
+            let mapped = event.taskrouter.as_ref()?;
+            let mut record = NewRecord {
+                kind: RecordKind::CloudEvent,
+                received_at_ms: request.arrival_ms,
+                endpoint: CLOUDEVENT_ENDPOINT.into(),
+                method: request.method.clone(),
+                path: request.path_and_query.clone(),
+                headers: vec![("content-type".into(), JSON.into())],
+                body: event.raw.as_bytes().to_vec(),
+                body_truncated: false,
+                remote_addr: request.remote_addr.clone(),
+                signature_verdict: verdict,
+                signature_detail: None,
+                rejection: (!trusted).then(|| {
+                    format!("not a fact: the request's signature is {verdict} (--signature-check record)")
+                }),
+                response_status: 200,
+                response_body: None,
+                upstream: None,
+                related_to: None,
+                facts: Some(mapped.facts.clone()),
+                params: Some(mapped.params.clone()),
+                trusted,
+                idempotency_token: Some(event.id.clone()),
+                encoded: None,
+                skip_if_known: false,
+            };
+            record.encode_payload();
+            Some(record)
+        })
+        .collect()
 }
 
 fn describe(error: &CloudEventError) -> String {
