@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 
 use super::corpus::{self, Callback, Feed, RequestSource, AUTH_TOKEN};
 use super::load::{self, ClosedLoop, LoadOutcome};
-use super::server::Usage;
+use super::server::{CpuShares, CpuWatch, Usage};
 use super::shapes::{Shape, Workloads};
 use super::{discard_database, wait_for_projections, CatchUp, PhaseContext, Target};
 use crate::simulator::event_streams::{cloud_event, signed};
@@ -43,6 +43,8 @@ pub struct StreamsResult {
     /// Events the log holds as facts after the run.
     pub facts: u64,
     pub server: Usage,
+    /// The server, this process (the load generator), the rest.
+    pub cpu: CpuShares,
 }
 
 impl StreamsResult {
@@ -162,6 +164,7 @@ pub(super) async fn run_one(
     let limit = vec!["--body-limit".into(), LARGE_BODY_LIMIT.to_string().into()];
     let mut server = context.start_server_with(&name, false, limit).await?;
     bar.set_message("");
+    let watch = CpuWatch::start(&[server.pid]);
     let load = load::closed_loop(
         context.address(),
         feed,
@@ -170,6 +173,7 @@ pub(super) async fn run_one(
     )
     .await;
     let catch_up = wait_for_projections(&context.base_url()).await?;
+    let cpu = watch.shares(Duration::ZERO);
     let usage = server.stop().await?;
     let database = context.database(&name);
     let endpoint = if batch.is_some() { "cloudevent" } else { "events" };
@@ -183,5 +187,5 @@ pub(super) async fn run_one(
     if facts < acknowledged_events {
         anyhow::bail!("{acknowledged_events} events were acknowledged but the log holds {facts} as facts");
     }
-    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage })
+    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu })
 }
