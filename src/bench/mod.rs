@@ -990,7 +990,7 @@ mod tests {
         assert_eq!(full.rate_seconds, Duration::from_secs(30));
         assert_eq!((full.shape_seconds, full.hot_events), (Duration::from_secs(10), 100_000));
         assert_eq!(full.hot_limit, Duration::from_secs(600));
-        assert_eq!(full.phases.len(), 7, "every phase by default");
+        assert_eq!(full.phases.len(), 8, "every phase by default");
         assert_eq!((quick.history_events, quick.follow_samples), (5_000, 3));
         assert_eq!((full.history_events, full.follow_samples), (100_000, 20));
         let hot = Settings::from_args(&Wrapper::parse_from(["x", "--hot-events", "1M"]).args).unwrap();
