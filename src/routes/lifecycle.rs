@@ -45,6 +45,8 @@ fn time(ms: Option<i64>) -> String {
 struct DashboardPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     by_status: Vec<(String, i64)>,
     total_tasks: i64,
     timeouts: Vec<TimedOut>,
@@ -55,6 +57,8 @@ struct DashboardPage {
     follower: Option<crate::history::PollerView>,
     reconciler: Option<crate::history::PollerView>,
     imported: u64,
+    /// `demo` runs an alert receiver of its own (linked from here).
+    demo_alerts: bool,
 }
 
 async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
@@ -77,6 +81,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
     render(&DashboardPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         total_tasks: by_status.iter().map(|(_, n)| n).sum(),
         by_status,
         timeouts,
@@ -87,6 +92,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
         follower: state.history.follower(),
         reconciler: state.history.reconciler(),
         imported: state.history.imported(),
+        demo_alerts: state.alerts.demo_receiver().is_some(),
     })
 }
 
@@ -159,6 +165,8 @@ struct TaskRow {
 struct TasksPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     query: TaskQuery,
     error: Option<String>,
     rows: Vec<TaskRow>,
@@ -199,6 +207,7 @@ async fn tasks(query: web::Query<TaskQuery>, state: web::Data<AppState>) -> Http
     render(&TasksPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         query,
         error,
         rows,
@@ -297,6 +306,8 @@ struct ReservationRow {
 struct TaskPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     task: TaskView,
     attributes_pretty: String,
     timeline: Vec<TimelineRow>,
@@ -369,6 +380,7 @@ async fn task(
     render(&TaskPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         attributes_pretty,
         timeline: entries
             .into_iter()
@@ -414,6 +426,8 @@ struct WorkerRow {
 struct WorkersPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     rows: Vec<WorkerRow>,
 }
 
@@ -422,6 +436,7 @@ async fn workers(state: web::Data<AppState>) -> HttpResponse {
         Ok(list) => render(&WorkersPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
+            alert_problem: state.alert_problem(),
             rows: list
                 .into_iter()
                 .map(|worker| WorkerRow {
@@ -450,6 +465,8 @@ struct SpanRow {
 struct WorkerPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     summary: WorkerSummary,
     since: String,
     mean_accept: String,
@@ -505,6 +522,7 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
     render(&WorkerPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         since: time(summary.activity_since_ms),
         mean_accept: seconds(summary.mean_accept_ms),
         max_accept: seconds(summary.max_accept_ms),
@@ -532,6 +550,8 @@ struct TimeoutRow {
 struct TimeoutsPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     rows: Vec<TimeoutRow>,
 }
 
@@ -540,6 +560,7 @@ async fn timeouts(state: web::Data<AppState>) -> HttpResponse {
         Ok(list) => render(&TimeoutsPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
+            alert_problem: state.alert_problem(),
             rows: list
                 .into_iter()
                 .map(|item| TimeoutRow { created: time(item.reservation.created_at_ms), item })

@@ -30,6 +30,8 @@ pub enum RecordKind {
     /// An event fetched from TaskRouter's Events API (`GET …/Events`), stored as the JSON it
     /// came as.
     EventsApi,
+    /// An alert the tracer POSTed (or tried to) to an alert webhook (`crate::alerts`).
+    Alert,
 }
 
 impl RecordKind {
@@ -39,6 +41,7 @@ impl RecordKind {
             RecordKind::Action => "action",
             RecordKind::Replay => "replay",
             RecordKind::EventsApi => "events-api",
+            RecordKind::Alert => "alert",
         }
     }
 }
