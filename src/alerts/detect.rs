@@ -52,6 +52,8 @@ const SIGNATURES_LAST_SENT: &str = "signatures_last_sent_ms";
 /// What detection keeps between rounds (the marks mirror `alert_marks`).
 struct Detector {
     alerts: Arc<Alerts>,
+    /// The marks have been read (they are, at the first round storage allows).
+    loaded: bool,
     log_through: i64,
     overdue_since_ms: i64,
     signatures_pending: i64,
@@ -65,17 +67,17 @@ struct Detector {
 
 /// Runs detection until the alerter stops.
 pub(super) async fn run(alerts: Arc<Alerts>, health: Arc<StorageHealth>, progress: Arc<ProjectionProgress>) {
-    let mut detector = loop {
-        if alerts.is_stopped() {
-            return;
-        }
-        match Detector::load(alerts.clone(), &progress).await {
-            Ok(detector) => break detector,
-            Err(error) => {
-                tracing::warn!(%error, "alerts: could not read the alerter's marks; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    let mut detector = Detector {
+        alerts: alerts.clone(),
+        loaded: false,
+        log_through: 0,
+        overdue_since_ms: 0,
+        signatures_pending: 0,
+        signatures_since_ms: 0,
+        signatures_last_sent_ms: 0,
+        latest_fact: None,
+        storage_problem: None,
+        thresholds_at: None,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -84,23 +86,29 @@ pub(super) async fn run(alerts: Arc<Alerts>, health: Arc<StorageHealth>, progres
         if alerts.is_stopped() {
             return;
         }
+        // Watched from the first tick, even before the marks can be read.
         detector.storage(&health);
         // While storage fails the marks cannot move: the rows wait for it to recover.
         if detector.storage_problem.is_some() {
             continue;
         }
-        if let Err(error) = detector.round(&progress).await {
+        let done = match detector.loaded {
+            false => detector.load(&progress).await,
+            true => detector.round(&progress).await,
+        };
+        if let Err(error) = done {
             tracing::warn!(%error, "alerts: a detection round failed; it is tried again");
         }
     }
 }
 
 impl Detector {
-    /// The stored marks; on the first start, the log's current end and TaskRouter's current
-    /// time, so a tracer given alerts on an old log does not alert its whole history.
-    async fn load(alerts: Arc<Alerts>, progress: &ProjectionProgress) -> Result<Self, sqlx::Error> {
-        let pool = &alerts.pool;
-        let log_through = match store::mark(pool, LOG_MARK).await? {
+    /// Reads the stored marks; on the first start, sets them to the log's current end and
+    /// TaskRouter's current time, so a tracer given alerts on an old log does not alert its
+    /// whole history.
+    async fn load(&mut self, progress: &ProjectionProgress) -> Result<(), sqlx::Error> {
+        let pool = &self.alerts.pool;
+        self.log_through = match store::mark(pool, LOG_MARK).await? {
             Some(mark) => mark,
             None => {
                 let start = progress.last_projected();
@@ -111,17 +119,12 @@ impl Detector {
             }
         };
         let mark = |name| async move { store::mark(pool, name).await.map(Option::unwrap_or_default) };
-        Ok(Self {
-            log_through,
-            overdue_since_ms: mark(OVERDUE_SINCE).await?,
-            signatures_pending: mark(SIGNATURES_PENDING).await?,
-            signatures_since_ms: mark(SIGNATURES_SINCE).await?,
-            signatures_last_sent_ms: mark(SIGNATURES_LAST_SENT).await?,
-            latest_fact: None,
-            storage_problem: None,
-            thresholds_at: None,
-            alerts,
-        })
+        self.overdue_since_ms = mark(OVERDUE_SINCE).await?;
+        self.signatures_pending = mark(SIGNATURES_PENDING).await?;
+        self.signatures_since_ms = mark(SIGNATURES_SINCE).await?;
+        self.signatures_last_sent_ms = mark(SIGNATURES_LAST_SENT).await?;
+        self.loaded = true;
+        Ok(())
     }
 
     /// Alerts when storage starts failing and when it recovers. These cannot wait in the
@@ -320,20 +323,26 @@ impl Detector {
         let pool = &self.alerts.pool;
         let pending =
             store::pending_reservations(pool, as_of - OVERDUE_HORIZON_MS, as_of, PENDING_PER_ROUND).await?;
-        let (alerts, before_alerts): (Vec<(bool, Alert)>, Vec<(bool, Alert)>) = pending
-            .iter()
-            .filter(|r| as_of - r.created_at_ms > r.timeout_ms + r.timeout_ms.min(OVERDUE_GRACE_MS))
-            .map(|r| (r.created_at_ms + r.timeout_ms >= self.overdue_since_ms, self.overdue_alert(r, as_of)))
-            .partition(|(new, _)| *new);
-        if !before_alerts.is_empty() {
+        let (mut alerts, mut seen) = (Vec::new(), Vec::new());
+        for reservation in &pending {
+            let due_at = reservation.created_at_ms + reservation.timeout_ms;
+            if as_of - due_at <= reservation.timeout_ms.min(OVERDUE_GRACE_MS) {
+                continue;
+            }
+            let alert = self.overdue_alert(reservation, as_of);
+            if due_at >= self.overdue_since_ms {
+                alerts.push(alert);
+            } else {
+                seen.push(alert);
+            }
+        }
+        if !seen.is_empty() {
             // Overdue before alerting began: remembered as seen, never sent, never read again.
-            let seen: Vec<Alert> = before_alerts.into_iter().map(|(_, alert)| alert).collect();
             store::record_alerts(pool, &seen, &[], &[], now_ms()).await?;
         }
         if alerts.is_empty() {
             return Ok(());
         }
-        let alerts: Vec<Alert> = alerts.into_iter().map(|(_, alert)| alert).collect();
         self.record(&alerts, &[]).await
     }
 
