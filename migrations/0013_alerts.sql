@@ -60,6 +60,14 @@ CREATE TABLE alert_marks (
     value   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The log rows that can raise an alert besides bad signatures (which `events_bad_signature`
+-- finds): timeout facts, and assignment callbacks relayed to the user's app. Detection reads
+-- them by id after its mark, so its cost follows these rows, not the log; the predicate is `=`
+-- terms joined by OR (see 0010), so the rows it leaves out cost ingest nothing.
+CREATE INDEX events_alert_candidates ON events (id)
+WHERE (is_fact = 1 AND event_type = 'reservation.timeout')
+   OR (kind = 'webhook' AND endpoint = 'assignment' AND upstream IS NOT NULL);
+
 -- Reservations still pending, by when they were created: the overdue clock reads the few
 -- past their timeout instead of every reservation (a projection index; a rebuild keeps it).
 CREATE INDEX proj_reservations_pending ON proj_reservations (created_at_ms) WHERE status = 'pending';

@@ -373,7 +373,10 @@ pub struct LogCandidate {
 
 /// The rows after `after_id` up to `through_id` that can raise an alert — timeout facts,
 /// webhooks with a bad or missing signature, assignment callbacks relayed to an app — oldest
-/// first, at most `limit`. An id range of the primary key: the cost follows the rows added.
+/// first, and how far they reach: `through_id`, or less when more than `limit` of either kind
+/// wait (the next call goes on from there). Both reads are ranges of partial indexes holding
+/// only such rows (`events_alert_candidates`, `events_bad_signature`), so the cost follows
+/// the candidates, not the rows ingested.
 ///
 /// # Errors
 /// Any database error.
@@ -382,16 +385,41 @@ pub async fn log_candidates(
     after_id: i64,
     through_id: i64,
     limit: i64,
+) -> Result<(Vec<LogCandidate>, i64), sqlx::Error> {
+    // Each WHERE repeats its index's predicate word for word, so SQLite can use the index.
+    let timeouts_and_answers = candidates(
+        pool,
+        "(is_fact = 1 AND event_type = 'reservation.timeout') \
+         OR (kind = 'webhook' AND endpoint = 'assignment' AND upstream IS NOT NULL)",
+        (after_id, through_id, limit),
+    )
+    .await?;
+    let bad_signatures =
+        candidates(pool, "signature_verdict IN ('invalid', 'missing')", (after_id, through_id, limit))
+            .await?;
+    let mut reached = through_id;
+    for found in [&timeouts_and_answers, &bad_signatures] {
+        if found.len() as i64 >= limit {
+            reached = reached.min(found.last().map_or(through_id, |row| row.id));
+        }
+    }
+    let mut rows: Vec<LogCandidate> =
+        timeouts_and_answers.into_iter().chain(bad_signatures).filter(|row| row.id <= reached).collect();
+    rows.sort_by_key(|row| row.id);
+    rows.dedup_by_key(|row| row.id);
+    Ok((rows, reached))
+}
+
+async fn candidates(
+    pool: &SqlitePool,
+    predicate: &str,
+    (after_id, through_id, limit): (i64, i64, i64),
 ) -> Result<Vec<LogCandidate>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT id, endpoint, event_type, task_sid, reservation_sid, worker_sid, signature_verdict, is_fact, \
                 upstream, occurred_at_ms, received_at_ms \
-         FROM events WHERE id > ?1 AND id <= ?2 \
-           AND ((is_fact = 1 AND event_type = 'reservation.timeout') \
-             OR (kind = 'webhook' AND signature_verdict IN ('invalid', 'missing')) \
-             OR (kind = 'webhook' AND endpoint = 'assignment' AND upstream IS NOT NULL)) \
-         ORDER BY id LIMIT ?3",
-    )
+         FROM events WHERE ({predicate}) AND id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+    ))
     .bind(after_id)
     .bind(through_id)
     .bind(limit)
