@@ -9,6 +9,7 @@
 //! appends nothing and does not run this) or a restart (the mark and the state are stored) never
 //! alerts again. It never runs on the writer thread and never waits for a webhook's answer.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::{now_ms, Alert, AlertKind, Alerts};
 use crate::domain::instruction::Severity;
 use crate::relay::UpstreamAnswer;
+use crate::reports::compute::TimeoutRate;
 use crate::storage::alerts::{self as store, LogCandidate, PendingReservation, ThresholdRule};
 use crate::storage::progress::ProjectionProgress;
 use crate::storage::writer::StorageHealth;
@@ -50,6 +52,13 @@ const OVERDUE_SINCE: &str = "overdue_since_ms";
 const SIGNATURES_PENDING: &str = "signatures_pending";
 const SIGNATURES_SINCE: &str = "signatures_pending_since_ms";
 const SIGNATURES_LAST_SENT: &str = "signatures_last_sent_ms";
+
+/// The timeout rates of one window.
+#[derive(Default)]
+struct WindowRates {
+    by_queue: Vec<TimeoutRate>,
+    by_worker: Vec<TimeoutRate>,
+}
 
 /// What detection keeps between rounds (the marks mirror `alert_marks`).
 struct Detector {
@@ -392,10 +401,19 @@ impl Detector {
         }
         let firing = store::subjects_with_status(pool, AlertKind::TimeoutRateExceeded, "firing").await?;
         let mut alerts = Vec::new();
+        // Rules over the same window share one read of it.
+        let mut windows: HashMap<i64, Option<WindowRates>> = HashMap::new();
         for rule in &rules {
-            let Some(rates) = self.rates(rule, as_of).await else { continue };
+            let window = rule.window_minutes.max(1);
+            if let std::collections::hash_map::Entry::Vacant(slot) = windows.entry(window) {
+                slot.insert(self.window_rates(window, as_of).await);
+            }
+            let Some(Some(measured)) = windows.get(&window) else { continue };
+            let of_scope = if rule.scope == "worker" { &measured.by_worker } else { &measured.by_queue };
+            let rates: Vec<&TimeoutRate> =
+                of_scope.iter().filter(|r| rule.target.is_empty() || r.sid == rule.target).collect();
             let prefix = format!("rule:{}:", rule.id);
-            for rate in &rates {
+            for rate in rates.iter().copied() {
                 let subject = format!("{prefix}{}", rate.sid);
                 let over = rate.reservations_answerable >= rule.min_reservations.max(1) as u64
                     && rate.rate.is_some_and(|r| r * 100.0 > rule.percent);
@@ -417,19 +435,15 @@ impl Detector {
         self.record(&alerts, &[]).await
     }
 
-    /// The timeout rates `rule` measures in its window ending at `as_of` (`None`: the log
-    /// could not be read; said in the tracer's log).
-    async fn rates(
-        &self,
-        rule: &ThresholdRule,
-        as_of: i64,
-    ) -> Option<Vec<crate::reports::compute::TimeoutRate>> {
+    /// The timeout rates of every queue and worker over the `minutes` ending at `as_of`
+    /// (`None`: the log could not be read; said in the tracer's log).
+    async fn window_rates(&self, minutes: i64, as_of: i64) -> Option<WindowRates> {
         use crate::reports::{compute::By, ReportSpec, Window};
         let path = self.alerts.config.database.clone();
         let spec = ReportSpec {
             workspace_sid: None,
             window: Window {
-                start_ms: as_of - rule.window_minutes.max(1) * 60_000,
+                start_ms: as_of - minutes * 60_000,
                 end_ms: as_of + 1,
                 split_by_wait_time: Vec::new(),
                 task_channel: None,
@@ -453,19 +467,16 @@ impl Detector {
             }
             Err(_) => return None,
         };
-        let Some(figures) = figures else { return Some(Vec::new()) };
-        let rates = if rule.scope == "worker" {
-            figures.timeout_rate_by_worker
-        } else {
-            figures.timeout_rate_by_queue
-        };
-        Some(rates.into_iter().filter(|r| rule.target.is_empty() || r.sid == rule.target).collect())
+        Some(figures.map_or_else(WindowRates::default, |figures| WindowRates {
+            by_queue: figures.timeout_rate_by_queue,
+            by_worker: figures.timeout_rate_by_worker,
+        }))
     }
 
     fn threshold_alert(
         &self,
         rule: &ThresholdRule,
-        rate: Option<&crate::reports::compute::TimeoutRate>,
+        rate: Option<&TimeoutRate>,
         subject: &str,
         over: bool,
     ) -> Alert {
