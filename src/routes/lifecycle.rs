@@ -227,6 +227,9 @@ struct TaskPageQuery {
 
 /// What an action row says happened, in one sentence.
 pub fn action_summary(row: &RecordedRequest) -> (bool, String) {
+    if row.kind == "alert" {
+        return alert_summary(row);
+    }
     let verb = row.endpoint.strip_prefix("action.").unwrap_or(&row.endpoint).replace('_', " ");
     match row.upstream.as_ref().and_then(|u| u.error.clone()) {
         Some(error) => (false, format!("{verb}: {error}")),
@@ -256,7 +259,16 @@ pub fn action_summary(row: &RecordedRequest) -> (bool, String) {
     }
 }
 
-/// The actions recorded for `sid`, oldest first, as timeline entries.
+/// Whether an alert was delivered, and to whom (the webhook as logged: redacted).
+fn alert_summary(row: &RecordedRequest) -> (bool, String) {
+    let kind = row.event_type.as_deref().and_then(|t| t.strip_prefix("alert.")).unwrap_or("alert");
+    match &row.rejection {
+        None => (true, format!("alert {kind} sent to {}: answered {}", row.path, row.response_status)),
+        Some(failure) => (false, format!("alert {kind} to {} not delivered: {failure}", row.path)),
+    }
+}
+
+/// The actions and alerts recorded for `sid`, oldest first, as timeline entries.
 async fn action_entries(state: &AppState, sid: &str) -> Vec<(TimelineEntry, RecordedRequest)> {
     let filter = RequestFilter { sid: Some(sid.to_string()), ..RequestFilter::default() };
     let mut rows: Vec<RecordedRequest> = state
@@ -265,7 +277,7 @@ async fn action_entries(state: &AppState, sid: &str) -> Vec<(TimelineEntry, Reco
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.kind == "action")
+        .filter(|r| r.kind == "action" || r.kind == "alert")
         .collect();
     rows.reverse();
     rows.into_iter()

@@ -216,6 +216,12 @@ async fn a_timeout_alerts_once_and_never_again_on_a_duplicate_a_replay_a_rebuild
     assert_eq!(rows.len(), 2, "{sent}");
     assert!(rows.iter().all(|r| r["response_status"] == 200 && r["kind"] == "alert"), "{sent}");
     assert!(!sent.to_string().contains("s3cretTOKEN"), "the webhook's secret path is never shown: {sent}");
+    let task_page = app.get_text(&format!("/tasks/{TASK}")).await;
+    assert!(
+        task_page.contains("alert reservation.timeout sent to http://127.0.0.1"),
+        "on the task's timeline"
+    );
+    assert!(!task_page.contains("s3cretTOKEN"));
 
     // Rebuild the projections, then restart on the same database: nothing is alerted again.
     app.stop().await;
