@@ -535,3 +535,46 @@ pub async fn pending_reservations(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{Alert, AlertKind};
+
+    fn about(kind: AlertKind, subject: &str, status: &'static str) -> Alert {
+        let mut alert = Alert::new(kind, "text", "http://tracer/x".into());
+        alert.subject = Some(subject.into());
+        alert.status = status;
+        alert
+    }
+
+    #[tokio::test]
+    async fn a_subject_is_alerted_once_per_kind_and_a_threshold_once_per_crossing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = &store.pool;
+        let targets = ["http://a/1".to_string(), "http://b/2".to_string()];
+        let timeout = about(AlertKind::ReservationTimeout, "WR1", "sent");
+        let overdue = about(AlertKind::ReservationOverdue, "WR1", "sent");
+        let recorded =
+            record_alerts(pool, &[timeout.clone(), overdue], &targets, &[("m", 7)], 1).await.unwrap();
+        assert_eq!(recorded, [0, 1], "one alert per kind of the same reservation");
+        assert_eq!(pending_deliveries(pool).await.unwrap(), 4, "each to every webhook");
+        assert_eq!(mark(pool, "m").await.unwrap(), Some(7));
+        assert!(record_alerts(pool, &[timeout], &targets, &[], 2).await.unwrap().is_empty(), "never twice");
+
+        let exceeded = about(AlertKind::TimeoutRateExceeded, "rule:1:WQ1", "firing");
+        let cleared = about(AlertKind::TimeoutRateCleared, "rule:1:WQ1", "cleared");
+        assert_eq!(record_alerts(pool, &[exceeded.clone()], &[], &[], 3).await.unwrap(), [0]);
+        assert!(record_alerts(pool, &[exceeded.clone()], &[], &[], 4).await.unwrap().is_empty());
+        let firing = subjects_with_status(pool, AlertKind::TimeoutRateCleared, "firing").await.unwrap();
+        assert!(firing.contains("rule:1:WQ1"), "crossing and clearing share one state");
+        assert_eq!(record_alerts(pool, &[cleared], &[], &[], 5).await.unwrap(), [0]);
+        assert_eq!(record_alerts(pool, &[exceeded], &[], &[], 6).await.unwrap(), [0], "crossed again");
+        assert!(remove_rule(pool, 1).await.is_ok());
+        assert!(subjects_with_status(pool, AlertKind::TimeoutRateExceeded, "firing")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
