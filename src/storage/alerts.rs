@@ -565,8 +565,8 @@ mod tests {
 
         let exceeded = about(AlertKind::TimeoutRateExceeded, "rule:1:WQ1", "firing");
         let cleared = about(AlertKind::TimeoutRateCleared, "rule:1:WQ1", "cleared");
-        assert_eq!(record_alerts(pool, &[exceeded.clone()], &[], &[], 3).await.unwrap(), [0]);
-        assert!(record_alerts(pool, &[exceeded.clone()], &[], &[], 4).await.unwrap().is_empty());
+        assert_eq!(record_alerts(pool, std::slice::from_ref(&exceeded), &[], &[], 3).await.unwrap(), [0]);
+        assert!(record_alerts(pool, std::slice::from_ref(&exceeded), &[], &[], 4).await.unwrap().is_empty());
         let firing = subjects_with_status(pool, AlertKind::TimeoutRateCleared, "firing").await.unwrap();
         assert!(firing.contains("rule:1:WQ1"), "crossing and clearing share one state");
         assert_eq!(record_alerts(pool, &[cleared], &[], &[], 5).await.unwrap(), [0]);
