@@ -41,7 +41,7 @@ const SIGNATURE_EVERY_MS: i64 = 60_000;
 const OVERDUE_GRACE_MS: i64 = 15_000;
 /// How far back the overdue clock looks (TaskRouter's longest reservation timeout is a day).
 const OVERDUE_HORIZON_MS: i64 = 86_400_000;
-/// Pending reservations read per round at most.
+/// Overdue reservations read per round at most.
 const PENDING_PER_ROUND: i64 = 200;
 /// How often the threshold rules are evaluated (at once after a change).
 const THRESHOLD_EVERY: Duration = Duration::from_secs(5);
@@ -336,14 +336,12 @@ impl Detector {
             return Ok(());
         }
         let pool = &self.alerts.pool;
-        let pending =
-            store::pending_reservations(pool, as_of - OVERDUE_HORIZON_MS, as_of, PENDING_PER_ROUND).await?;
+        let since = as_of - OVERDUE_HORIZON_MS;
+        let overdue =
+            store::overdue_reservations(pool, since, as_of, OVERDUE_GRACE_MS, PENDING_PER_ROUND).await?;
         let (mut alerts, mut seen) = (Vec::new(), Vec::new());
-        for reservation in &pending {
+        for reservation in &overdue {
             let due_at = reservation.created_at_ms + reservation.timeout_ms;
-            if as_of - due_at <= reservation.timeout_ms.min(OVERDUE_GRACE_MS) {
-                continue;
-            }
             let alert = self.overdue_alert(reservation, as_of);
             if due_at >= self.overdue_since_ms {
                 alerts.push(alert);

@@ -494,16 +494,18 @@ pub struct PendingReservation {
     pub created_event_id: Option<i64>,
 }
 
-/// Reservations still pending that were created in `[since_ms, before_ms)` and have not been
-/// alerted as overdue, oldest first, at most `limit`: a range of the partial index
+/// Reservations created since `since_ms` and still pending at `as_of_ms`, past their timeout
+/// plus a grace (`grace_ms`, or the timeout itself when shorter), that have not been alerted as
+/// overdue, oldest first, at most `limit`: a range of the partial index
 /// `proj_reservations_pending`, which holds only pending reservations.
 ///
 /// # Errors
 /// Any database error.
-pub async fn pending_reservations(
+pub async fn overdue_reservations(
     pool: &SqlitePool,
     since_ms: i64,
-    before_ms: i64,
+    as_of_ms: i64,
+    grace_ms: i64,
     limit: i64,
 ) -> Result<Vec<PendingReservation>, sqlx::Error> {
     let rows = sqlx::query(
@@ -511,13 +513,15 @@ pub async fn pending_reservations(
                 r.callback_answer, r.created_event_id \
          FROM proj_reservations r \
          WHERE r.status = 'pending' AND r.created_at_ms >= ?1 AND r.created_at_ms < ?2 \
+           AND r.created_at_ms + r.timeout_ms + min(r.timeout_ms, ?4) < ?2 \
            AND NOT EXISTS (SELECT 1 FROM alert_state s \
                            WHERE s.kind = 'reservation.overdue' AND s.subject = r.reservation_sid) \
          ORDER BY r.created_at_ms LIMIT ?3",
     )
     .bind(since_ms)
-    .bind(before_ms)
+    .bind(as_of_ms)
     .bind(limit)
+    .bind(grace_ms)
     .fetch_all(pool)
     .await?;
     rows.iter()
