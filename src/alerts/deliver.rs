@@ -135,15 +135,16 @@ pub(super) async fn run(alerts: Arc<Alerts>) {
 async fn due_deliveries(alerts: &Alerts) -> Vec<Delivery> {
     let now = now_ms();
     let webhooks = alerts.webhooks();
+    // When the webhook backing off `url` may be tried again (`None`: now).
     let backing_off = |url: &str| {
         let targets = alerts.stats.targets.lock().unwrap_or_else(|p| p.into_inner());
-        targets.get(url).is_some_and(|health| health.retry_at_ms > now)
+        targets.get(url).map(|health| health.retry_at_ms).filter(|at| *at > now)
     };
     let mut due = Vec::new();
     {
         let mut unstored = alerts.unstored.lock().unwrap_or_else(|p| p.into_inner());
         let (now_due, later): (Vec<Delivery>, Vec<Delivery>) =
-            unstored.drain(..).partition(|d| !backing_off(&d.target_url));
+            unstored.drain(..).partition(|d| backing_off(&d.target_url).is_none());
         *unstored = later;
         due.extend(now_due);
     }
@@ -152,7 +153,10 @@ async fn due_deliveries(alerts: &Alerts) -> Vec<Delivery> {
             for row in rows {
                 if !webhooks.contains(&row.target_url) {
                     let _ = store::remove_delivery(&alerts.pool, row.id).await;
-                } else if !backing_off(&row.target_url) {
+                } else if let Some(until) = backing_off(&row.target_url) {
+                    // Queued since its webhook started failing: it waits with the others.
+                    let _ = store::hold_target(&alerts.pool, &row.target_url, until).await;
+                } else {
                     due.push(row.into());
                 }
             }
@@ -311,8 +315,12 @@ fn log_row(
     record
 }
 
-/// Appends `record`; gives it back when storage cannot take it now.
+/// Appends `record`; gives it back when storage cannot take it now (while it is failing,
+/// without adding to the writer's attempts).
 async fn append(alerts: &Alerts, record: NewRecord) -> Result<(), NewRecord> {
+    if alerts.writer.health.problem().is_some() {
+        return Err(record);
+    }
     match alerts.writer.append(record.clone(), Instant::now()).await {
         Ok(_) | Err(WriteError::Stopped) => Ok(()),
         Err(WriteError::Storage(_) | WriteError::Overloaded(_)) => Err(record),

@@ -323,12 +323,25 @@ pub async fn retry_later(
         .bind(error)
         .execute(&mut *tx)
         .await?;
+    hold_target(&mut *tx, target_url, retry_at_ms).await?;
+    tx.commit().await
+}
+
+/// Holds every delivery to `target_url` until `until_ms` at least (it is backing off).
+///
+/// # Errors
+/// Any database error.
+pub async fn hold_target<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    target_url: &str,
+    until_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE alert_outbox SET next_attempt_ms = max(next_attempt_ms, ?2) WHERE target_url = ?1")
         .bind(target_url)
-        .bind(retry_at_ms)
-        .execute(&mut *tx)
+        .bind(until_ms)
+        .execute(executor)
         .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Makes every delivery to `target_url` due now (it has just answered again).
