@@ -227,6 +227,8 @@ async fn a_timeout_alerts_once_and_never_again_on_a_duplicate_a_replay_a_rebuild
     app.stop().await;
     let mut connection = rusqlite::Connection::open(&app.database).unwrap();
     projections::rebuild(&mut connection, &ProjectionConfig::default(), |_, _| {}).unwrap();
+    let chain = taskrouter_tracer::storage::event_log::verify(&connection, |_| {}).unwrap();
+    assert_eq!(chain.first_bad_row, None, "alert rows are chained like any other");
     drop(connection);
     let database = app.database.clone();
     let restarted = app_alerting(&receiver, move |args| args.database.database = database).await;
