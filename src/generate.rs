@@ -150,8 +150,8 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             ("i-twilio-idempotency-token".to_string(), outbound.idempotency_token.clone()),
         ];
         let decision = ingest.decide(
+            endpoint,
             ReceivedRequest {
-                endpoint,
                 method: "POST".to_string(),
                 path_and_query,
                 headers,

@@ -26,13 +26,22 @@ const NOT_RELAYED: &[&str] = &[
 /// Bytes of a response body kept in the record.
 const KEPT_BODY_BYTES: usize = 64 * 1024;
 
+/// How an outgoing request is signed when an auth token is configured.
+#[derive(Debug, Clone, Copy)]
+pub enum Signing<'a> {
+    /// A form body: the URL and these parameters.
+    Form(&'a [(String, String)]),
+    /// A JSON body (Event Streams): `bodySHA256` set in the URL, which alone is signed.
+    JsonBody,
+    Unsigned,
+}
+
 /// One request to send.
 pub struct Outgoing<'a> {
     pub url: String,
     pub headers: &'a [(String, String)],
     pub body: Vec<u8>,
-    /// The form parameters, to sign the body for `url`; `None` sends the body unsigned.
-    pub params: Option<&'a [(String, String)]>,
+    pub signing: Signing<'a>,
     /// Judge the answer as TaskRouter judges an assignment callback's.
     pub is_assignment: bool,
     pub timeout: Duration,
@@ -73,14 +82,22 @@ impl Relay {
     }
 
     /// Sends `outgoing` and records the answer (or the failure); never fails itself.
-    pub async fn send(&self, outgoing: Outgoing<'_>) -> UpstreamAnswer {
+    pub async fn send(&self, mut outgoing: Outgoing<'_>) -> UpstreamAnswer {
+        if let (Some(_), Signing::JsonBody) = (&self.auth_token, outgoing.signing) {
+            outgoing.url = signature::with_body_hash(&outgoing.url, &outgoing.body);
+        }
         let mut request = self.client.post(&outgoing.url).timeout(outgoing.timeout).body(outgoing.body);
         for (name, value) in outgoing.headers {
             if !NOT_RELAYED.contains(&name.to_ascii_lowercase().as_str()) && value != "[redacted]" {
                 request = request.header(name.as_str(), value.as_str());
             }
         }
-        let resigned = match (&self.auth_token, outgoing.params) {
+        let signed_params = match outgoing.signing {
+            Signing::Form(params) => Some(params),
+            Signing::JsonBody => Some(&[][..]),
+            Signing::Unsigned => None,
+        };
+        let resigned = match (&self.auth_token, signed_params) {
             (Some(token), Some(params)) => {
                 request = request
                     .header(signature::SIGNATURE_HEADER, signature::compute(token, &outgoing.url, params));

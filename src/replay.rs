@@ -1,13 +1,16 @@
 //! Replaying a recorded request: to the forward target or any URL, unchanged or with edited
 //! parameters, re-signed for the URL called. Each replay is itself recorded, linked to its
 //! original, and never counts as a TaskRouter fact. An event fetched from the Events API is
-//! sent as the event callback it stands for (its mapped parameters, to `/webhooks/events`).
+//! sent as the event callback it stands for (its mapped parameters, to `/webhooks/events`); an
+//! Event Streams request, or one CloudEvent of it, as the JSON received, signed through
+//! `bodySHA256` for the URL called.
 
 use std::time::{Duration, Instant};
 
+use crate::domain::cloud_event::{CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT};
 use crate::domain::event_resource::{map_event, EVENTS_API_ENDPOINT};
 use crate::domain::webhook::{encode_form, parse_form};
-use crate::relay::{Outgoing, Relay, UpstreamAnswer};
+use crate::relay::{Outgoing, Relay, Signing, UpstreamAnswer};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::reads::RecordedRequest;
 use crate::storage::writer::Writer;
@@ -60,8 +63,16 @@ pub async fn replay(
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!("{url:?} is not an http(s) URL"));
     }
+    let is_json = original.endpoint == EVENT_STREAMS_ENDPOINT || original.endpoint == CLOUDEVENT_ENDPOINT;
+    if is_json && request.params.is_some() {
+        return Err(format!(
+            "#{} is JSON (Event Streams): it is replayed as received, not as edited parameters",
+            original.id
+        ));
+    }
     let (body, params) = match request.params {
         Some(params) => (encode_form(&params).into_bytes(), Some(params)),
+        None if is_json => (original.body.clone(), None),
         None if from_events_api => {
             let params = serde_json::from_slice(&original.body)
                 .map_err(|e| e.to_string())
@@ -80,7 +91,11 @@ pub async fn replay(
             url: url.clone(),
             headers: &headers,
             body: body.clone(),
-            params: params.as_deref(),
+            signing: match params.as_deref() {
+                Some(params) => Signing::Form(params),
+                None if is_json => Signing::JsonBody,
+                None => Signing::Unsigned,
+            },
             is_assignment: original.endpoint == "assignment",
             timeout: Duration::from_secs(15),
         })
@@ -90,7 +105,7 @@ pub async fn replay(
         received_at_ms,
         endpoint: if from_events_api { "events".into() } else { original.endpoint.clone() },
         method: "POST".into(),
-        path: url,
+        path: answer.url.clone(),
         headers,
         body,
         body_truncated: false,

@@ -270,6 +270,32 @@ pub fn port_variants(url: &str) -> Vec<String> {
 }
 
 /// The first value of a query parameter in `url`, decoded.
+/// `url` with its `bodySHA256` query parameter set to the hex SHA-256 of `body` (an old one
+/// dropped): what Twilio signs for a JSON body, where the signature then covers the URL alone.
+pub fn with_body_hash(url: &str, body: &[u8]) -> String {
+    let hash = hex::encode(Sha256::digest(body));
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let (path, query) = base.split_once('?').unwrap_or((base, ""));
+    let mut kept: Vec<&str> =
+        query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("bodySHA256=")).collect();
+    let pair = format!("bodySHA256={hash}");
+    kept.push(&pair);
+    let mut out = format!("{path}?{}", kept.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Whether `url` carries a `bodySHA256` query parameter.
+pub fn has_body_hash(url: &str) -> bool {
+    query_param(url, "bodySHA256").is_some()
+}
+
 fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or(query);
@@ -374,6 +400,10 @@ mod tests {
         assert_eq!(compute(TOKEN, &only_hash, &[]), "y77kIzt2vzLz71DgmJGsen2scGs=");
         // A body that does not hash to bodySHA256 is refused even with a good URL signature.
         assert!(matches!(check(&url, &[], b"{}", "a9nBmqA0ju/hNViExpshrM61xv4="), Verdict::Invalid(_)));
+        // Re-signing for a target sets the hash the official vector carries, replacing a stale one.
+        assert_eq!(with_body_hash(URL, body), url);
+        assert_eq!(with_body_hash(&format!("{URL}&bodySHA256=00"), body), url);
+        assert_eq!(with_body_hash("https://mycompany.com/myapp.php", body), only_hash);
     }
 
     #[test]

@@ -110,8 +110,8 @@ fn check_params(body: &[u8], params: &FormParams) {
 
 fn check_decision(endpoint: Endpoint, body: &[u8], params: Option<&FormParams>) {
     let decision = ingest().decide(
+        endpoint,
         ReceivedRequest {
-            endpoint,
             method: "POST".into(),
             path_and_query: format!("/webhooks/{}", endpoint.as_str()),
             headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],

@@ -260,7 +260,7 @@ impl RequestSource for Corpus {
 }
 
 /// `callback` as replica `k` of the simulation sends it (replica 0 is the simulation itself).
-fn replica_of(callback: &Callback, k: u64, span_ms: i64) -> Callback {
+pub(super) fn replica_of(callback: &Callback, k: u64, span_ms: i64) -> Callback {
     if k == 0 {
         return callback.clone();
     }

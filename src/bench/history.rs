@@ -72,6 +72,7 @@ fn simulator(clock: ClockMode, tasks_per_minute: f64, seed: u64) -> anyhow::Resu
         callback_timeouts: None,
         clock,
         listener: rest::bind("127.0.0.1:0".parse().expect("an address"))?.0,
+        event_streams: None,
     })?)
 }
 

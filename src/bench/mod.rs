@@ -10,6 +10,7 @@
 //! request lost) is reported and makes the command exit 1; timings never do.
 
 pub mod corpus;
+pub mod event_streams;
 pub mod history;
 pub mod hot;
 pub mod load;
@@ -59,6 +60,8 @@ pub enum Phase {
     Scale,
     /// `import` from the simulator's Events API, and a follower's latency.
     History,
+    /// Events through Event Streams batches of 10 and 100, beside form callbacks.
+    EventStreams,
 }
 
 /// `taskrouter-tracer bench`.
@@ -122,7 +125,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,shapes,rate,hot,soak,scale,history"
+        default_value = "ingest,shapes,rate,hot,soak,scale,history,event-streams"
     )]
     pub phases: Vec<Phase>,
     /// Where the report is written.
@@ -369,6 +372,8 @@ pub struct BenchRun {
     pub soak: Option<soak::SoakResult>,
     pub scales: Vec<scale::ScaleResult>,
     pub history: Option<history::HistoryResult>,
+    /// Form callbacks, then Event Streams batches, of the same events.
+    pub event_streams: Vec<event_streams::StreamsResult>,
     /// Mean body bytes of the event and of the assignment callbacks sent.
     pub body_bytes: (f64, f64),
     /// Phases that failed, and why.
@@ -415,11 +420,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         soak: None,
         scales: Vec::new(),
         history: None,
+        event_streams: Vec::new(),
         failures: Vec::new(),
     };
     let context = PhaseContext { port, work_dir: work.path().to_path_buf() };
     // Every phase that loads the server sends the same simulation's requests.
-    let workloads = if [Phase::Ingest, Phase::Shapes, Phase::Rate, Phase::Hot]
+    let workloads = if [Phase::Ingest, Phase::Shapes, Phase::Rate, Phase::Hot, Phase::EventStreams]
         .iter()
         .any(|p| settings.phases.contains(p))
     {
@@ -491,6 +497,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 run.hot = Some(result);
             }
             Err(error) => fail(&mut run, &bar, &name, error),
+        }
+    }
+    if let (true, Some(workloads)) = (settings.phases.contains(&Phase::EventStreams), &workloads) {
+        let duration = (settings.shape_warmup, settings.shape_seconds);
+        let connections = event_streams::CONNECTIONS;
+        let deliveries = std::iter::once(None).chain(event_streams::BATCH_SIZES.map(Some));
+        for batch in deliveries {
+            let name = match batch {
+                None => format!("event callbacks × {connections}"),
+                Some(batch) => format!("Event Streams, {batch} a body × {connections}"),
+            };
+            settle_disk().await;
+            let bar = phase_bar(&name, duration.0 + duration.1);
+            match event_streams::run_one(
+                &context,
+                workloads,
+                batch,
+                connections,
+                duration,
+                settings.quick,
+                &bar,
+            )
+            .await
+            {
+                Ok(result) => {
+                    bar.finish_and_clear();
+                    println!("{}", report::event_streams_line(&result));
+                    if let Some(problem) = load_problem(&result.load) {
+                        run.failures.push(format!("{name}: {problem}"));
+                    }
+                    run.event_streams.push(result);
+                }
+                Err(error) => fail(&mut run, &bar, &name, error),
+            }
         }
     }
     if settings.phases.contains(&Phase::Soak) {
@@ -600,6 +640,16 @@ impl PhaseContext {
     }
 
     async fn start_server(&self, name: &str, baseline: bool) -> anyhow::Result<Server> {
+        self.start_server_with(name, baseline, Vec::new()).await
+    }
+
+    /// [`Self::start_server`] with more `serve` options.
+    async fn start_server_with(
+        &self,
+        name: &str,
+        baseline: bool,
+        extra_args: Vec<std::ffi::OsString>,
+    ) -> anyhow::Result<Server> {
         Server::start(
             &ServerOptions {
                 database: self.database(name),
@@ -607,7 +657,7 @@ impl PhaseContext {
                 auth_token: AUTH_TOKEN.into(),
                 baseline,
                 log: self.work_dir.join(format!("serve-{name}.log")),
-                extra_args: Vec::new(),
+                extra_args,
             },
             Duration::from_secs(60),
         )

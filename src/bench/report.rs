@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::event_streams::StreamsResult;
 use super::history::HistoryResult;
 use super::hot::{HotResult, WINDOW_EVENTS};
 use super::scale::ScaleResult;
@@ -272,6 +273,59 @@ pub fn history_text(result: &HistoryResult) -> String {
     )
 }
 
+/// One Event Streams run, printed as it ends.
+pub fn event_streams_line(r: &StreamsResult) -> String {
+    format!(
+        "{:>52}: {:>7.0} events/s until projected ({:.0} req/s; p50 {:.1} ms, p99 {:.1} ms a request)",
+        r.label(),
+        r.events_rate(),
+        r.load.rate(),
+        r.load.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        r.load.latency.value_at_quantile(0.99) as f64 / 1000.0
+    )
+}
+
+fn render_event_streams(out: &mut String, runs: &[StreamsResult]) {
+    let _ = writeln!(out, "## Event Streams beside event callbacks\n");
+    let _ = writeln!(
+        out,
+        "The realistic stream's event callbacks, each event unique, sent closed-loop at {} connections as \
+         form callbacks and as signed CloudEvent bodies (JSON arrays, `bodySHA256` in the URL) of 10 and of \
+         100 events. The rate that counts is events acknowledged in the window over the window and the \
+         projections' catch-up after it; every acknowledged event is checked to be a fact in the log. \
+         A body of 100 of these events (task attributes included) is about 150 KB, past the 64 KB Event \
+         Streams sends, so every run has `--body-limit {}`.\n",
+        runs.first().map_or(0, |r| r.connections),
+        super::event_streams::LARGE_BODY_LIMIT
+    );
+    let form_rate = runs.iter().find(|r| r.batch.is_none()).map(StreamsResult::events_rate);
+    let _ = writeln!(
+        out,
+        "| delivery | requests/s | **events/s until projected** | of form callbacks | p50 / p99 a request | lag at stop | catch-up | facts checked |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let share = match (r.batch, form_rate) {
+            (Some(_), Some(form)) if form > 0.0 => format!("{:.0} %", r.events_rate() / form * 100.0),
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | **{:.0}** | {} | {:.1} / {:.1} ms | {} rows | {:.2} s | {} |",
+            r.label(),
+            r.load.rate(),
+            r.events_rate(),
+            share,
+            r.load.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            r.load.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            count(r.catch_up.lag_rows),
+            r.catch_up.took.as_secs_f64(),
+            count(r.facts),
+        );
+    }
+    let _ = writeln!(out);
+}
+
 fn render_history(out: &mut String, r: &HistoryResult) {
     let _ = writeln!(
         out,
@@ -490,6 +544,9 @@ pub fn render(run: &BenchRun) -> String {
     }
     if let Some(result) = &run.history {
         render_history(&mut out, result);
+    }
+    if !run.event_streams.is_empty() {
+        render_event_streams(&mut out, &run.event_streams);
     }
     render_targets(&mut out, run);
     out
@@ -1236,6 +1293,7 @@ mod tests {
             soak: None,
             scales: Vec::new(),
             history: None,
+            event_streams: Vec::new(),
             body_bytes: (1800.0, 900.0),
             failures: Vec::new(),
         }

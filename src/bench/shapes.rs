@@ -104,6 +104,11 @@ impl Workloads {
         }
     }
 
+    /// The realistic stream of event callbacks.
+    pub(super) fn events(&self) -> &Corpus {
+        &self.events
+    }
+
     /// `shape`'s requests for `target`, from the first: the baseline's and the floor's are the
     /// realistic events sent to their own paths (neither looks at what it receives).
     pub fn source(&self, shape: Shape, target: Target) -> Box<dyn RequestSource> {

@@ -3,8 +3,10 @@
 //! Nothing here touches HTTP, storage or the clock: every function is a deterministic map from
 //! bytes to values, so it can be unit-tested and fuzzed on its own.
 
+pub mod cloud_event;
 pub mod event_resource;
 pub mod instruction;
+pub mod stored_event;
 pub mod timestamp;
 pub mod webhook;
 

@@ -13,7 +13,7 @@ use super::fact::Fact;
 use super::fold::{
     self, AcceptAttempt, Flag, ReservationState, ReservationView, TaskFold, TaskView, TimelineEntry, Totals,
 };
-use crate::domain::event_resource::{self, EVENTS_API_ENDPOINT};
+use crate::domain::stored_event;
 use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
@@ -53,16 +53,13 @@ pub(super) fn fact_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
         rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, Box::new(e))
     })?;
     let response_body = row.get_ref(14)?.as_str_or_null()?;
-    if row.get_ref(16)?.as_str_or_null()? == Some(EVENTS_API_ENDPOINT) {
-        // Stored as the JSON fetched; mapped as at import (the mapping depends only on the row).
-        let fetched_at_ms: i64 = row.get(17)?;
-        let mapped = serde_json::from_slice(&body)
-            .map_err(|e| e.to_string())
-            .and_then(|event| event_resource::map_event(&event, fetched_at_ms).map_err(|e| e.to_string()))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, e.into())
-            })?;
-        return Ok(Fact::from_parts(id, &facts, Some(&mapped.params), response_body));
+    let endpoint = row.get_ref(16)?.as_str_or_null()?.unwrap_or_default();
+    if stored_event::is_mapped(endpoint) {
+        // Stored as the JSON received; mapped as at ingest.
+        let params = stored_event::callback_params(endpoint, &body, row.get(17)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Blob, e.into())
+        })?;
+        return Ok(Fact::from_parts(id, &facts, Some(&params), response_body));
     }
     Ok(Fact::from_body(id, &facts, &body, response_body))
 }

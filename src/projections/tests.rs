@@ -578,8 +578,13 @@ fn ingest_with_engine(
                 .clone()
                 .unwrap_or_else(|| encode_form(&delivery.params));
             let is_fact = seen.insert(key);
-            head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact })
-                .expect("append");
+            head = event_log::append(
+                &tx,
+                head,
+                &record,
+                AppendDecision { duplicate_of: None, is_fact, related_to: None },
+            )
+            .expect("append");
             follow_ups.push(FollowUp::of(head.id, &record, is_fact, 0));
         }
         // What the writer thread does after the append commits, here in the same transaction.
@@ -1043,8 +1048,13 @@ fn append_batches(connection: &mut rusqlite::Connection, records: &[NewRecord], 
         let mut head = event_log::head(&tx).expect("head");
         let mut follow_ups = Vec::new();
         for record in chunk {
-            head = event_log::append(&tx, head, record, AppendDecision { duplicate_of: None, is_fact: true })
-                .expect("append");
+            head = event_log::append(
+                &tx,
+                head,
+                record,
+                AppendDecision { duplicate_of: None, is_fact: true, related_to: None },
+            )
+            .expect("append");
             follow_ups.push(FollowUp::of(head.id, record, true, 0));
         }
         if project {
@@ -1199,8 +1209,13 @@ fn append_leaving_unprojected(
     let mut follow_ups = Vec::new();
     for delivery in deliveries {
         let record = record(delivery);
-        head = event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact: true })
-            .expect("append");
+        head = event_log::append(
+            &tx,
+            head,
+            &record,
+            AppendDecision { duplicate_of: None, is_fact: true, related_to: None },
+        )
+        .expect("append");
         follow_ups.push(FollowUp::of(head.id, &record, true, 0));
     }
     follow_ups.truncate(projected);

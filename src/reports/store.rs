@@ -9,7 +9,8 @@ use std::borrow::Cow;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::compute::{ActivityChange, By, Fact, Figures, Fold, Kind, Origin, Request};
-use crate::domain::webhook::{parse_form, FormParams};
+use crate::domain::stored_event;
+use crate::domain::webhook::FormParams;
 use crate::storage::{event_log, payload};
 
 /// The event-type term of the index's `WHERE` (migration 0010), written the same way so SQLite
@@ -68,7 +69,7 @@ pub struct Selection {
     pub flag_limit: u32,
 }
 
-/// The column of the window query holding the body (its encoding follows).
+/// The column of the window query holding the body (its encoding, endpoint and arrival follow).
 const BODY: usize = 8;
 
 /// Most flags listed in one report (the total is always given).
@@ -80,6 +81,15 @@ pub const FLAG_LIMIT: u32 = 500;
 fn body_of<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Option<Cow<'r, [u8]>>> {
     let Some(stored) = row.get_ref(BODY)?.as_blob_or_null()? else { return Ok(None) };
     Ok(payload::decode(row.get_ref(BODY + 1)?.as_str_or_null()?, stored).ok())
+}
+
+/// The callback parameters of the row's body, when it was read (see [`body_of`]), whichever
+/// path the event came by.
+fn params_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<FormParams>> {
+    let Some(body) = body_of(row)? else { return Ok(None) };
+    let endpoint = row.get_ref(BODY + 2)?.as_str_or_null()?.unwrap_or_default();
+    let received_at_ms = row.get::<_, Option<i64>>(BODY + 3)?.unwrap_or_default();
+    Ok(stored_event::callback_params(endpoint, &body, received_at_ms).ok())
 }
 
 /// The activity change a `worker.activity.update` body describes.
@@ -123,12 +133,12 @@ pub fn load(
         // are read (a seek into the table) only where a figure needs them. No `id <= head`:
         // the head was read in this transaction, so later rows are not visible anyway.
         let body = if selection.read_channels {
-            "body, payload_encoding".to_string()
+            "body, payload_encoding, endpoint, received_at_ms".to_string()
         } else if selection.read_activities {
             let when = "CASE WHEN event_type = 'worker.activity.update' THEN";
-            format!("{when} body END, {when} payload_encoding END")
+            format!("{when} body END, {when} payload_encoding END, {when} endpoint END, {when} received_at_ms END")
         } else {
-            "NULL, NULL".to_string()
+            "NULL, NULL, NULL, NULL".to_string()
         };
         let workflow = if request.by == By::Workflow { "workflow_sid" } else { "NULL" };
         let workspace = if selection.workspace_sid.is_some() { "AND workspace_sid = ?3" } else { "" };
@@ -148,8 +158,7 @@ pub fn load(
             let event_id: i64 = row.get(0)?;
             let Some(kind) = Kind::from_event_type(row.get_ref(1)?.as_str()?) else { continue };
             let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
-            let body = body_of(row)?;
-            let params = body.as_deref().and_then(|body| parse_form(body).ok());
+            let params = params_of(row)?;
             let mut fact = Fact {
                 kind,
                 at_ms: row.get(2)?,

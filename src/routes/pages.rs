@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 
 use super::requests_query::RequestQuery;
-use crate::domain::webhook::parse_form;
+use crate::domain::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
+use crate::domain::stored_event;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 use crate::storage::reads::TEXT_SCAN_ROWS;
@@ -142,6 +143,10 @@ struct RequestPage {
     body_text: String,
     sids: Vec<(&'static str, String)>,
     handling: String,
+    /// The parameters were mapped from JSON (an Events API event, a CloudEvent).
+    params_mapped: bool,
+    /// For an Event Streams request: each CloudEvent it held and what it became.
+    cloudevents: Vec<CloudEventRow>,
     replays: Vec<RequestRow>,
     /// The replay form's defaults.
     replay_url: String,
@@ -169,20 +174,22 @@ async fn request_detail(
                 .body(format!("the log could not be read: {error}"))
         }
     };
-    let params: Vec<ParamRow> = parse_form(&request.body)
-        .map(|form| {
-            form.0
-                .into_iter()
-                .map(|(name, value)| {
-                    let pretty_json = (value.starts_with('{') || value.starts_with('['))
-                        .then(|| serde_json::from_str::<serde_json::Value>(&value).ok())
-                        .flatten()
-                        .and_then(|v| serde_json::to_string_pretty(&v).ok());
-                    ParamRow { is_sid: looks_like_sid(&value), name, value, pretty_json }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let params_mapped = stored_event::is_mapped(&request.endpoint);
+    let params: Vec<ParamRow> =
+        stored_event::callback_params(&request.endpoint, &request.body, request.received_at_ms)
+            .map(|form| {
+                form.0
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let pretty_json = (value.starts_with('{') || value.starts_with('['))
+                            .then(|| serde_json::from_str::<serde_json::Value>(&value).ok())
+                            .flatten()
+                            .and_then(|v| serde_json::to_string_pretty(&v).ok());
+                        ParamRow { is_sid: looks_like_sid(&value), name, value, pretty_json }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
     let sids = [
         ("Event", &request.event_sid),
         ("Task", &request.task_sid),
@@ -194,8 +201,13 @@ async fn request_detail(
     .into_iter()
     .filter_map(|(label, sid)| sid.clone().map(|s| (label, s)))
     .collect();
-    let replays =
-        state.store.related_to(request.id).await.unwrap_or_default().iter().map(RequestRow::from).collect();
+    let related = state.store.related_to(request.id).await.unwrap_or_default();
+    let replays = related.iter().filter(|r| r.kind == "replay").map(RequestRow::from).collect();
+    let cloudevents = if request.endpoint == EVENT_STREAMS_ENDPOINT {
+        cloudevent_rows(&request, &related)
+    } else {
+        Vec::new()
+    };
     let replay_url = state
         .ingest
         .config()
@@ -226,10 +238,61 @@ async fn request_detail(
             .map(|us| format!("{:.2} ms", us as f64 / 1000.0))
             .unwrap_or_else(|| "—".into()),
         params,
+        params_mapped,
+        cloudevents,
         sids,
         request,
     };
     render(&page)
+}
+
+/// One CloudEvent of an Event Streams request and the row it became.
+struct CloudEventRow {
+    index: usize,
+    id: String,
+    event_type: String,
+    event_sid: String,
+    task_sid: String,
+    /// The row holding it as a fact (or as a duplicate), if it became one.
+    row: Option<i64>,
+    outcome: String,
+}
+
+/// The CloudEvents of `request` (an Event Streams request), each matched with the row it
+/// became among `related` (by CloudEvent id, in order).
+fn cloudevent_rows(request: &RecordedRequest, related: &[RecordedRequest]) -> Vec<CloudEventRow> {
+    let Ok(delivery) = cloud_event::parse_delivery(&request.body, request.received_at_ms) else {
+        return Vec::new();
+    };
+    let mut rows: Vec<&RecordedRequest> = related.iter().filter(|r| r.kind == "cloudevent").collect();
+    delivery
+        .events
+        .iter()
+        .map(|event| {
+            let position =
+                rows.iter().position(|r| r.idempotency_token.as_deref() == Some(event.id.as_str()));
+            let row = position.map(|at| rows.remove(at));
+            let facts = event.taskrouter.as_ref().map(|mapped| &mapped.facts);
+            let outcome = match (row, facts) {
+                (_, None) => "not a TaskRouter event: recorded with the request, never a fact".to_string(),
+                (Some(row), _) if row.is_fact => "a new fact".to_string(),
+                (Some(row), _) => match row.duplicate_of {
+                    Some(first) => format!("already known: a duplicate of #{first}"),
+                    None => row.rejection.clone().unwrap_or_else(|| "not a fact".into()),
+                },
+                (None, Some(_)) => "not stored as a fact (the request was refused)".to_string(),
+            };
+            CloudEventRow {
+                index: event.index,
+                id: event.id.clone(),
+                event_type: event.event_type.clone(),
+                event_sid: facts.and_then(|f| f.event_sid.clone()).unwrap_or_default(),
+                task_sid: facts.and_then(|f| f.task_sid.clone()).unwrap_or_default(),
+                row: row.map(|r| r.id),
+                outcome,
+            }
+        })
+        .collect()
 }
 
 /// The replay form: `url`, `mode` (`unchanged` or `edited`) and `params`, one `Name=Value` a line.

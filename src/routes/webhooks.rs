@@ -1,5 +1,6 @@
-//! `POST /webhooks/assignment` and `POST /webhooks/events`: read the request exactly as it
-//! came (bounded), hand it to [`crate::ingest`], answer what ingest decided.
+//! `POST /webhooks/assignment`, `POST /webhooks/events` and `POST /webhooks/event-streams`:
+//! read the request exactly as it came (bounded), hand it to [`crate::ingest`], answer what
+//! ingest decided.
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +9,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
+use crate::domain::cloud_event::EVENT_STREAMS_ENDPOINT;
 use crate::domain::{Endpoint, FormParams};
-use crate::ingest::ReceivedRequest;
+use crate::ingest::{IngestOutcome, ReceivedRequest};
 use crate::startup::AppState;
 use crate::storage::floor::FloorLog;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/assignment", web::post().to(assignment))
-        .route("/webhooks/events", web::post().to(events));
+        .route("/webhooks/events", web::post().to(events))
+        .route("/webhooks/event-streams", web::post().to(event_streams));
 }
 
 /// The benchmark baseline: reads the body as the webhook endpoints do and answers 204, storing
@@ -55,6 +58,17 @@ async fn events(request: HttpRequest, payload: web::Payload, state: web::Data<Ap
     receive(Endpoint::Events, request, payload, state).await
 }
 
+async fn event_streams(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let received = read_request(&request, payload, &state).await;
+    let how = Received::of(&received);
+    let outcome = state.ingest.receive_event_streams(received).await;
+    answer(EVENT_STREAMS_ENDPOINT, outcome, how, &state)
+}
+
 /// How long a client may take to send a webhook body once its head has arrived. TaskRouter sends
 /// a few kilobytes at once; a slower client is stalling or trickling on purpose.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
@@ -65,9 +79,38 @@ const REDACTED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "coo
 async fn receive(
     endpoint: Endpoint,
     request: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let received = read_request(&request, payload, &state).await;
+    let how = Received::of(&received);
+    // The configured instruction for this callback's queue/workflow (an in-memory lookup on
+    // the parameters ingest already parsed); it is stored with the row as the answer given.
+    let instructions = &state.instructions;
+    let answer_for = |params: &FormParams| {
+        instructions.answer_for(params.non_empty("TaskQueueSid"), params.non_empty("WorkflowSid"))
+    };
+    let outcome = state.ingest.receive(endpoint, received, &answer_for).await;
+    answer(endpoint.as_str(), outcome, how, &state)
+}
+
+/// What the answer needs to know of how the request was received.
+#[derive(Clone, Copy)]
+struct Received {
+    arrived: Instant,
+    /// The body was not read to its end: the connection cannot carry another request.
+    incomplete: bool,
+}
+
+impl Received {
+    fn of(request: &ReceivedRequest) -> Self {
+        Self { arrived: request.arrived, incomplete: request.body_truncated || request.read_error.is_some() }
+    }
+}
+
+/// The request as it came: its body read up to the limit and the deadline, its headers with
+/// credentials redacted.
+async fn read_request(request: &HttpRequest, mut payload: web::Payload, state: &AppState) -> ReceivedRequest {
     let arrived = Instant::now();
     let arrival_ms = chrono::Utc::now().timestamp_millis();
     let limit = state.ingest.config().body_limit;
@@ -119,10 +162,8 @@ async fn receive(
             (name.as_str().to_string(), value)
         })
         .collect();
-    let received_incomplete = read_error.is_some();
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let received = ReceivedRequest {
-        endpoint,
+    ReceivedRequest {
         method: request.method().to_string(),
         path_and_query,
         headers,
@@ -130,18 +171,16 @@ async fn receive(
         body_truncated: truncated,
         read_error,
         remote_addr: request.peer_addr().map(|a| a.to_string()),
-        claimed_base_urls: claimed_base_urls(&request),
+        claimed_base_urls: claimed_base_urls(request),
         arrived,
         arrival_ms,
-    };
-    // The configured instruction for this callback's queue/workflow (an in-memory lookup on
-    // the parameters ingest already parsed); it is stored with the row as the answer given.
-    let instructions = &state.instructions;
-    let answer = |params: &FormParams| {
-        instructions.answer_for(params.non_empty("TaskQueueSid"), params.non_empty("WorkflowSid"))
-    };
-    let outcome = state.ingest.receive(received, &answer).await;
-    state.metrics.count_request(endpoint.as_str(), outcome.verdict, outcome.status);
+    }
+}
+
+/// The HTTP answer to what ingest decided; `incomplete` when the body was not read to its end.
+fn answer(endpoint: &str, outcome: IngestOutcome, received: Received, state: &AppState) -> HttpResponse {
+    let Received { arrived, incomplete } = received;
+    state.metrics.count_request(endpoint, outcome.verdict, outcome.status);
     state.metrics.ingest_latency.observe(arrived.elapsed().as_secs_f64());
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);
@@ -151,7 +190,7 @@ async fn receive(
     if outcome.status == 503 {
         response.insert_header((RETRY_AFTER, HeaderValue::from_static("1")));
     }
-    if truncated || received_incomplete {
+    if incomplete {
         // The rest of the body may still be on its way: the connection cannot carry another request.
         response.force_close();
     }

@@ -11,6 +11,7 @@ use rand::Rng;
 
 use super::delivery::{DeliveryConfig, Faults};
 use super::engine::Engine;
+use super::event_streams::EventStreamsSink;
 use super::rest::{self, RestServer};
 use super::runtime::{ClockMode, Simulator, SimulatorConfig};
 use super::scenario::{self, CallbackUrls, DemoSids, DemoTraffic};
@@ -53,6 +54,8 @@ pub struct DemoArgs {
     /// Minutes between reconciliations with the Events API (0: off).
     #[arg(long, env = "TRACER_RECONCILE_EVERY", default_value_t = 1)]
     pub reconcile_every: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -103,6 +106,8 @@ pub struct SimulateArgs {
     /// How long an event callback's answer is awaited before its one retry, in ms (TaskRouter: 15000).
     #[arg(long, env = "SIM_EVENT_TIMEOUT_MS", default_value_t = 15000)]
     pub event_timeout_ms: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 /// A simulator with the demo workspace, its REST API and its delivery worker, all started.
@@ -139,6 +144,46 @@ pub struct ScenarioOptions {
     pub clock: ClockMode,
     /// The REST API's listener, from [`rest::bind`].
     pub listener: std::net::TcpListener,
+    /// An Event Streams webhook sink for the workspace's events.
+    pub event_streams: Option<EventStreamsSink>,
+}
+
+/// Which paths carry the workspace's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeliveryPaths {
+    /// Event callbacks (form webhooks to the workspace's EventCallbackUrl).
+    #[default]
+    Webhooks,
+    /// An Event Streams webhook sink only: signed CloudEvent batches, out of order, some twice.
+    EventStreams,
+    /// Both, so every event arrives twice, once each way.
+    Both,
+}
+
+/// How Event Streams is simulated: batch size and share of bodies delivered twice.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// Which paths carry the workspace's events.
+    #[arg(long, env = "SIM_DELIVERY", value_enum, default_value_t = DeliveryPaths::Webhooks)]
+    pub delivery: DeliveryPaths,
+    /// CloudEvents per Event Streams body at most (bodies also stay under 64 KB).
+    #[arg(long, env = "SIM_STREAM_BATCH", default_value_t = 10)]
+    pub stream_batch: usize,
+    /// Share of Event Streams bodies delivered a second time.
+    #[arg(long, env = "SIM_STREAM_REDELIVERY", default_value_t = 0.05)]
+    pub stream_redelivery: f64,
+}
+
+impl DeliveryArgs {
+    /// The sink at `base`'s `/webhooks/event-streams`, when Event Streams is one of the paths.
+    pub fn sink(&self, base: &str) -> Option<EventStreamsSink> {
+        (self.delivery != DeliveryPaths::Webhooks).then(|| EventStreamsSink {
+            url: format!("{}/webhooks/event-streams", base.trim_end_matches('/')),
+            batch_size: self.stream_batch.max(1),
+            also_webhooks: self.delivery == DeliveryPaths::Both,
+            redelivery_rate: self.stream_redelivery.clamp(0.0, 1.0),
+        })
+    }
 }
 
 /// Builds the demo workspace and starts the REST API (on the current runtime).
@@ -151,6 +196,7 @@ pub fn start_scenario(options: ScenarioOptions) -> std::io::Result<RunningSimula
     let sids = scenario::build_demo(&mut engine, &options.callbacks, &options.traffic);
     let account_sid = engine.account_sid.clone();
     let mut delivery = DeliveryConfig::new(options.auth_token.clone(), options.faults, options.seed);
+    delivery.event_streams = options.event_streams;
     if let Some((assignment, event)) = options.callback_timeouts {
         delivery.assignment_timeout = assignment;
         delivery.event_timeout = event;
@@ -219,6 +265,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         callback_timeouts: None,
         clock: ClockMode::Scaled(args.speed.max(0.01)),
         listener: rest_listener,
+        event_streams: args.delivery.sink(&tracer_url),
     })?;
     application.history().add_workspace(&simulator.sids.workspace);
     let connector = application.connector().filter(|_| !args.no_webhooks);
@@ -249,6 +296,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.drop_rate * 100.0,
             args.reconcile_every
         );
+    }
+    match args.delivery.delivery {
+        DeliveryPaths::Webhooks => {}
+        DeliveryPaths::EventStreams => {
+            println!("  events:               as Event Streams CloudEvent batches to {tracer_url}/webhooks/event-streams")
+        }
+        DeliveryPaths::Both => println!(
+            "  events:               as webhooks and as Event Streams batches: each arrives twice, stored once"
+        ),
     }
     println!("  ground truth:         {}/sim/ground-truth", simulator.rest_base_url());
     let driver = simulator.simulator.clone();
@@ -297,6 +353,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         )),
         clock,
         listener,
+        event_streams: args.delivery.sink(&args.target),
     })?;
     eprintln!(
         "simulating workspace {} (account {}); REST API at {}",

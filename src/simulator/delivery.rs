@@ -1,18 +1,28 @@
 //! Carrying callbacks over HTTP as TaskRouter does: form-encoded POSTs signed with
 //! `X-Twilio-Signature` for the exact URL called, an `I-Twilio-Idempotency-Token`, the
 //! assignment callback's 5 s answer window, one retry of an event callback after a 5xx or a
-//! timeout, and, on demand, duplicated, reordered and dropped event deliveries.
+//! timeout, and, on demand, duplicated, reordered and dropped event deliveries. With an Event
+//! Streams sink, events also (or only) go there as Event Streams sends them: signed CloudEvent
+//! batches, out of order, retried until answered 2xx and now and then delivered twice.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::engine::{Instruction, Outbound, OutboundKind};
+use super::event_streams::{self, EventStreamsSink};
 use super::ground_truth::DeliveryStats;
 use crate::domain::webhook::encode_form;
 use crate::signature;
+
+/// Attempts at one Event Streams body before it counts as failed.
+const STREAM_ATTEMPTS: u32 = 4;
+
+/// Event Streams waits 5 s for a sink's answer.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Delivery faults, each a probability per event callback.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -34,6 +44,8 @@ pub struct DeliveryConfig {
     pub event_timeout: Duration,
     pub faults: Faults,
     pub seed: u64,
+    /// An Event Streams webhook sink subscribed to the workspace's events.
+    pub event_streams: Option<EventStreamsSink>,
 }
 
 impl DeliveryConfig {
@@ -44,6 +56,7 @@ impl DeliveryConfig {
             event_timeout: Duration::from_secs(15),
             faults,
             seed,
+            event_streams: None,
         }
     }
 }
@@ -63,6 +76,8 @@ pub enum AssignmentAnswer {
 pub struct DeliveryState {
     rng: SmallRng,
     held: Option<Outbound>,
+    /// CloudEvents waiting for the next Event Streams batch.
+    streamed: Vec<serde_json::Value>,
 }
 
 pub struct Delivery {
@@ -78,7 +93,11 @@ impl Delivery {
             .pool_max_idle_per_host(4)
             .build()
             .expect("HTTP client builds");
-        let state = DeliveryState { rng: SmallRng::seed_from_u64(config.seed ^ 0x5eed_de11), held: None };
+        let state = DeliveryState {
+            rng: SmallRng::seed_from_u64(config.seed ^ 0x5eed_de11),
+            held: None,
+            streamed: Vec::new(),
+        };
         (Self { config, client, stats: Mutex::new(DeliveryStats::default()) }, state)
     }
 
@@ -136,6 +155,15 @@ impl Delivery {
 
     /// Sends (or drops, or holds back) one event callback, then whatever was held back before it.
     pub async fn deliver_event(&self, state: &mut DeliveryState, outbound: Outbound) {
+        if let Some(sink) = &self.config.event_streams {
+            state.streamed.push(event_streams::cloud_event(&outbound.params));
+            if state.streamed.len() >= sink.batch_size.max(1) {
+                self.send_streamed(state, sink).await;
+            }
+            if !sink.also_webhooks {
+                return;
+            }
+        }
         let faults = self.config.faults;
         let event_type = event_type(&outbound);
         if faults.drop_rate > 0.0 && state.rng.gen_bool(faults.drop_rate.min(1.0)) {
@@ -161,6 +189,62 @@ impl Delivery {
         if let Some(held) = state.held.take() {
             self.send_event(state, &held).await;
         }
+        if let Some(sink) = &self.config.event_streams {
+            self.send_streamed(state, sink).await;
+        }
+    }
+
+    /// Sends the CloudEvents waiting, shuffled (Event Streams does not keep order), in signed
+    /// batches; each is retried until answered 2xx (a few times here, for hours at Twilio) and
+    /// now and then delivered a second time.
+    async fn send_streamed(&self, state: &mut DeliveryState, sink: &EventStreamsSink) {
+        if state.streamed.is_empty() {
+            return;
+        }
+        let mut events = std::mem::take(&mut state.streamed);
+        events.shuffle(&mut state.rng);
+        for body in event_streams::batch_bodies(&events, sink.batch_size) {
+            let count = serde_json::from_slice::<Vec<serde_json::Value>>(&body).map_or(0, |v| v.len()) as u64;
+            let mut delivered = false;
+            for attempt in 0..STREAM_ATTEMPTS {
+                if attempt > 0 {
+                    self.with_stats(|s| s.stream_retries += 1);
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                if self.post_stream(sink, &body).await {
+                    delivered = true;
+                    break;
+                }
+            }
+            self.with_stats(|s| {
+                s.stream_batches_sent += 1;
+                if delivered {
+                    s.stream_events_delivered += count;
+                } else {
+                    s.stream_events_failed += count;
+                }
+            });
+            if sink.redelivery_rate > 0.0 && state.rng.gen_bool(sink.redelivery_rate.min(1.0)) {
+                self.with_stats(|s| s.stream_redeliveries += 1);
+                let _ = self.post_stream(sink, &body).await;
+            }
+        }
+    }
+
+    /// One Event Streams POST; whether it was answered 2xx.
+    async fn post_stream(&self, sink: &EventStreamsSink, body: &[u8]) -> bool {
+        let (url, signature) = event_streams::signed(&self.config.auth_token, &sink.url, body);
+        let sent = self
+            .client
+            .post(&url)
+            .timeout(STREAM_TIMEOUT)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "Twilio-Event-Streams/1.0")
+            .header(signature::SIGNATURE_HEADER, signature)
+            .body(body.to_vec())
+            .send()
+            .await;
+        sent.is_ok_and(|response| response.status().is_success())
     }
 
     async fn send_event(&self, state: &mut DeliveryState, outbound: &Outbound) {

@@ -43,6 +43,21 @@ pub struct DeliveryStats {
     pub instructions_accept: u64,
     pub instructions_reject: u64,
     pub instructions_deferred: u64,
+    /// Event Streams bodies sent (first attempts; each holds a batch of CloudEvents).
+    #[serde(default)]
+    pub stream_batches_sent: u64,
+    /// CloudEvents in bodies answered 2xx.
+    #[serde(default)]
+    pub stream_events_delivered: u64,
+    /// CloudEvents in bodies never answered 2xx.
+    #[serde(default)]
+    pub stream_events_failed: u64,
+    /// Bodies sent again after an answer other than 2xx.
+    #[serde(default)]
+    pub stream_retries: u64,
+    /// Bodies delivered a second time on purpose (at least once).
+    #[serde(default)]
+    pub stream_redeliveries: u64,
 }
 
 /// The full ground truth.

@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod cli;
 pub mod delivery;
 pub mod engine;
+pub mod event_streams;
 pub mod expression;
 pub mod ground_truth;
 pub mod model;

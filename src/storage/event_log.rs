@@ -30,6 +30,9 @@ pub enum RecordKind {
     /// An event fetched from TaskRouter's Events API (`GET …/Events`), stored as the JSON it
     /// came as.
     EventsApi,
+    /// One TaskRouter CloudEvent of an Event Streams request, stored as the JSON it came as
+    /// and related to the request's row, which holds the whole body.
+    CloudEvent,
     /// An alert the tracer POSTed (or tried to) to an alert webhook (`crate::alerts`).
     Alert,
 }
@@ -41,13 +44,15 @@ impl RecordKind {
             RecordKind::Action => "action",
             RecordKind::Replay => "replay",
             RecordKind::EventsApi => "events-api",
+            RecordKind::CloudEvent => "cloudevent",
             RecordKind::Alert => "alert",
         }
     }
 }
 
-/// A row to append. The writer fills in `duplicate_of` and `is_fact`; everything else is
-/// decided at the HTTP edge before the row is queued.
+/// A row to append. The writer fills in `duplicate_of` and `is_fact` (and `related_to` for the
+/// CloudEvents of a request); everything else is decided at the HTTP edge before the row is
+/// queued.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
     pub kind: RecordKind,
@@ -153,6 +158,8 @@ impl EncodedPayload {
 pub struct AppendDecision {
     pub duplicate_of: Option<i64>,
     pub is_fact: bool,
+    /// The record's own `related_to`, or for a CloudEvent the row of the request it came in.
+    pub related_to: Option<i64>,
 }
 
 /// One stored row as the chain sees it: every column but `id` and `hash`, in canonical order.
@@ -265,7 +272,7 @@ pub fn append(
         Field::Int(i64::from(record.response_status)),
         opt_text(&record.response_body),
         opt_text(&record.upstream),
-        opt_int(record.related_to),
+        opt_int(decision.related_to),
         opt_int(decision.duplicate_of),
         Field::Int(decision.is_fact as i64),
         facts.map_or(Field::Null, |f| Field::Text(&f.event_type)),

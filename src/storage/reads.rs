@@ -40,6 +40,8 @@ pub struct RecordedRequest {
     pub occurred_at_raw: Option<String>,
     pub occurred_at_ms: Option<i64>,
     pub occurred_at_source: Option<String>,
+    /// `I-Twilio-Idempotency-Token`, or a CloudEvent row's CloudEvent `id`.
+    pub idempotency_token: Option<String>,
 }
 
 /// What the request list can be narrowed by; every field is optional and they combine (AND).
@@ -86,7 +88,7 @@ const REQUEST_COLUMNS: &str = "e.id, e.kind, e.received_at_ms, e.endpoint, e.met
     e.body_truncated, e.remote_addr, e.signature_verdict, e.signature_detail, e.rejection, e.response_status, \
     e.response_body, r.handling_us, e.upstream, e.related_to, e.duplicate_of, e.is_fact, e.event_type, e.event_sid, e.task_sid, \
     e.reservation_sid, e.worker_sid, e.task_queue_sid, e.workflow_sid, e.occurred_at_raw, e.occurred_at_ms, e.occurred_at_source, \
-    e.payload_encoding";
+    e.payload_encoding, e.idempotency_token";
 
 fn undecodable(error: payload::DecodeError) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(error))
@@ -136,6 +138,7 @@ fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Er
         occurred_at_raw: row.try_get("occurred_at_raw")?,
         occurred_at_ms: row.try_get("occurred_at_ms")?,
         occurred_at_source: row.try_get("occurred_at_source")?,
+        idempotency_token: row.try_get("idempotency_token")?,
     })
 }
 
@@ -299,7 +302,7 @@ impl ReadStore {
     pub async fn related_to(&self, id: i64) -> Result<Vec<RecordedRequest>, sqlx::Error> {
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM events e LEFT JOIN response_times r ON r.event_id = e.id \
-             WHERE e.related_to = ?1 ORDER BY e.id LIMIT 200"
+             WHERE e.related_to = ?1 ORDER BY e.id LIMIT 1200"
         );
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
         rows.iter().map(to_request).collect()

@@ -104,10 +104,12 @@ impl StorageHealth {
     }
 }
 
+/// One request's rows: its own, then for an Event Streams request one per CloudEvent, all
+/// committed in the same transaction.
 struct Job {
-    record: NewRecord,
+    records: Vec<NewRecord>,
     arrived: Instant,
-    reply: oneshot::Sender<Result<Appended, WriteError>>,
+    reply: oneshot::Sender<Result<Vec<Appended>, WriteError>>,
 }
 
 /// The handle handlers use to reach the writer thread.
@@ -181,12 +183,26 @@ impl Writer {
     /// # Errors
     /// [`WriteError`] when the row is not durably stored.
     pub async fn append(&self, record: NewRecord, arrived: Instant) -> Result<Appended, WriteError> {
+        let appended = self.append_request(vec![record], arrived).await?;
+        appended.into_iter().next().ok_or(WriteError::Stopped)
+    }
+
+    /// Appends a request's row and the rows it gives rise to (an Event Streams request's
+    /// CloudEvents, each related to the first row) in one transaction: all are stored, or none.
+    ///
+    /// # Errors
+    /// [`WriteError`] when the rows are not durably stored.
+    pub async fn append_request(
+        &self,
+        records: Vec<NewRecord>,
+        arrived: Instant,
+    ) -> Result<Vec<Appended>, WriteError> {
         let (reply, outcome) = oneshot::channel();
-        let urgent = is_urgent(&record);
+        let urgent = records.first().is_some_and(is_urgent);
         if urgent {
             self.urgent.fetch_add(1, Ordering::AcqRel);
         }
-        let refused = match self.sender.try_send(Job { record, arrived, reply }) {
+        let refused = match self.sender.try_send(Job { records, arrived, reply }) {
             Ok(()) => None,
             Err(TrySendError::Full(_)) => Some(WriteError::Overloaded(self.capacity)),
             Err(TrySendError::Disconnected(_)) => Some(WriteError::Stopped),
@@ -400,7 +416,7 @@ impl WriterThread {
                     Err(_) => break,
                 }
             }
-            let urgent_taken = batch.iter().filter(|job| is_urgent(&job.record)).count();
+            let urgent_taken = batch.iter().filter(|job| job.records.first().is_some_and(is_urgent)).count();
             if urgent_taken > 0 {
                 self.shared.urgent.fetch_sub(urgent_taken, Ordering::AcqRel);
             }
@@ -411,10 +427,12 @@ impl WriterThread {
                 || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
             let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
             let outcome = append_batch(&mut self.connection, &batch, timings);
-            let appended = batch.len();
+            // Rows, not requests: an Event Streams request appends one per CloudEvent.
+            let appended;
             match outcome {
                 Ok((new_head, results)) => {
                     let new_rows = results.iter().filter(|appended| appended.new_row).count() as i64;
+                    appended = new_rows as usize;
                     if self.head.map(|head| head.id + new_rows) != Some(new_head.id) {
                         // Another process (an import) appended since this one last did: what the engine holds
                         // may be stale, and the rows must be read back in order.
@@ -432,16 +450,20 @@ impl WriterThread {
                     self.shared.metrics.commit_batch_size.observe(batch.len() as f64);
                     let committed_ms = chrono::Utc::now().timestamp_millis();
                     let mut replies = Vec::with_capacity(batch.len());
-                    for (job, appended) in batch.drain(..).zip(results) {
-                        if appended.new_row {
-                            pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
-                            if !self.read_back {
-                                self.backlog.push_back(FollowUp::of(
-                                    appended.id,
-                                    &job.record,
-                                    appended.is_fact,
-                                    committed_ms,
-                                ));
+                    let mut results = results.into_iter();
+                    for job in batch.drain(..) {
+                        let appended: Vec<Appended> = results.by_ref().take(job.records.len()).collect();
+                        for (record, appended) in job.records.iter().zip(&appended) {
+                            if appended.new_row {
+                                pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
+                                if !self.read_back {
+                                    self.backlog.push_back(FollowUp::of(
+                                        appended.id,
+                                        record,
+                                        appended.is_fact,
+                                        committed_ms,
+                                    ));
+                                }
                             }
                         }
                         replies.push((job.reply, appended));
@@ -661,7 +683,7 @@ fn append_batch(
     pending_timings: &[(i64, u64)],
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let appended = append_records(&tx, batch.iter().map(|job| &job.record), pending_timings)?;
+    let appended = append_records(&tx, batch.iter().map(|job| job.records.as_slice()), pending_timings)?;
     tx.commit()?;
     Ok(appended)
 }
@@ -680,7 +702,8 @@ pub fn commit_records<'a>(
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
         let records: Vec<&NewRecord> = records.collect();
-        let (head, results) = append_records(&tx, records.iter().copied(), pending_timings)?;
+        let (head, results) =
+            append_records(&tx, records.iter().map(|record| std::slice::from_ref(*record)), pending_timings)?;
         let work = records
             .iter()
             .zip(&results)
@@ -696,43 +719,60 @@ pub fn commit_records<'a>(
     outcome
 }
 
-/// For each record: dedup → append → delivery keys, inside `tx`. The chain's head is read
-/// here, under the write lock, because another process (an `import`) may have appended since
-/// this one last did.
+/// For each request's records: dedup → append → delivery keys, inside `tx`; a request's later
+/// records are related to its first row. The results are flat, in record order. The chain's
+/// head is read here, under the write lock, because another process (an `import`) may have
+/// appended since this one last did.
 fn append_records<'a>(
     tx: &rusqlite::Transaction<'_>,
-    records: impl Iterator<Item = &'a NewRecord>,
+    requests: impl Iterator<Item = &'a [NewRecord]>,
     pending_timings: &[(i64, u64)],
 ) -> rusqlite::Result<(Head, Vec<Appended>)> {
     event_log::record_response_times(tx, pending_timings)?;
     let mut head = event_log::head(tx)?;
-    let mut results = Vec::with_capacity(records.size_hint().0);
-    for record in records {
-        let keys = delivery_keys(record);
-        let duplicate_of = match trusted_event_sid(record) {
-            Some(sid) => event_log::fact_with_event_sid(tx, sid)?,
-            None => find_first_delivery(tx, &keys)?,
-        };
-        if let (true, Some(known)) = (record.skip_if_known, duplicate_of) {
-            results.push(Appended { id: known, duplicate_of, is_fact: false, new_row: false });
-            continue;
+    let mut results = Vec::with_capacity(requests.size_hint().0);
+    for request in requests {
+        let mut request_row = None;
+        for record in request {
+            append_record(tx, &mut head, record, record.related_to.or(request_row), &mut results)?;
+            request_row = request_row.or(results.last().map(|appended| appended.id));
         }
-        let decision = AppendDecision {
-            duplicate_of,
-            is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
-        };
-        head = event_log::append(tx, head, record, decision)?;
-        if !keys.is_empty() {
-            let first = duplicate_of.unwrap_or(head.id);
-            let mut insert =
-                tx.prepare_cached("INSERT OR IGNORE INTO delivery_keys (key, first_id) VALUES (?1, ?2)")?;
-            for key in &keys {
-                insert.execute(rusqlite::params![&key[..], first])?;
-            }
-        }
-        results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact, new_row: true });
     }
     Ok((head, results))
+}
+
+fn append_record(
+    tx: &rusqlite::Transaction<'_>,
+    head: &mut Head,
+    record: &NewRecord,
+    related_to: Option<i64>,
+    results: &mut Vec<Appended>,
+) -> rusqlite::Result<()> {
+    let keys = delivery_keys(record);
+    let duplicate_of = match trusted_event_sid(record) {
+        Some(sid) => event_log::fact_with_event_sid(tx, sid)?,
+        None => find_first_delivery(tx, &keys)?,
+    };
+    if let (true, Some(known)) = (record.skip_if_known, duplicate_of) {
+        results.push(Appended { id: known, duplicate_of, is_fact: false, new_row: false });
+        return Ok(());
+    }
+    let decision = AppendDecision {
+        duplicate_of,
+        is_fact: record.trusted && record.facts.is_some() && duplicate_of.is_none(),
+        related_to,
+    };
+    *head = event_log::append(tx, *head, record, decision)?;
+    if !keys.is_empty() {
+        let first = duplicate_of.unwrap_or(head.id);
+        let mut insert =
+            tx.prepare_cached("INSERT OR IGNORE INTO delivery_keys (key, first_id) VALUES (?1, ?2)")?;
+        for key in &keys {
+            insert.execute(rusqlite::params![&key[..], first])?;
+        }
+    }
+    results.push(Appended { id: head.id, duplicate_of, is_fact: decision.is_fact, new_row: true });
+    Ok(())
 }
 
 /// The Sid of a well-formed, trusted event callback, which names the event: a retry (same

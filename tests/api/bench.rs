@@ -29,6 +29,7 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
         "## Hot task: one task to 2,000 events",
         "## Soak: 8 connections",
         "## Reads at scale",
+        "## Event Streams beside event callbacks",
         "## Targets",
     ] {
         assert!(report.contains(heading), "{heading} missing:\n{report}");
@@ -84,6 +85,20 @@ fn a_small_bench_run_passes_every_phase_and_reports_them() {
     assert!(report.contains("| hot task: rate over the last 1,000 of 100,000 events"), "{report}");
     assert!(report.contains("- 4 connections: half the baseline's rate is "), "{report}");
     assert!(report.contains("| rows in the log | 300 |"), "{report}");
+    // The same events as form callbacks and as Event Streams bodies of 10 and 100, each event
+    // acknowledged checked to be a fact.
+    let streams: Vec<Vec<&str>> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("## Event Streams beside event callbacks"))
+        .filter(|l| l.starts_with("| POST /webhooks/"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(streams.len(), 3, "{report}");
+    for cells in &streams {
+        let facts: u64 = cells[8].replace(',', "").parse().unwrap_or_else(|_| panic!("{cells:?}"));
+        assert!(facts > 0 && cells[3].starts_with("**"), "{cells:?}");
+    }
+    assert!(streams[2][1].ends_with("batches of 100") && streams[2][4].ends_with(" %"), "{streams:?}");
     // The log is cached: a second run finds it instead of generating it again.
     let again = Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
         .args(["bench", "--quick", "--phases", "scale", "--scales", "300", "--repeat", "2"])

@@ -18,7 +18,9 @@ use taskrouter_tracer::simulator::rest;
 use taskrouter_tracer::simulator::runtime::ClockMode;
 use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 
-use crate::helpers::{spawn_app, spawn_app_with, start_simulator, TestApp, AUTH_TOKEN, SIM_ACCOUNT};
+use crate::helpers::{
+    dump, first_difference, spawn_app, spawn_app_with, start_simulator, TestApp, AUTH_TOKEN, SIM_ACCOUNT,
+};
 
 /// Only event callbacks: the Events API has no assignment callbacks, so the two paths are
 /// compared on what both carry.
@@ -61,23 +63,6 @@ async fn import(args: &ImportArgs) -> Summary {
         }
         ImportRun::Refused(why) => panic!("import refused: {why}"),
     }
-}
-
-fn dump(database: &std::path::Path) -> String {
-    let connection = rusqlite::Connection::open(database).unwrap();
-    taskrouter_tracer::projections::dump_without_ids(&connection)
-}
-
-fn first_difference(left: &str, right: &str) -> Option<(String, String)> {
-    left.lines()
-        .zip(right.lines())
-        .find(|(l, r)| l != r)
-        .map(|(l, r)| (l.to_string(), r.to_string()))
-        .or_else(|| {
-            (left.lines().count() != right.lines().count()).then(|| {
-                (format!("{} lines", left.lines().count()), format!("{} lines", right.lines().count()))
-            })
-        })
 }
 
 #[tokio::test]
@@ -215,6 +200,7 @@ fn real_time_simulator(seed: u64) -> RunningSimulator {
         callback_timeouts: None,
         clock: ClockMode::Scaled(1.0),
         listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
+        event_streams: None,
     })
     .expect("simulator starts")
 }

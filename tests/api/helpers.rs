@@ -32,7 +32,21 @@ pub fn start_simulator(
     faults: Faults,
     listener: Option<std::net::TcpListener>,
 ) -> RunningSimulator {
-    start_scenario(ScenarioOptions {
+    let mut options = simulator_options(seed, callbacks, traffic, faults);
+    if let Some(listener) = listener {
+        options.listener = listener;
+    }
+    start_scenario(options).expect("simulator starts")
+}
+
+/// [`start_simulator`]'s options (its REST API on a random port), for a test to change more.
+pub fn simulator_options(
+    seed: u64,
+    callbacks: CallbackUrls,
+    traffic: DemoTraffic,
+    faults: Faults,
+) -> ScenarioOptions {
+    ScenarioOptions {
         seed,
         account_sid: Some(SIM_ACCOUNT.into()),
         auth_token: AUTH_TOKEN.into(),
@@ -41,9 +55,9 @@ pub fn start_simulator(
         faults,
         callback_timeouts: None,
         clock: ClockMode::AsFastAsPossible,
-        listener: listener.unwrap_or_else(|| rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0),
-    })
-    .expect("simulator starts")
+        listener: rest::bind("127.0.0.1:0".parse().unwrap()).unwrap().0,
+        event_streams: None,
+    }
 }
 
 /// Traffic-free simulator settings: nothing arrives unless a test creates it.
@@ -184,4 +198,24 @@ impl TestApp {
     pub fn count(&self, sql: &str) -> i64 {
         self.query(sql, |r| r.get(0))[0]
     }
+}
+
+/// The projections of the log at `database`, as text without row ids (two logs of the same
+/// history, delivered differently, give the same text).
+pub fn dump(database: &std::path::Path) -> String {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    taskrouter_tracer::projections::dump_without_ids(&connection)
+}
+
+/// The first line where two dumps differ (or their line counts), to keep a failure readable.
+pub fn first_difference(left: &str, right: &str) -> Option<(String, String)> {
+    left.lines()
+        .zip(right.lines())
+        .find(|(l, r)| l != r)
+        .map(|(l, r)| (l.to_string(), r.to_string()))
+        .or_else(|| {
+            (left.lines().count() != right.lines().count()).then(|| {
+                (format!("{} lines", left.lines().count()), format!("{} lines", right.lines().count()))
+            })
+        })
 }

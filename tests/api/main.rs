@@ -5,6 +5,7 @@ mod bench;
 mod browser;
 mod connect;
 mod crash;
+mod event_streams;
 mod events_api;
 mod fixtures;
 mod forwarding;

@@ -273,7 +273,13 @@ fn append_unprojected(connection: &mut rusqlite::Connection, params: &Params, re
     };
     let tx = connection.transaction().unwrap();
     let head = event_log::head(&tx).unwrap();
-    event_log::append(&tx, head, &record, AppendDecision { duplicate_of: None, is_fact: true }).unwrap();
+    event_log::append(
+        &tx,
+        head,
+        &record,
+        AppendDecision { duplicate_of: None, is_fact: true, related_to: None },
+    )
+    .unwrap();
     tx.commit().unwrap();
 }
 

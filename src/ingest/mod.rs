@@ -1,16 +1,18 @@
-//! Turning one received webhook into one log row and one answer.
+//! Turning one received webhook into its log rows and one answer.
 //!
 //! Owns the decisions about a request (body limit, content type, signature, well-formedness,
 //! the status to answer) and hands the row to the single writer, whose transaction appends it
 //! and updates the projections. Nothing is answered 2xx until that transaction has committed;
 //! a storage failure becomes 503 so that Twilio retries.
 
+mod event_streams;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::instruction::ASSIGNMENT_DEADLINE_MS;
 use crate::domain::webhook::{self, Endpoint, FormParams};
-use crate::relay::{Outgoing, Relay};
+use crate::relay::{Outgoing, Relay, Signing};
 use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::{Appended, WriteError, Writer};
@@ -45,7 +47,6 @@ pub struct IngestConfig {
 
 /// One request as the HTTP edge received it.
 pub struct ReceivedRequest {
-    pub endpoint: Endpoint,
     pub method: String,
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
@@ -107,13 +108,14 @@ impl Ingest {
     /// accepted assignment callback from its parsed parameters (the configured instruction).
     pub fn decide(
         &self,
+        endpoint: Endpoint,
         request: ReceivedRequest,
         assignment_answer: &dyn Fn(&FormParams) -> String,
     ) -> Decision {
-        let evaluation = self.evaluate(&request);
+        let evaluation = self.evaluate(endpoint, &request);
         let (status, body) = match &evaluation.rejection {
             Some((status, message)) => (*status, error_json(message)),
-            None => match request.endpoint {
+            None => match endpoint {
                 Endpoint::Assignment => {
                     (200, evaluation.params.as_ref().map_or_else(|| "{}".to_string(), assignment_answer))
                 }
@@ -126,7 +128,7 @@ impl Ingest {
         let record = NewRecord {
             kind: RecordKind::Webhook,
             received_at_ms: request.arrival_ms,
-            endpoint: request.endpoint.as_str().to_string(),
+            endpoint: endpoint.as_str().to_string(),
             method: request.method,
             path: request.path_and_query,
             headers: request.headers,
@@ -153,11 +155,12 @@ impl Ingest {
     /// Decides, forwards when configured, records, and returns what to answer.
     pub async fn receive(
         &self,
+        endpoint: Endpoint,
         request: ReceivedRequest,
         assignment_answer: &dyn Fn(&FormParams) -> String,
     ) -> IngestOutcome {
-        let endpoint = request.endpoint;
-        let Decision { mut record, accepted, verdict, arrived } = self.decide(request, assignment_answer);
+        let Decision { mut record, accepted, verdict, arrived } =
+            self.decide(endpoint, request, assignment_answer);
         let mut content_type = JSON.to_string();
         // Only requests the tracer accepts are relayed: re-signing a forged one would make the
         // app's own validator pass it.
@@ -182,7 +185,7 @@ impl Ingest {
                     url,
                     headers: &record.headers,
                     body: record.body.clone(),
-                    params: record.params.as_ref().map(|p| p.pairs()),
+                    signing: record.params.as_ref().map_or(Signing::Unsigned, |p| Signing::Form(p.pairs())),
                     is_assignment: endpoint == Endpoint::Assignment,
                     timeout: match endpoint {
                         Endpoint::Assignment => Duration::from_millis(ASSIGNMENT_DEADLINE_MS + 500),
@@ -216,100 +219,39 @@ impl Ingest {
                 let body = if accepted { body } else { add_record_id(&body, appended.id) };
                 IngestOutcome { status, content_type, body, verdict, stored }
             }
-            Err(ref error) => IngestOutcome {
-                status: 503,
-                content_type: JSON.to_string(),
-                body: error_json(&format!("not stored, retry later: {error}")),
-                verdict,
-                stored,
-            },
+            Err(error) => IngestOutcome::not_stored(verdict, error),
         }
     }
 
-    fn evaluate(&self, request: &ReceivedRequest) -> Evaluation {
-        let header = |name: &str| {
-            request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-        };
-        let idempotency_token = header("I-Twilio-Idempotency-Token").map(str::to_string);
-        let content_type = header("Content-Type").unwrap_or("");
-        let is_form = content_type
-            .split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    fn evaluate(&self, endpoint: Endpoint, request: &ReceivedRequest) -> Evaluation {
+        let idempotency_token = request.header("I-Twilio-Idempotency-Token").map(str::to_string);
+        let is_form = request.has_content_type("application/x-www-form-urlencoded");
         let parsed = if is_form && !request.body_truncated && request.read_error.is_none() {
             Some(webhook::parse_form(&request.body))
         } else {
             None
         };
         let params = parsed.as_ref().and_then(|p| p.as_ref().ok()).cloned();
-        let facts = params.as_ref().map(|p| webhook::extract_facts(request.endpoint, p, request.arrival_ms));
+        let facts = params.as_ref().map(|p| webhook::extract_facts(endpoint, p, request.arrival_ms));
 
-        let verdict = match (&self.config.auth_token, self.config.signature_mode) {
-            (None, _) | (_, SignatureMode::Off) => Verdict::Unchecked,
-            (Some(token), _) => {
-                let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
-                let alternatives: Vec<String> = request
-                    .claimed_base_urls
-                    .iter()
-                    .map(|base| format!("{}{}", base.trim_end_matches('/'), request.path_and_query))
-                    .collect();
-                let empty = Vec::new();
-                signature::verify(
-                    token,
-                    &SignedRequest {
-                        url: &url,
-                        params: params.as_ref().map_or(&empty, |p| &p.0),
-                        body: &request.body,
-                        signature: header(signature::SIGNATURE_HEADER),
-                    },
-                    &alternatives,
-                )
-            }
-        };
-
-        let enforce =
-            self.config.signature_mode == SignatureMode::Enforce && self.config.auth_token.is_some();
-        let rejection = if let Some(error) = &request.read_error {
-            Some((400, format!("the body could not be read: {error}")))
-        } else if request.body_truncated {
-            Some((
-                413,
-                format!(
-                    "the body is larger than the {} byte limit (stored truncated)",
-                    self.config.body_limit
-                ),
-            ))
+        let verdict = self.check_signature(request, params.as_ref().map_or(&[][..], |p| p.pairs()));
+        let rejection = if let Some(rejection) = self.incomplete_body(request, "") {
+            Some(rejection)
         } else if !is_form {
-            Some((
-                415,
-                format!(
-                    "TaskRouter callbacks are application/x-www-form-urlencoded; this request was {}",
-                    if content_type.is_empty() { "sent without a Content-Type" } else { content_type }
-                ),
-            ))
+            Some(request.wrong_content_type("TaskRouter callbacks are application/x-www-form-urlencoded"))
         } else if let Some(Err(error)) = &parsed {
             // Before the signature: parameters that do not decode cannot be checked against
             // one, so "does not match" would blame the wrong thing.
             Some((400, format!("malformed callback: {error}")))
-        } else if enforce && !verdict.is_trusted() {
-            let why = match &verdict {
-                Verdict::Missing => "the X-Twilio-Signature header is missing".to_string(),
-                _ => "X-Twilio-Signature does not match this request".to_string(),
-            };
-            Some((403, why))
+        } else if let Some(refusal) = self.signature_refusal(&verdict) {
+            Some(refusal)
         } else {
             match &facts {
                 Some(Err(error)) => Some((400, format!("malformed callback: {error}"))),
                 _ => None,
             }
         };
-        let not_a_fact = match &verdict {
-            Verdict::Invalid(_) | Verdict::Missing if rejection.is_none() => Some(format!(
-                "accepted (--signature-check record) but not a fact: signature {}",
-                verdict.as_str()
-            )),
-            _ => None,
-        };
+        let not_a_fact = not_a_fact(&verdict, rejection.is_some());
         Evaluation {
             verdict,
             rejection,
@@ -317,6 +259,87 @@ impl Ingest {
             facts: facts.and_then(Result::ok),
             params,
             idempotency_token,
+        }
+    }
+}
+
+impl ReceivedRequest {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the Content-Type's media type is `media_type` (parameters ignored).
+    fn has_content_type(&self, media_type: &str) -> bool {
+        self.header("Content-Type")
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+    }
+
+    /// The 415 for a body of another type than `expected` says.
+    fn wrong_content_type(&self, expected: &str) -> (u16, String) {
+        let sent = match self.header("Content-Type") {
+            Some(value) if !value.is_empty() => value,
+            _ => "sent without a Content-Type",
+        };
+        (415, format!("{expected}; this request was {sent}"))
+    }
+}
+
+impl Ingest {
+    /// The signature's verdict on `request` with its decoded form `params` (none for JSON).
+    fn check_signature(&self, request: &ReceivedRequest, params: &[(String, String)]) -> Verdict {
+        let token = match (&self.config.auth_token, self.config.signature_mode) {
+            (None, _) | (_, SignatureMode::Off) => return Verdict::Unchecked,
+            (Some(token), _) => token,
+        };
+        let url = self.signed_url(&request.path_and_query, &request.claimed_base_urls);
+        let alternatives: Vec<String> = request
+            .claimed_base_urls
+            .iter()
+            .map(|base| format!("{}{}", base.trim_end_matches('/'), request.path_and_query))
+            .collect();
+        signature::verify(
+            token,
+            &SignedRequest {
+                url: &url,
+                params,
+                body: &request.body,
+                signature: request.header(signature::SIGNATURE_HEADER),
+            },
+            &alternatives,
+        )
+    }
+
+    /// The 403 for a missing or bad signature, when signatures are enforced.
+    fn signature_refusal(&self, verdict: &Verdict) -> Option<(u16, String)> {
+        let enforce =
+            self.config.signature_mode == SignatureMode::Enforce && self.config.auth_token.is_some();
+        if !enforce || verdict.is_trusted() {
+            return None;
+        }
+        let why = match verdict {
+            Verdict::Missing => "the X-Twilio-Signature header is missing",
+            _ => "X-Twilio-Signature does not match this request",
+        };
+        Some((403, why.to_string()))
+    }
+
+    /// The 400 for a body not read to its end, or the 413 for one over the limit (`more`
+    /// added to its message).
+    fn incomplete_body(&self, request: &ReceivedRequest, more: &str) -> Option<(u16, String)> {
+        if let Some(error) = &request.read_error {
+            Some((400, format!("the body could not be read: {error}")))
+        } else if request.body_truncated {
+            Some((
+                413,
+                format!(
+                    "the body is larger than the {} byte limit (stored truncated){more}",
+                    self.config.body_limit
+                ),
+            ))
+        } else {
+            None
         }
     }
 }
@@ -340,6 +363,31 @@ struct Evaluation {
     facts: Option<webhook::WebhookFacts>,
     params: Option<webhook::FormParams>,
     idempotency_token: Option<String>,
+}
+
+impl IngestOutcome {
+    /// The 503 for a request whose rows could not be stored: Twilio delivers it again.
+    fn not_stored(verdict: &'static str, error: WriteError) -> Self {
+        Self {
+            status: 503,
+            content_type: JSON.to_string(),
+            body: error_json(&format!("not stored, retry later: {error}")),
+            verdict,
+            stored: Err(error),
+        }
+    }
+}
+
+/// Why a request answered 2xx is kept out of the projections: a bad signature under
+/// `--signature-check record`.
+fn not_a_fact(verdict: &Verdict, rejected: bool) -> Option<String> {
+    match verdict {
+        Verdict::Invalid(_) | Verdict::Missing if !rejected => Some(format!(
+            "accepted (--signature-check record) but not a fact: signature {}",
+            verdict.as_str()
+        )),
+        _ => None,
+    }
 }
 
 fn error_json(message: &str) -> String {
