@@ -489,3 +489,63 @@ async fn the_demo_receiver_shows_the_alerts_it_got() {
     assert!(page.contains("signature.invalid") && page.contains("1 webhook request arrived"), "{page}");
     assert!(app.get_text("/").await.contains("href=\"/demo/alerts\""), "linked from the dashboard");
 }
+
+#[tokio::test]
+async fn simulated_timeouts_are_alerted_once_each_and_an_import_of_the_same_events_alerts_none_again() {
+    use clap::Parser;
+    use taskrouter_tracer::cli::{Cli, Command};
+    use taskrouter_tracer::history::cli::{run as run_import, ImportRun};
+    use taskrouter_tracer::simulator::delivery::Faults;
+    use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+
+    let receiver = Receiver::start().await;
+    let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout = 30).await;
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let traffic =
+        DemoTraffic { tasks_per_minute: 10.0, arrivals_for_ms: 4 * 60_000, reservation_timeout: 30 };
+    let callbacks = CallbackUrls::tracer(&app.address);
+    let sim = crate::helpers::start_simulator(5, callbacks, traffic, Faults::default(), None);
+    sim.simulator.run_for(6 * 60_000).await;
+    app.projections_caught_up().await;
+    let timeouts =
+        app.count("SELECT COUNT(*) FROM events WHERE is_fact = 1 AND event_type = 'reservation.timeout'");
+    assert!(timeouts > 0, "the simulated workers let some reservations time out");
+    let alerted = receiver.wait_for("reservation.timeout", timeouts as usize).await;
+    let mut reservations: Vec<&str> =
+        alerted.iter().map(|a| a["reservation_sid"].as_str().unwrap()).collect();
+    reservations.sort_unstable();
+    reservations.dedup();
+    assert_eq!(reservations.len() as i64, timeouts, "one alert per timed-out reservation");
+
+    // The same events again, from TaskRouter's Events API, into the same log.
+    let argv = [
+        "taskrouter-tracer",
+        "import",
+        "--database",
+        app.database.to_str().unwrap(),
+        "--workspace-sid",
+        &sim.sids.workspace,
+        "--taskrouter-base-url",
+        sim.rest_base_url(),
+        "--account-sid",
+        crate::helpers::SIM_ACCOUNT,
+        "--auth-token",
+        crate::helpers::AUTH_TOKEN,
+        "--since",
+        &since,
+    ];
+    let Command::Import(args) = Cli::parse_from(argv).command else { panic!("import parses") };
+    let ImportRun::Done(windows) = run_import(&args, false).await.expect("import runs") else {
+        panic!("import refused")
+    };
+    let summary = windows[0].1.as_ref().expect("the window imports");
+    assert!(summary.fetched > 0 && summary.new == 0, "{summary:?}");
+    // Alerts follow the log in order: a timeout after the import is alerted only once the
+    // import's rows have been judged.
+    let at = now_ms() - 200_000;
+    post_timeout(&app, 900_000, at, "WR7e57a5c0000000000000000000000900").await;
+    receiver.wait_for("reservation.timeout", timeouts as usize + 1).await;
+    assert_eq!(receiver.of_kind("reservation.timeout").len() as i64, timeouts + 1);
+    sim.stop().await;
+}
