@@ -43,6 +43,8 @@ const OVERDUE_GRACE_MS: i64 = 15_000;
 const OVERDUE_HORIZON_MS: i64 = 86_400_000;
 /// Overdue reservations read per round at most.
 const PENDING_PER_ROUND: i64 = 200;
+/// With no webhook, how often the marks that follow the log are saved at most.
+const IDLE_SAVE_EVERY: Duration = Duration::from_secs(10);
 /// How often the threshold rules are evaluated (at once after a change).
 const THRESHOLD_EVERY: Duration = Duration::from_secs(5);
 
@@ -74,6 +76,8 @@ struct Detector {
     latest_fact: Option<(i64, Instant)>,
     storage_problem: Option<String>,
     thresholds_at: Option<Instant>,
+    /// With no webhook: when the marks were last saved, and what they were.
+    idle_saved: Option<(Instant, i64, i64)>,
 }
 
 /// Runs detection until the alerter stops.
@@ -89,6 +93,7 @@ pub(super) async fn run(alerts: Arc<Alerts>, health: Arc<StorageHealth>, progres
         latest_fact: None,
         storage_problem: None,
         thresholds_at: None,
+        idle_saved: None,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -165,6 +170,10 @@ impl Detector {
     }
 
     async fn round(&mut self, progress: &ProjectionProgress) -> Result<(), sqlx::Error> {
+        if self.alerts.webhooks().is_empty() {
+            return self.idle(progress).await;
+        }
+        self.idle_saved = None;
         // Behind (a burst of timeouts): a few more reads now rather than one per tick.
         for _ in 0..CATCH_UP_READS {
             if self.log(progress).await? {
@@ -177,6 +186,33 @@ impl Detector {
         if rules_changed || self.thresholds_at.is_none_or(|at| at.elapsed() >= THRESHOLD_EVERY) {
             self.thresholds_at = Some(Instant::now());
             self.thresholds(as_of).await?;
+        }
+        Ok(())
+    }
+
+    /// No webhook, so nobody to tell and nothing is read or claimed: the marks follow the log
+    /// and TaskRouter's time (saved now and then), so a webhook added later is told what
+    /// happens from then on, not the backlog.
+    async fn idle(&mut self, progress: &ProjectionProgress) -> Result<(), sqlx::Error> {
+        self.log_through = self.log_through.max(progress.last_projected());
+        (self.signatures_pending, self.signatures_since_ms) = (0, 0);
+        if let Some(as_of) = self.taskrouter_now().await? {
+            self.overdue_since_ms = self.overdue_since_ms.max(as_of);
+        }
+        let marks = (self.log_through, self.overdue_since_ms);
+        let due = match self.idle_saved {
+            None => true,
+            Some((at, log, since)) => (log, since) != marks && at.elapsed() >= IDLE_SAVE_EVERY,
+        };
+        if due {
+            let saved = [
+                (LOG_MARK, marks.0),
+                (OVERDUE_SINCE, marks.1),
+                (SIGNATURES_PENDING, 0),
+                (SIGNATURES_SINCE, 0),
+            ];
+            store::record_alerts(&self.alerts.pool, &[], &[], &saved, now_ms()).await?;
+            self.idle_saved = Some((Instant::now(), marks.0, marks.1));
         }
         Ok(())
     }
