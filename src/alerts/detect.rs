@@ -43,8 +43,10 @@ const OVERDUE_GRACE_MS: i64 = 15_000;
 const OVERDUE_HORIZON_MS: i64 = 86_400_000;
 /// Overdue reservations read per round at most.
 const PENDING_PER_ROUND: i64 = 200;
-/// With no webhook, how often the marks that follow the log are saved at most.
-const IDLE_SAVE_EVERY: Duration = Duration::from_secs(10);
+/// How often the marks are saved at most when nothing else is written with them (no alert, no
+/// bad signature counted): rows read again after a restart alert nothing, and the write lock
+/// is the writer's to use.
+const MARKS_SAVE_EVERY: Duration = Duration::from_secs(10);
 /// How often the threshold rules are evaluated (at once after a change).
 const THRESHOLD_EVERY: Duration = Duration::from_secs(5);
 
@@ -76,8 +78,8 @@ struct Detector {
     latest_fact: Option<(i64, Instant)>,
     storage_problem: Option<String>,
     thresholds_at: Option<Instant>,
-    /// With no webhook: when the marks were last saved, and what they were.
-    idle_saved: Option<(Instant, i64, i64)>,
+    /// When the marks were last saved, and the log's and overdue marks then.
+    marks_saved: Option<(Instant, i64, i64)>,
 }
 
 /// Runs detection until the alerter stops.
@@ -93,7 +95,7 @@ pub(super) async fn run(alerts: Arc<Alerts>, health: Arc<StorageHealth>, progres
         latest_fact: None,
         storage_problem: None,
         thresholds_at: None,
-        idle_saved: None,
+        marks_saved: None,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -119,26 +121,30 @@ pub(super) async fn run(alerts: Arc<Alerts>, health: Arc<StorageHealth>, progres
 }
 
 impl Detector {
-    /// Reads the stored marks; on the first start, sets them to the log's current end and
+    /// Reads the stored marks; on the first start, takes the log's current end and
     /// TaskRouter's current time, so a tracer given alerts on an old log does not alert its
-    /// whole history.
+    /// whole history (saved with the first write, or after [`MARKS_SAVE_EVERY`]: a start only
+    /// reads, and leaves the write lock to the writer).
     async fn load(&mut self, progress: &ProjectionProgress) -> Result<(), sqlx::Error> {
         let pool = &self.alerts.pool;
-        self.log_through = match store::mark(pool, LOG_MARK).await? {
-            Some(mark) => mark,
-            None => {
-                let start = progress.last_projected();
-                let since = crate::projections::reads::latest_fact_ms(pool).await?.unwrap_or(0);
-                store::record_alerts(pool, &[], &[], &[(LOG_MARK, start), (OVERDUE_SINCE, since)], now_ms())
-                    .await?;
-                start
+        let mark = |name| async move { store::mark(pool, name).await };
+        let saved_at = Instant::now();
+        match mark(LOG_MARK).await? {
+            Some(log_through) => {
+                self.log_through = log_through;
+                self.overdue_since_ms = mark(OVERDUE_SINCE).await?.unwrap_or_default();
+                self.marks_saved = Some((saved_at, self.log_through, self.overdue_since_ms));
             }
-        };
-        let mark = |name| async move { store::mark(pool, name).await.map(Option::unwrap_or_default) };
-        self.overdue_since_ms = mark(OVERDUE_SINCE).await?;
-        self.signatures_pending = mark(SIGNATURES_PENDING).await?;
-        self.signatures_since_ms = mark(SIGNATURES_SINCE).await?;
-        self.signatures_last_sent_ms = mark(SIGNATURES_LAST_SENT).await?;
+            None => {
+                self.log_through = progress.last_projected();
+                self.overdue_since_ms = crate::projections::reads::latest_fact_ms(pool).await?.unwrap_or(0);
+                // Not saved yet: any value differs, so the next write or the first period saves them.
+                self.marks_saved = Some((saved_at, -1, -1));
+            }
+        }
+        self.signatures_pending = mark(SIGNATURES_PENDING).await?.unwrap_or_default();
+        self.signatures_since_ms = mark(SIGNATURES_SINCE).await?.unwrap_or_default();
+        self.signatures_last_sent_ms = mark(SIGNATURES_LAST_SENT).await?.unwrap_or_default();
         self.loaded = true;
         Ok(())
     }
@@ -173,7 +179,6 @@ impl Detector {
         if self.alerts.webhooks().is_empty() {
             return self.idle(progress).await;
         }
-        self.idle_saved = None;
         // Behind (a burst of timeouts): a few more reads now rather than one per tick.
         for _ in 0..CATCH_UP_READS {
             if self.log(progress).await? {
@@ -196,25 +201,29 @@ impl Detector {
     async fn idle(&mut self, progress: &ProjectionProgress) -> Result<(), sqlx::Error> {
         self.log_through = self.log_through.max(progress.last_projected());
         (self.signatures_pending, self.signatures_since_ms) = (0, 0);
-        if let Some(as_of) = self.taskrouter_now().await? {
-            self.overdue_since_ms = self.overdue_since_ms.max(as_of);
+        // TaskRouter's latest time, not the clock's estimate: without traffic nothing moves.
+        self.taskrouter_now().await?;
+        if let Some((latest, _)) = self.latest_fact {
+            self.overdue_since_ms = self.overdue_since_ms.max(latest);
         }
-        let marks = (self.log_through, self.overdue_since_ms);
-        let due = match self.idle_saved {
-            None => true,
-            Some((at, log, since)) => (log, since) != marks && at.elapsed() >= IDLE_SAVE_EVERY,
-        };
-        if due {
+        if self.marks_save_due() {
             let saved = [
-                (LOG_MARK, marks.0),
-                (OVERDUE_SINCE, marks.1),
+                (LOG_MARK, self.log_through),
+                (OVERDUE_SINCE, self.overdue_since_ms),
                 (SIGNATURES_PENDING, 0),
                 (SIGNATURES_SINCE, 0),
             ];
             store::record_alerts(&self.alerts.pool, &[], &[], &saved, now_ms()).await?;
-            self.idle_saved = Some((Instant::now(), marks.0, marks.1));
+            self.marks_saved = Some((Instant::now(), self.log_through, self.overdue_since_ms));
         }
         Ok(())
+    }
+
+    /// Whether the marks moved since they were last saved, long enough ago.
+    fn marks_save_due(&self) -> bool {
+        self.marks_saved.is_none_or(|(at, log, since)| {
+            (log, since) != (self.log_through, self.overdue_since_ms) && at.elapsed() >= MARKS_SAVE_EVERY
+        })
     }
 
     /// TaskRouter's time now: the latest fact's time plus the wall-clock time since it was
@@ -269,14 +278,26 @@ impl Detector {
             }
             (pending, since, last_sent) = (0, 0, now);
         }
+        let signatures_changed = (pending, since, last_sent)
+            != (self.signatures_pending, self.signatures_since_ms, self.signatures_last_sent_ms);
+        let previous = self.log_through;
+        self.log_through = reached;
+        if alerts.is_empty() && !signatures_changed && !self.marks_save_due() {
+            // Nothing to write: the mark moves in memory and is saved with the next write.
+            return Ok(reached >= through);
+        }
         let marks = [
             (LOG_MARK, reached),
+            (OVERDUE_SINCE, self.overdue_since_ms),
             (SIGNATURES_PENDING, pending),
             (SIGNATURES_SINCE, since),
             (SIGNATURES_LAST_SENT, last_sent),
         ];
-        self.record(&alerts, &marks).await?;
-        self.log_through = reached;
+        if let Err(error) = self.record(&alerts, &marks).await {
+            self.log_through = previous;
+            return Err(error);
+        }
+        self.marks_saved = Some((Instant::now(), reached, self.overdue_since_ms));
         (self.signatures_pending, self.signatures_since_ms, self.signatures_last_sent_ms) =
             (pending, since, last_sent);
         Ok(reached >= through)
