@@ -276,6 +276,21 @@ pub struct ServeArgs {
     /// The workspace to follow is added once known (`demo`, whose simulator starts after the server).
     #[arg(skip)]
     pub workspace_known_later: bool,
+    /// POST alerts here as JSON (a Slack incoming webhook takes them as they are): reservation
+    /// timeouts and overdue reservations, bad signatures, storage failing, rejected assignment
+    /// answers, threshold rules. Repeatable; the env var takes a comma-separated list. Shown
+    /// only redacted (scheme://host/…last 4).
+    #[arg(
+        long = "alert-webhook",
+        env = "TRACER_ALERT_WEBHOOKS",
+        value_delimiter = ',',
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub alert_webhooks: Vec<crate::alerts::AlertUrl>,
+    /// `demo`: receive the alerts on a page of this server too (`/demo/alerts`).
+    #[arg(skip)]
+    pub demo_alert_receiver: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,

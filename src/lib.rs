@@ -7,6 +7,7 @@
 //! (pure folds, same transaction) → pages and reports (read `storage::reads` and projections).
 
 pub mod actions;
+pub mod alerts;
 pub mod bench;
 pub mod cli;
 pub mod commands;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub history: Arc<crate::history::History>,
     /// `connect`/`disconnect` (with REST credentials).
     pub connector: Option<crate::connect::Connector>,
+    /// Alerts: detection, delivery, their settings.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// A built, bound, not yet running server.
@@ -51,6 +53,7 @@ pub struct Application {
     progress: Arc<crate::storage::progress::ProjectionProgress>,
     history: Arc<crate::history::History>,
     connector: Option<crate::connect::Connector>,
+    alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// The writer of a command that appends to a log and serves nothing (`import`, `connect`):
@@ -88,6 +91,11 @@ impl AppState {
     pub fn projection_lag(&self) -> Option<String> {
         let lag = self.progress.lag();
         (lag.millis >= routes::consistency::PAGE_WAIT.as_millis() as i64).then(|| lag.describe()).flatten()
+    }
+
+    /// What a page's banner says while alerts cannot be delivered, else `None`.
+    pub fn alert_problem(&self) -> Option<String> {
+        self.alerts.problem()
     }
 }
 
@@ -157,6 +165,30 @@ impl Application {
         }
         history.start_pollers();
         let history_handle = history.clone();
+        let listener = TcpListener::bind(args.listen)?;
+        let address = listener.local_addr()?;
+        let port = address.port();
+        let loopback = if address.ip().is_unspecified() {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            format!("http://{address}")
+        };
+        let demo_inbox =
+            args.demo_alert_receiver.then(|| web::Data::new(routes::alerts::DemoInbox::default()));
+        let alerts = crate::alerts::Alerts::load(
+            crate::alerts::AlertsConfig {
+                webhooks: args.alert_webhooks.clone(),
+                demo_receiver: demo_inbox
+                    .as_ref()
+                    .map(|_| format!("{loopback}{}", routes::alerts::DEMO_RECEIVER_PATH)),
+                public_url: args.public_url.clone().unwrap_or_else(|| loopback.clone()),
+                database: args.database.database.clone(),
+            },
+            store.pool.clone(),
+            writer.clone(),
+        )
+        .await?;
+        alerts.start(writer.health.clone(), writer.progress.clone());
         let state = web::Data::new(AppState {
             ingest,
             relay,
@@ -169,10 +201,8 @@ impl Application {
             security,
             history,
             connector: connector.clone(),
+            alerts: alerts.clone(),
         });
-        let listener = TcpListener::bind(args.listen)?;
-        let address = listener.local_addr()?;
-        let port = address.port();
         let bench_floor = if args.bench_baseline {
             let path = storage::floor::floor_path(&args.database.database);
             Some(web::Data::new(storage::floor::FloorLog::start(&path)?))
@@ -194,6 +224,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(routes::security::guard))
                 .wrap(actix_web::middleware::from_fn(head_deadline::request_reached_app))
                 .configure(routes::configure);
+            let app = match demo_inbox.clone() {
+                Some(inbox) => app.app_data(inbox).configure(routes::alerts::demo_receiver),
+                None => app,
+            };
             let app = if let Some(floor) = bench_floor.clone() {
                 app.app_data(floor)
                     .route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
@@ -233,6 +267,7 @@ impl Application {
             progress: writer.progress.clone(),
             history: history_handle,
             connector,
+            alerts,
         })
     }
 
@@ -267,6 +302,9 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopped = self.server.await;
+        // A server started again on the same database takes the alerts over.
+        self.alerts.stop().await;
+        stopped
     }
 }

@@ -127,6 +127,8 @@ struct RestReservationRow {
 struct LookupPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     sid: String,
     error: Option<String>,
     task_sid: Option<String>,
@@ -149,6 +151,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
     let mut page = LookupPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         sid: sid.clone(),
         error: None,
         task_sid: None,
@@ -230,6 +233,8 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
 struct NewTaskPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     csrf: String,
     workflows: Vec<Workflow>,
     problem: Option<String>,
@@ -278,6 +283,7 @@ async fn new_task_form(
     let mut response = render(&NewTaskPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         csrf: csrf_for(http, state),
         workflows,
         problem: problem.clone().or(listing_problem),
@@ -392,6 +398,8 @@ struct RuleRow {
 struct SettingsPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     csrf: String,
     rules: Vec<RuleRow>,
     forwarding_to: Option<String>,
@@ -404,6 +412,8 @@ struct SettingsPage {
     connections: Vec<ConnectionRow>,
     /// What the last disconnect from this page did.
     notice: Option<String>,
+    /// The alerts section (`super::alerts`).
+    alerts: super::alerts::AlertSettings,
 }
 
 /// A workspace `connect`ed to the tracer, as the settings page shows it.
@@ -419,7 +429,7 @@ struct SettingsQuery {
     saved: bool,
 }
 
-async fn settings_view(
+pub(crate) async fn settings_view(
     http: &HttpRequest,
     state: &AppState,
     error: Option<String>,
@@ -455,6 +465,7 @@ async fn settings_view_with(
     let mut response = render(&SettingsPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         csrf: csrf_for(http, state),
         rules: rules
             .into_iter()
@@ -469,6 +480,7 @@ async fn settings_view_with(
         workflows,
         connections,
         notice,
+        alerts: super::alerts::settings_section(http, state).await,
     });
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;

@@ -39,5 +39,6 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let bytes = storage::database_bytes(&state.store.path);
     let mut text = state.metrics.render(bytes, storage::sqlite_memory_bytes(), state.progress.lag());
     text.push_str(&state.history.render_metrics());
+    text.push_str(&state.alerts.render_metrics());
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }

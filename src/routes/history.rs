@@ -50,6 +50,8 @@ struct JobRow {
 struct ImportPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     csrf: String,
     has_credentials: bool,
     default_workspace: String,
@@ -70,6 +72,7 @@ fn page(http: &HttpRequest, state: &AppState, current: Option<u64>, problem: Opt
     let mut response = render(&ImportPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         csrf: csrf_for(http, state),
         has_credentials: state.history.has_credentials(),
         default_workspace: state.history.workspaces().first().cloned().unwrap_or_default(),

@@ -45,6 +45,8 @@ fn time(ms: Option<i64>) -> String {
 struct DashboardPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     by_status: Vec<(String, i64)>,
     total_tasks: i64,
     timeouts: Vec<TimedOut>,
@@ -55,6 +57,8 @@ struct DashboardPage {
     follower: Option<crate::history::PollerView>,
     reconciler: Option<crate::history::PollerView>,
     imported: u64,
+    /// `demo` runs an alert receiver of its own (linked from here).
+    demo_alerts: bool,
 }
 
 async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
@@ -77,6 +81,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
     render(&DashboardPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         total_tasks: by_status.iter().map(|(_, n)| n).sum(),
         by_status,
         timeouts,
@@ -87,6 +92,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
         follower: state.history.follower(),
         reconciler: state.history.reconciler(),
         imported: state.history.imported(),
+        demo_alerts: state.alerts.demo_receiver().is_some(),
     })
 }
 
@@ -159,6 +165,8 @@ struct TaskRow {
 struct TasksPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     query: TaskQuery,
     error: Option<String>,
     rows: Vec<TaskRow>,
@@ -199,6 +207,7 @@ async fn tasks(query: web::Query<TaskQuery>, state: web::Data<AppState>) -> Http
     render(&TasksPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         query,
         error,
         rows,
@@ -218,6 +227,9 @@ struct TaskPageQuery {
 
 /// What an action row says happened, in one sentence.
 pub fn action_summary(row: &RecordedRequest) -> (bool, String) {
+    if row.kind == "alert" {
+        return alert_summary(row);
+    }
     let verb = row.endpoint.strip_prefix("action.").unwrap_or(&row.endpoint).replace('_', " ");
     match row.upstream.as_ref().and_then(|u| u.error.clone()) {
         Some(error) => (false, format!("{verb}: {error}")),
@@ -247,7 +259,16 @@ pub fn action_summary(row: &RecordedRequest) -> (bool, String) {
     }
 }
 
-/// The actions recorded for `sid`, oldest first, as timeline entries.
+/// Whether an alert was delivered, and to whom (the webhook as logged: redacted).
+fn alert_summary(row: &RecordedRequest) -> (bool, String) {
+    let kind = row.event_type.as_deref().and_then(|t| t.strip_prefix("alert.")).unwrap_or("alert");
+    match &row.rejection {
+        None => (true, format!("alert {kind} sent to {}: answered {}", row.path, row.response_status)),
+        Some(failure) => (false, format!("alert {kind} to {} not delivered: {failure}", row.path)),
+    }
+}
+
+/// The actions and alerts recorded for `sid`, oldest first, as timeline entries.
 async fn action_entries(state: &AppState, sid: &str) -> Vec<(TimelineEntry, RecordedRequest)> {
     let filter = RequestFilter { sid: Some(sid.to_string()), ..RequestFilter::default() };
     let mut rows: Vec<RecordedRequest> = state
@@ -256,7 +277,7 @@ async fn action_entries(state: &AppState, sid: &str) -> Vec<(TimelineEntry, Reco
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.kind == "action")
+        .filter(|r| r.kind == "action" || r.kind == "alert")
         .collect();
     rows.reverse();
     rows.into_iter()
@@ -297,6 +318,8 @@ struct ReservationRow {
 struct TaskPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     task: TaskView,
     attributes_pretty: String,
     timeline: Vec<TimelineRow>,
@@ -369,6 +392,7 @@ async fn task(
     render(&TaskPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         attributes_pretty,
         timeline: entries
             .into_iter()
@@ -414,6 +438,8 @@ struct WorkerRow {
 struct WorkersPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     rows: Vec<WorkerRow>,
 }
 
@@ -422,6 +448,7 @@ async fn workers(state: web::Data<AppState>) -> HttpResponse {
         Ok(list) => render(&WorkersPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
+            alert_problem: state.alert_problem(),
             rows: list
                 .into_iter()
                 .map(|worker| WorkerRow {
@@ -450,6 +477,8 @@ struct SpanRow {
 struct WorkerPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     summary: WorkerSummary,
     since: String,
     mean_accept: String,
@@ -505,6 +534,7 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
     render(&WorkerPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         since: time(summary.activity_since_ms),
         mean_accept: seconds(summary.mean_accept_ms),
         max_accept: seconds(summary.max_accept_ms),
@@ -532,6 +562,8 @@ struct TimeoutRow {
 struct TimeoutsPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     rows: Vec<TimeoutRow>,
 }
 
@@ -540,6 +572,7 @@ async fn timeouts(state: web::Data<AppState>) -> HttpResponse {
         Ok(list) => render(&TimeoutsPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
+            alert_problem: state.alert_problem(),
             rows: list
                 .into_iter()
                 .map(|item| TimeoutRow { created: time(item.reservation.created_at_ms), item })

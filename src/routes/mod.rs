@@ -1,6 +1,7 @@
 //! The HTTP edge: turns requests into domain calls and results into responses, nothing more.
 
 pub mod actions;
+pub mod alerts;
 pub mod api;
 pub mod consistency;
 pub mod export;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tasks::configure)
         .configure(security::configure)
         .configure(actions::configure)
+        .configure(alerts::configure)
         .configure(history::configure)
         .configure(lifecycle::configure)
         .configure(reports::configure)

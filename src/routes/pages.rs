@@ -74,6 +74,8 @@ impl From<&RecordedRequest> for RequestRow {
 struct RequestsPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     query: RequestQuery,
     error: Option<String>,
     rows: Vec<RequestRow>,
@@ -106,6 +108,7 @@ async fn requests(query: web::Query<RequestQuery>, state: web::Data<AppState>) -
     let page = RequestsPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         searched_from,
         export_query: serde_urlencoded::to_string(&export).unwrap_or_default(),
         first_page: query.before.trim().is_empty(),
@@ -131,6 +134,8 @@ struct ParamRow {
 struct RequestPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     request: RecordedRequest,
     received: String,
     occurred: String,
@@ -215,6 +220,7 @@ async fn request_detail(
     let page = RequestPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         csrf: super::security::csrf_for(&http, &state),
         replays,
         replay_url,

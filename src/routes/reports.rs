@@ -253,6 +253,8 @@ struct ScopeView {
 struct ReportPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     query: ReportQuery,
     error: Option<String>,
     report: Option<Report>,
@@ -274,6 +276,7 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
     let mut page = ReportPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
+        alert_problem: state.alert_problem(),
         query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
         query: query.clone(),
         error: None,

@@ -232,6 +232,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct LoginPage {
     storage_problem: Option<String>,
     projection_lag: Option<String>,
+    /// Alerts cannot be delivered (the banner).
+    alert_problem: Option<String>,
     csrf: String,
     next: String,
     error: Option<String>,
@@ -260,6 +262,7 @@ async fn login_page(
     super::pages::render(&LoginPage {
         storage_problem: None,
         projection_lag: None,
+        alert_problem: None,
         csrf: csrf_for(&http, &state),
         next: safe_next(&query.next),
         error: None,
@@ -287,6 +290,7 @@ async fn login(http: HttpRequest, form: web::Form<LoginForm>, state: web::Data<A
         let mut response = super::pages::render(&LoginPage {
             storage_problem: None,
             projection_lag: None,
+            alert_problem: None,
             csrf: csrf_for(&http, &state),
             next: safe_next(&form.next),
             error: Some("That is not the password.".into()),

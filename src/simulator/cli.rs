@@ -244,6 +244,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     serve.reconcile_every = Some(args.reconcile_every);
     serve.follow_events_api = args.no_webhooks.then_some(1);
     serve.workspace_known_later = true;
+    // Alerts on, to a receiver of the tracer's own, so a newcomer sees timeouts alerted.
+    serve.demo_alert_receiver = true;
     tracing::debug!(%rest_base_url, "simulator REST API bound");
     let application = Application::build(serve).await?;
     let tracer_url = loopback_url(SocketAddr::new(args.listen.ip(), application.port()));
@@ -279,6 +281,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("taskrouter-tracer demo");
     println!("  open:                 {tracer_url}/");
     println!("  recorded requests:    {tracer_url}/api/requests");
+    println!("  alerts received:      {tracer_url}/demo/alerts");
     println!("  simulator REST base:  {}", simulator.rest_base_url());
     println!("  workspace SID:        {}", simulator.sids.workspace);
     println!("  account SID:          {account_sid}");

@@ -33,6 +33,8 @@ pub enum RecordKind {
     /// One TaskRouter CloudEvent of an Event Streams request, stored as the JSON it came as
     /// and related to the request's row, which holds the whole body.
     CloudEvent,
+    /// An alert the tracer POSTed (or tried to) to an alert webhook (`crate::alerts`).
+    Alert,
 }
 
 impl RecordKind {
@@ -43,6 +45,7 @@ impl RecordKind {
             RecordKind::Replay => "replay",
             RecordKind::EventsApi => "events-api",
             RecordKind::CloudEvent => "cloudevent",
+            RecordKind::Alert => "alert",
         }
     }
 }

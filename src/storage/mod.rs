@@ -2,6 +2,7 @@
 //! read queries pages and APIs use. No SQL lives outside this module and `projections`' own
 //! storage code, so the store can later move to a shared server.
 
+pub mod alerts;
 pub mod checkpointer;
 pub mod connections;
 pub mod event_log;
