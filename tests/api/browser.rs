@@ -107,6 +107,13 @@ async fn the_request_list_filters_by_task_and_the_detail_shows_an_injected_scrip
     let sid_field = c.find(Locator::Css("input[name=sid]")).await.unwrap();
     sid_field.send_keys(fixtures::TASK).await.unwrap();
     c.find(Locator::Css("form.filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    // The list before the submit has `#requests` too: the filtered page is the one whose URL
+    // names the task.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !c.current_url().await.unwrap().as_str().contains(fixtures::TASK) {
+        assert!(std::time::Instant::now() < deadline, "the filtered page never loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     c.wait().for_element(Locator::Css("#requests")).await.unwrap();
     let rows = c.find_all(Locator::Css("#requests tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 2, "only the two requests naming the task");
