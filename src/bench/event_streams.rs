@@ -45,6 +45,8 @@ pub struct StreamsResult {
     pub server: Usage,
     /// The server, this process (the load generator), the rest.
     pub cpu: CpuShares,
+    /// The database's size (with its WAL) after the run.
+    pub database_bytes: u64,
 }
 
 impl StreamsResult {
@@ -177,6 +179,11 @@ pub(super) async fn run_one(
     let usage = server.stop().await?;
     let database = context.database(&name);
     let endpoint = if batch.is_some() { "cloudevent" } else { "events" };
+    let database_bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", database.display())).ok())
+        .map(|m| m.len())
+        .sum();
     let facts: u64 = rusqlite::Connection::open(&database)?.query_row(
         "SELECT COUNT(*) FROM events WHERE endpoint = ?1 AND is_fact = 1",
         [endpoint],
@@ -187,5 +194,5 @@ pub(super) async fn run_one(
     if facts < acknowledged_events {
         anyhow::bail!("{acknowledged_events} events were acknowledged but the log holds {facts} as facts");
     }
-    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu })
+    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu, database_bytes })
 }

@@ -301,9 +301,9 @@ fn render_event_streams(out: &mut String, runs: &[StreamsResult]) {
     let form_rate = runs.iter().find(|r| r.batch.is_none()).map(StreamsResult::events_rate);
     let _ = writeln!(
         out,
-        "| delivery | requests/s | **events/s until projected** | of form callbacks | p50 / p99 a request | lag at stop | catch-up | facts checked | CPU: server / bench / others |"
+        "| delivery | requests/s | **events/s until projected** | of form callbacks | p50 / p99 a request | lag at stop | catch-up | facts checked | database bytes per event | CPU: server / bench / others |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         let share = match (r.batch, form_rate) {
             (Some(_), Some(form)) if form > 0.0 => format!("{:.0} %", r.events_rate() / form * 100.0),
@@ -311,7 +311,7 @@ fn render_event_streams(out: &mut String, runs: &[StreamsResult]) {
         };
         let _ = writeln!(
             out,
-            "| {} | {:.0} | **{:.0}** | {} | {:.1} / {:.1} ms | {} rows | {:.2} s | {} | {} |",
+            "| {} | {:.0} | **{:.0}** | {} | {:.1} / {:.1} ms | {} rows | {:.2} s | {} | {} | {} |",
             r.label(),
             r.load.rate(),
             r.events_rate(),
@@ -321,6 +321,7 @@ fn render_event_streams(out: &mut String, runs: &[StreamsResult]) {
             count(r.catch_up.lag_rows),
             r.catch_up.took.as_secs_f64(),
             count(r.facts),
+            count(r.database_bytes / r.facts.max(1)),
             cpu(&r.cpu),
         );
     }
