@@ -45,8 +45,8 @@ pub struct StreamsResult {
     pub server: Usage,
     /// The server, this process (the load generator), the rest.
     pub cpu: CpuShares,
-    /// The database's size (with its WAL) after the run.
-    pub database_bytes: u64,
+    /// The log's stored (compressed) bodies and headers, all rows: requests and CloudEvents.
+    pub payload_bytes: u64,
 }
 
 impl StreamsResult {
@@ -179,20 +179,20 @@ pub(super) async fn run_one(
     let usage = server.stop().await?;
     let database = context.database(&name);
     let endpoint = if batch.is_some() { "cloudevent" } else { "events" };
-    let database_bytes = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", database.display())).ok())
-        .map(|m| m.len())
-        .sum();
-    let facts: u64 = rusqlite::Connection::open(&database)?.query_row(
-        "SELECT COUNT(*) FROM events WHERE endpoint = ?1 AND is_fact = 1",
-        [endpoint],
-        |r| r.get(0),
-    )?;
+    let log = rusqlite::Connection::open(&database)?;
+    let payload_bytes: u64 =
+        log.query_row("SELECT COALESCE(SUM(LENGTH(body) + LENGTH(headers)), 0) FROM events", [], |r| {
+            r.get(0)
+        })?;
+    let facts: u64 =
+        log.query_row("SELECT COUNT(*) FROM events WHERE endpoint = ?1 AND is_fact = 1", [endpoint], |r| {
+            r.get(0)
+        })?;
+    drop(log);
     discard_database(&database);
     let acknowledged_events = load.acknowledged * batch.unwrap_or(1) as u64;
     if facts < acknowledged_events {
         anyhow::bail!("{acknowledged_events} events were acknowledged but the log holds {facts} as facts");
     }
-    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu, database_bytes })
+    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu, payload_bytes })
 }
