@@ -18,12 +18,20 @@ async fn app_with_rows(n: u64) -> crate::helpers::TestApp {
 #[tokio::test]
 async fn update_and_delete_on_the_log_fail() {
     let app = app_with_rows(3).await;
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let connection = tamper(&app.database);
     let update = connection.execute("UPDATE events SET response_status = 200 WHERE id = 1", []);
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = connection.execute("DELETE FROM events WHERE id = 2", []);
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     assert_eq!(app.count("SELECT COUNT(*) FROM events"), 3);
+}
+
+/// A connection of another process's kind, editing the file behind the server's back: it waits
+/// for the server's write lock (the writer and its checkpointer hold it now and then).
+fn tamper(database: &std::path::Path) -> rusqlite::Connection {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    connection.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    connection
 }
 
 fn verify_command(database: &std::path::Path) -> std::process::Output {
@@ -44,7 +52,7 @@ async fn verify_passes_on_an_intact_log_and_names_the_first_edited_row() {
     assert!(stdout.contains("chain intact"));
 
     // Edit row 3 behind the triggers' back.
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let connection = tamper(&app.database);
     connection.execute_batch("DROP TRIGGER events_reject_update;").unwrap();
     connection
         .execute("UPDATE events SET body = CAST('EventType=task.completed' AS BLOB) WHERE id = 3", [])
@@ -60,7 +68,7 @@ async fn verify_passes_on_an_intact_log_and_names_the_first_edited_row() {
 #[tokio::test]
 async fn a_removed_row_is_caught_by_verify() {
     let app = app_with_rows(3).await;
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let connection = tamper(&app.database);
     connection.execute_batch("DROP TRIGGER events_reject_delete; DELETE FROM events WHERE id = 2;").unwrap();
     drop(connection);
     let output = verify_command(&app.database);
