@@ -13,7 +13,7 @@ use serde_json::Value;
 use taskrouter_tracer::cli::ServeArgs;
 use taskrouter_tracer::projections::{self, ProjectionConfig};
 
-use crate::fixtures::{self, event_sid, Params, QUEUE, RESERVATION, TASK, WORKER};
+use crate::fixtures::{self, event_sid, with, Params, QUEUE, RESERVATION, TASK, WORKER};
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::web_session::WebSession;
 
@@ -108,16 +108,6 @@ async fn app_alerting(receiver: &Receiver, configure: impl FnOnce(&mut ServeArgs
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn with(mut params: Params, changes: &[(&str, &str)]) -> Params {
-    for (name, value) in changes {
-        match params.iter_mut().find(|(n, _)| n == name) {
-            Some(pair) => pair.1 = value.to_string(),
-            None => params.push((name.to_string(), value.to_string())),
-        }
-    }
-    params
 }
 
 /// A reservation event of reservation `reservation`.

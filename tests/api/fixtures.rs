@@ -218,3 +218,14 @@ pub fn all_shapes() -> Vec<(&'static str, &'static str, Params)> {
         ("assignment", "assignment", assignment_callback()),
     ]
 }
+
+/// `params` with each of `changes` set (replaced, or added when absent).
+pub fn with(mut params: Params, changes: &[(&str, &str)]) -> Params {
+    for (name, value) in changes {
+        match params.iter_mut().find(|(n, _)| n == name) {
+            Some(pair) => pair.1 = value.to_string(),
+            None => params.push((name.to_string(), value.to_string())),
+        }
+    }
+    params
+}

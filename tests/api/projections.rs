@@ -4,21 +4,11 @@
 use serde_json::Value;
 use taskrouter_tracer::projections::{self, ProjectionConfig};
 
-use crate::fixtures::{self, event_sid, Params, RESERVATION, TASK, WORKER, WORKFLOW};
+use crate::fixtures::{self, event_sid, with, Params, RESERVATION, TASK, WORKER, WORKFLOW};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 const T0: i64 = 1_673_241_800_452;
 const SECOND_RESERVATION: &str = "WR7e57a5c0000000000000000000000002";
-
-fn with(mut params: Params, changes: &[(&str, &str)]) -> Params {
-    for (name, value) in changes {
-        match params.iter_mut().find(|(n, _)| n == name) {
-            Some(pair) => pair.1 = value.to_string(),
-            None => params.push((name.to_string(), value.to_string())),
-        }
-    }
-    params
-}
 
 fn task(kind: &str, n: u64, at: i64) -> Params {
     fixtures::task_event(kind, &event_sid(n), at, &format!("Task {TASK} {kind}"))
