@@ -2,7 +2,7 @@
 //!
 //! The simulator's engine runs in virtual time (no HTTP); every callback it emits is signed
 //! for the tracer's URL, judged by the same [`Ingest::decide`] the webhook endpoints use, and
-//! committed through the same [`writer::commit_records`] transaction (dedup, hash chain,
+//! committed through the same [`append::commit_records`] transaction (dedup, hash chain,
 //! projections). Only the transport is skipped and commits are large, so the rows are exactly
 //! what ingest would have written for that traffic. Deciding and committing run on two threads.
 
@@ -20,6 +20,7 @@ use crate::signature;
 use crate::simulator::engine::{Engine, OutboundKind};
 use crate::simulator::scenario::{self, CallbackUrls, DemoTraffic};
 use crate::storage;
+use crate::storage::append;
 use crate::storage::event_log::NewRecord;
 use crate::storage::writer::{self, Writer, WriterConfig};
 
@@ -107,7 +108,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             connection.pragma_update(None, "cache_size", -262_144)?;
             let mut projections = crate::projections::Engine::new(ProjectionConfig::default());
             for batch in committer_inbox {
-                writer::commit_records(&mut connection, batch.iter(), &[], &mut projections)?;
+                append::commit_records(&mut connection, batch.iter(), &[], &mut projections)?;
                 bar.inc(batch.len() as u64);
             }
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -3,6 +3,7 @@
 //! storage code, so the store can later move to a shared server.
 
 pub mod alerts;
+pub mod append;
 pub mod checkpointer;
 pub mod connections;
 pub mod event_log;
