@@ -291,7 +291,7 @@ pub fn with_body_hash(url: &str, body: &[u8]) -> String {
     out
 }
 
-/// Whether `url` carries a `bodySHA256` query parameter.
+/// Whether `url` (or a path and query) carries a `bodySHA256` query parameter.
 pub fn has_body_hash(url: &str) -> bool {
     query_param(url, "bodySHA256").is_some()
 }

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 
 use super::corpus::{self, Callback, Feed, RequestSource, AUTH_TOKEN};
 use super::load::{self, ClosedLoop, LoadOutcome};
-use super::server::{CpuShares, CpuWatch, Usage};
+use super::server::{CpuShares, CpuWatch};
 use super::shapes::{Shape, Workloads};
 use super::{discard_database, wait_for_projections, CatchUp, PhaseContext, Target};
 use crate::simulator::event_streams::{cloud_event, signed};
@@ -42,7 +42,6 @@ pub struct StreamsResult {
     pub catch_up: CatchUp,
     /// Events the log holds as facts after the run.
     pub facts: u64,
-    pub server: Usage,
     /// The server, this process (the load generator), the rest.
     pub cpu: CpuShares,
     /// The log's stored (compressed) bodies and headers, all rows: requests and CloudEvents.
@@ -176,7 +175,7 @@ pub(super) async fn run_one(
     .await;
     let catch_up = wait_for_projections(&context.base_url()).await?;
     let cpu = watch.shares(Duration::ZERO);
-    let usage = server.stop().await?;
+    server.stop().await?;
     let database = context.database(&name);
     let endpoint = if batch.is_some() { "cloudevent" } else { "events" };
     let log = rusqlite::Connection::open(&database)?;
@@ -194,5 +193,5 @@ pub(super) async fn run_one(
     if facts < acknowledged_events {
         anyhow::bail!("{acknowledged_events} events were acknowledged but the log holds {facts} as facts");
     }
-    Ok(StreamsResult { batch, connections, load, catch_up, facts, server: usage, cpu, payload_bytes })
+    Ok(StreamsResult { batch, connections, load, catch_up, facts, cpu, payload_bytes })
 }

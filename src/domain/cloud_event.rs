@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::event_resource::pascal_case;
+use super::event_resource::{as_param, pascal_case};
 use super::timestamp::parse_iso8601;
 use super::webhook::{self, Endpoint, FormParams, ParseError, WebhookFacts};
 
@@ -63,7 +63,6 @@ pub struct CloudEvent<'a> {
     pub raw: &'a str,
     pub id: String,
     pub event_type: String,
-    pub source: String,
     /// For a TaskRouter event: its callback parameters and facts. `None` for other types,
     /// which are recorded with the request and never become facts.
     pub taskrouter: Option<TaskRouterEvent>,
@@ -159,7 +158,7 @@ fn parse_event(index: usize, raw: &str, arrival_ms: i64) -> Result<CloudEvent<'_
     };
     let id = text(&envelope.id, "id")?;
     let event_type = text(&envelope.event_type, "type")?;
-    let source = text(&envelope.source, "source")?;
+    text(&envelope.source, "source")?;
     let specversion = text(&envelope.specversion, "specversion")?;
     if specversion != "1.0" {
         return Err(CloudEventError::SpecVersion { index, found: specversion });
@@ -172,7 +171,7 @@ fn parse_event(index: usize, raw: &str, arrival_ms: i64) -> Result<CloudEvent<'_
         }
         None => None,
     };
-    Ok(CloudEvent { index, raw, id, event_type, source, taskrouter })
+    Ok(CloudEvent { index, raw, id, event_type, taskrouter })
 }
 
 /// The subject SIDs each family of TaskRouter events must name.
@@ -246,16 +245,6 @@ fn callback_params(
         }
     }
     pairs
-}
-
-/// A JSON value as a form parameter's text: strings as they are, numbers and booleans written
-/// out, objects and arrays as JSON; `None` for null.
-fn as_param(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
 }
 
 #[cfg(test)]

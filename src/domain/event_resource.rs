@@ -67,7 +67,7 @@ pub fn pascal_case(snake: &str) -> String {
 
 /// A JSON value as a form parameter's text: strings as they are, numbers and booleans written
 /// out, objects and arrays as JSON; `None` for null.
-fn as_param(value: &Value) -> Option<String> {
+pub(super) fn as_param(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(text) => Some(text.clone()),

@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::model::snake_case;
+use crate::domain::cloud_event::BATCH_BODY_LIMIT;
 use crate::signature;
 
 /// A webhook sink subscribed to the workspace's TaskRouter events.
@@ -20,9 +21,6 @@ pub struct EventStreamsSink {
     /// Share of bodies delivered a second time (Event Streams delivers at least once).
     pub redelivery_rate: f64,
 }
-
-/// Largest body the sink is sent (Event Streams' batches are at most 64 KB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Callback parameters whose payload value is a JSON number.
 const NUMERIC: [&str; 6] = [
@@ -106,7 +104,7 @@ fn pascal_words(event_type: &str) -> String {
 }
 
 /// Splits `events` into JSON array bodies of at most `batch_size` events and
-/// [`MAX_BODY_BYTES`] bytes (an event larger than that alone is sent alone).
+/// [`BATCH_BODY_LIMIT`] bytes (an event larger than that alone is sent alone).
 pub fn batch_bodies(events: &[Value], batch_size: usize) -> Vec<Vec<u8>> {
     let mut bodies = Vec::new();
     let mut current: Vec<String> = Vec::new();
@@ -114,7 +112,7 @@ pub fn batch_bodies(events: &[Value], batch_size: usize) -> Vec<Vec<u8>> {
     for event in events {
         let text = event.to_string();
         if !current.is_empty()
-            && (current.len() >= batch_size.max(1) || bytes + text.len() + 1 > MAX_BODY_BYTES)
+            && (current.len() >= batch_size.max(1) || bytes + text.len() + 1 > BATCH_BODY_LIMIT)
         {
             bodies.push(format!("[{}]", current.join(",")).into_bytes());
             current.clear();
@@ -174,7 +172,7 @@ mod tests {
     fn batches_stay_within_their_count_and_size() {
         let events: Vec<Value> = (0..25).map(|i| json!({"i": i, "pad": "x".repeat(10_000)})).collect();
         let bodies = batch_bodies(&events, 10);
-        assert!(bodies.iter().all(|b| b.len() <= MAX_BODY_BYTES));
+        assert!(bodies.iter().all(|b| b.len() <= BATCH_BODY_LIMIT));
         let total: usize =
             bodies.iter().map(|b| serde_json::from_slice::<Vec<Value>>(b).unwrap().len()).sum();
         assert_eq!(total, 25);
