@@ -1,7 +1,7 @@
 //! The discrete-event TaskRouter engine: its state, the virtual clock and timers, and the
 //! workspace's setup. The transitions live beside it by concern: simulated people
-//! ([`behaviour`]), what is sent ([`emit`]), routing ([`routing`]), reservations' outcomes
-//! ([`reservations`]) and tasks' own transitions ([`tasks`]).
+//! (`behaviour`), what is sent (`emit`), routing (`routing`), reservations' outcomes
+//! (`reservations`) and tasks' own transitions (`tasks`).
 //!
 //! No I/O: each transition appends the callbacks it causes to an outbox, which the runtime
 //! delivers over HTTP. Time only moves through [`Engine::advance_to`], so tests can run hours of
