@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::pages::{format_ms, render};
+use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
 use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
@@ -164,7 +164,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
     };
     if let Some(id) = query.action {
         if let Ok(Some(row)) = state.store.request(id).await {
-            page.notice = (row.kind == "action").then(|| super::lifecycle::action_summary(&row));
+            page.notice = (row.kind == "action").then(|| super::lifecycle_pages::action_summary(&row));
         }
     }
     if sid.is_empty() {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::actions::settings_view;
-use super::pages::{format_ms, render};
+use super::html::{format_ms, render};
 use super::security::csrf_refusal;
 use crate::actions::ActionContext;
 use crate::alerts::{self, redact_url, Alert, AlertKind};

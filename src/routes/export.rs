@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::stream;
 use serde_json::{json, Value};
 
-use super::api::to_json;
+use super::request_api::to_json;
 use super::requests_query::RequestQuery;
 use crate::domain::webhook::parse_form;
 use crate::startup::AppState;

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::pages::{format_ms, render};
+use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
 use crate::history::import::Window;
 use crate::history::JobView;

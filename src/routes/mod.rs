@@ -2,18 +2,19 @@
 
 pub mod actions;
 pub mod alerts;
-pub mod api;
 pub mod consistency;
 pub mod export;
 pub mod health;
 pub mod history;
-pub mod lifecycle;
-pub mod pages;
+mod html;
+pub mod lifecycle_api;
+pub mod lifecycle_pages;
 pub mod reports;
+pub mod request_api;
+pub mod request_pages;
 pub mod requests_query;
 pub mod security;
 pub mod svg_timeline;
-pub mod tasks;
 pub mod webhooks;
 
 use actix_web::web;
@@ -23,13 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::configure)
         .configure(health::configure)
         .configure(export::configure)
-        .configure(api::configure)
-        .configure(tasks::configure)
+        .configure(request_api::configure)
+        .configure(lifecycle_api::configure)
         .configure(security::configure)
         .configure(actions::configure)
         .configure(alerts::configure)
         .configure(history::configure)
-        .configure(lifecycle::configure)
+        .configure(lifecycle_pages::configure)
         .configure(reports::configure)
-        .configure(pages::configure);
+        .configure(request_pages::configure);
 }

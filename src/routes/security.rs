@@ -259,7 +259,7 @@ async fn login_page(
     query: web::Query<LoginQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    super::pages::render(&LoginPage {
+    super::html::render(&LoginPage {
         storage_problem: None,
         projection_lag: None,
         alert_problem: None,
@@ -287,7 +287,7 @@ async fn login(http: HttpRequest, form: web::Form<LoginForm>, state: web::Data<A
         tracing::warn!(remote = ?http.peer_addr(), "failed login");
         // A little friction against guessing.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let mut response = super::pages::render(&LoginPage {
+        let mut response = super::html::render(&LoginPage {
             storage_problem: None,
             projection_lag: None,
             alert_problem: None,

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::pages::{format_ms, render};
+use super::html::{format_ms, render};
 use super::security::csrf_for;
 use super::svg_timeline::{self, Chart};
 use crate::projections::fold::{Flag, ReservationView, TaskView, TimelineEntry};

@@ -1,8 +1,11 @@
-//! Server-rendered pages (askama; escaped by default, usable without JavaScript).
+//! The request inspector's pages: the list of recorded requests (`/requests`), one request
+//! with what it became, and the replay form. Server-rendered, escaped, usable without
+//! JavaScript.
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+use super::html::{format_ms, render};
 use super::requests_query::RequestQuery;
 use crate::domain::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
 use crate::domain::stored_event;
@@ -14,22 +17,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/requests", web::get().to(requests))
         .route("/requests/{id}", web::get().to(request_detail))
         .route("/requests/{id}/replay", web::post().to(replay_form));
-}
-
-pub(crate) fn format_ms(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_else(|| epoch_ms.to_string())
-}
-
-pub(crate) fn render(page: &impl Template) -> HttpResponse {
-    match page.render() {
-        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
-        Err(error) => {
-            tracing::error!(%error, "template failed");
-            HttpResponse::InternalServerError().body("the page could not be rendered")
-        }
-    }
 }
 
 /// One line of the request list.
