@@ -1,6 +1,7 @@
 //! The soak: many connections of signed simulated traffic, both endpoints as TaskRouter
-//! interleaves them, against the durable server for a minute. It reports errors (there must be none), the server's RSS once a second (memory must stay
-//! flat), and how long the pages take meanwhile, sampled by a separate client.
+//! interleaves them, against the durable server for a minute. It reports errors (there must
+//! be none), the server's RSS once a second (memory must stay flat), and how long the pages
+//! take meanwhile, sampled by a separate client.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
