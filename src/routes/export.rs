@@ -2,10 +2,11 @@
 //! (one API-shaped request a line). Both page through the log by keyset, so memory stays flat
 //! however large the set.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use futures_util::stream;
 use serde_json::{json, Value};
 
+use super::error::ApiError;
 use super::request_api::to_json;
 use super::requests_query::RequestQuery;
 use crate::domain::webhook::parse_form;
@@ -164,6 +165,6 @@ async fn har(
                     "entries": rows.iter().rev().map(|r| har_entry(r, &host)).collect::<Vec<_>>(),
                 }
             })),
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+        Err(error) => ApiError::from(error).error_response(),
     }
 }

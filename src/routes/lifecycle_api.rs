@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::error::{ApiError, AppError};
 use crate::projections::reads::{self, TaskFilter};
 use crate::startup::AppState;
 
@@ -27,16 +27,10 @@ struct ListQuery {
     before: Option<String>,
 }
 
-fn unavailable(error: &sqlx::Error) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() }))
-}
-
-async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
+async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let before = match query.before.as_deref().map(reads::parse_cursor) {
-        Some(None) => {
-            return HttpResponse::BadRequest().json(json!({ "error": "before must be MS or MS:TaskSid" }))
-        }
+        Some(None) => return Err(AppError::bad_request("before must be MS or MS:TaskSid").into()),
         Some(cursor) => cursor,
         None => None,
     };
@@ -51,26 +45,19 @@ async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpR
         before,
         limit: query.limit.unwrap_or(50),
     };
-    match reads::list_tasks(&state.store.pool, &filter).await {
-        Ok(page) => HttpResponse::Ok().json(page),
-        Err(error) => unavailable(&error),
+    Ok(HttpResponse::Ok().json(reads::list_tasks(&state.store.pool, &filter).await?))
+}
+
+async fn detail(task_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match reads::task_detail(&state.store.pool, &task_sid).await? {
+        Some(detail) => Ok(HttpResponse::Ok().json(detail)),
+        None => Err(AppError::not_found("no such task").with("task_sid", task_sid.into_inner()).into()),
     }
 }
 
-async fn detail(task_sid: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    match reads::task_detail(&state.store.pool, &task_sid).await {
-        Ok(Some(detail)) => HttpResponse::Ok().json(detail),
-        Ok(None) => HttpResponse::NotFound().json(json!({ "error": "no such task", "task_sid": *task_sid })),
-        Err(error) => unavailable(&error),
-    }
-}
-
-async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    match reads::worker_detail(&state.store.pool, &worker_sid).await {
-        Ok(Some(detail)) => HttpResponse::Ok().json(detail),
-        Ok(None) => {
-            HttpResponse::NotFound().json(json!({ "error": "no such worker", "worker_sid": *worker_sid }))
-        }
-        Err(error) => unavailable(&error),
+async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match reads::worker_detail(&state.store.pool, &worker_sid).await? {
+        Some(detail) => Ok(HttpResponse::Ok().json(detail)),
+        None => Err(AppError::not_found("no such worker").with("worker_sid", worker_sid.into_inner()).into()),
     }
 }

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
 use super::security::csrf_for;
 use super::svg_timeline::{self, Chart};
@@ -24,12 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/workers", web::get().to(workers))
         .route("/workers/{worker_sid}", web::get().to(worker))
         .route("/timeouts", web::get().to(timeouts));
-}
-
-fn unavailable(error: &sqlx::Error) -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
-        .content_type("text/plain; charset=utf-8")
-        .body(format!("the log could not be read: {error}"))
 }
 
 fn seconds(ms: Option<i64>) -> String {
@@ -61,7 +56,7 @@ struct DashboardPage {
     demo_alerts: bool,
 }
 
-async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
+async fn dashboard(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let pool = &state.store.pool;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let loaded = async {
@@ -74,11 +69,8 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
         ))
     }
     .await;
-    let (by_status, timeouts, flags, rate, signature_failures) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => return unavailable(&error),
-    };
-    render(&DashboardPage {
+    let (by_status, timeouts, flags, rate, signature_failures) = loaded?;
+    Ok(render(&DashboardPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
         alert_problem: state.alert_problem(),
@@ -93,7 +85,7 @@ async fn dashboard(state: web::Data<AppState>) -> HttpResponse {
         reconciler: state.history.reconciler(),
         imported: state.history.imported(),
         demo_alerts: state.alerts.demo_receiver().is_some(),
-    })
+    }))
 }
 
 /// The task list's filters, as typed in the form (empty means "any").
@@ -343,16 +335,17 @@ async fn task(
     task_sid: web::Path<String>,
     query: web::Query<TaskPageQuery>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let task_sid = task_sid.into_inner();
     let detail = match reads::task_detail(&state.store.pool, &task_sid).await {
         Ok(Some(detail)) => detail,
         Ok(None) => {
-            return HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body(format!(
+            return Err(AppError::not_found(format!(
                 "No task {task_sid} in the log. To ask TaskRouter about it, open /lookup?sid={task_sid}"
             ))
+            .into())
         }
-        Err(error) => return unavailable(&error),
+        Err(error) => return Err(error.into()),
     };
     let actions = action_entries(&state, &task_sid).await;
     let notice = query
@@ -389,7 +382,7 @@ async fn task(
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .or_else(|| detail.task.attributes.clone())
         .unwrap_or_default();
-    render(&TaskPage {
+    Ok(render(&TaskPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
         alert_problem: state.alert_problem(),
@@ -424,7 +417,7 @@ async fn task(
         as_of: time(detail.as_of_ms),
         can_fetch_events: state.history.has_credentials(),
         task: detail.task,
-    })
+    }))
 }
 
 struct WorkerRow {
@@ -443,9 +436,9 @@ struct WorkersPage {
     rows: Vec<WorkerRow>,
 }
 
-async fn workers(state: web::Data<AppState>) -> HttpResponse {
+async fn workers(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     match overview::workers(&state.store.pool).await {
-        Ok(list) => render(&WorkersPage {
+        Ok(list) => Ok(render(&WorkersPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
             alert_problem: state.alert_problem(),
@@ -457,8 +450,8 @@ async fn workers(state: web::Data<AppState>) -> HttpResponse {
                     worker,
                 })
                 .collect(),
-        }),
-        Err(error) => unavailable(&error),
+        })),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -487,7 +480,10 @@ struct WorkerPage {
     reservations: Vec<ReservationRow>,
 }
 
-async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+async fn worker(
+    worker_sid: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let pool = &state.store.pool;
     let (summary, detail, reservations) = match tokio::try_join!(
         overview::worker_summary(pool, &worker_sid),
@@ -495,10 +491,8 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
         overview::worker_reservations(pool, &worker_sid, 200)
     ) {
         Ok((Some(summary), Some(detail), reservations)) => (summary, detail, reservations),
-        Ok(_) => {
-            return HttpResponse::NotFound().content_type("text/plain").body("no such worker in the log")
-        }
-        Err(error) => return unavailable(&error),
+        Ok(_) => return Err(AppError::not_found(format!("No worker {worker_sid} in the log.")).into()),
+        Err(error) => return Err(error.into()),
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     let start = detail.history.first().map_or(now_ms, |s| s.started_at_ms);
@@ -531,7 +525,7 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
             }
         })
         .collect();
-    render(&WorkerPage {
+    Ok(render(&WorkerPage {
         storage_problem: state.writer_health.problem(),
         projection_lag: state.projection_lag(),
         alert_problem: state.alert_problem(),
@@ -549,7 +543,7 @@ async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Ht
                 view: r,
             })
             .collect(),
-    })
+    }))
 }
 
 struct TimeoutRow {
@@ -567,9 +561,9 @@ struct TimeoutsPage {
     rows: Vec<TimeoutRow>,
 }
 
-async fn timeouts(state: web::Data<AppState>) -> HttpResponse {
+async fn timeouts(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     match overview::timeouts(&state.store.pool, 500).await {
-        Ok(list) => render(&TimeoutsPage {
+        Ok(list) => Ok(render(&TimeoutsPage {
             storage_problem: state.writer_health.problem(),
             projection_lag: state.projection_lag(),
             alert_problem: state.alert_problem(),
@@ -577,7 +571,7 @@ async fn timeouts(state: web::Data<AppState>) -> HttpResponse {
                 .into_iter()
                 .map(|item| TimeoutRow { created: time(item.reservation.created_at_ms), item })
                 .collect(),
-        }),
-        Err(error) => unavailable(&error),
+        })),
+        Err(error) => Err(error.into()),
     }
 }

@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod alerts;
 pub mod consistency;
+pub mod error;
 pub mod export;
 pub mod health;
 pub mod history;

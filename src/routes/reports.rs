@@ -354,11 +354,5 @@ async fn report_page(query: web::Query<ReportQuery>, state: web::Data<AppState>)
             }
         }
     }
-    match page.render() {
-        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
-        Err(error) => {
-            tracing::error!(%error, "template failed");
-            HttpResponse::InternalServerError().body("the page could not be rendered")
-        }
-    }
+    super::html::render(&page)
 }

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use base64::Engine;
 use serde_json::json;
 
+use super::error::{ApiError, AppError};
 use super::requests_query::RequestQuery;
 use crate::replay::ReplayRequest;
 use crate::startup::AppState;
@@ -24,43 +25,33 @@ pub fn to_json(request: &RecordedRequest) -> serde_json::Value {
     value
 }
 
-async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> HttpResponse {
-    let filter = match query.to_filter() {
-        Ok(filter) => filter,
-        Err(message) => return HttpResponse::BadRequest().json(json!({ "error": message })),
-    };
-    match state.store.requests_page(filter, query.limit(), TEXT_SCAN_ROWS).await {
-        Ok(page) => HttpResponse::Ok().json(json!({
-            "requests": page.rows.iter().map(to_json).collect::<Vec<_>>(),
-            "next_before": page.next_before,
-            "searched_from": page.searched_from,
-        })),
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
-    }
+async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let filter = query.to_filter().map_err(AppError::bad_request)?;
+    let page = state.store.requests_page(filter, query.limit(), TEXT_SCAN_ROWS).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "requests": page.rows.iter().map(to_json).collect::<Vec<_>>(),
+        "next_before": page.next_before,
+        "searched_from": page.searched_from,
+    })))
 }
 
-async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> HttpResponse {
-    match state.store.request(id.into_inner()).await {
-        Ok(Some(request)) => HttpResponse::Ok().json(to_json(&request)),
-        Ok(None) => HttpResponse::NotFound().json(json!({ "error": "no such request" })),
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
-    }
+async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let request =
+        state.store.request(id.into_inner()).await?.ok_or_else(|| AppError::not_found("no such request"))?;
+    Ok(HttpResponse::Ok().json(to_json(&request)))
 }
 
 async fn replay(
     id: web::Path<i64>,
     body: Option<web::Json<ReplayRequest>>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let original = match state.store.request(id.into_inner()).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return HttpResponse::NotFound().json(json!({ "error": "no such request" })),
-        Err(error) => return HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
-    };
+) -> Result<HttpResponse, ApiError> {
+    let original =
+        state.store.request(id.into_inner()).await?.ok_or_else(|| AppError::not_found("no such request"))?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
     let forward_to = state.ingest.config().forward_to.as_deref();
-    match crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request).await {
-        Ok(outcome) => HttpResponse::Ok().json(outcome),
-        Err(message) => HttpResponse::BadRequest().json(json!({ "error": message })),
-    }
+    let outcome = crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request)
+        .await
+        .map_err(AppError::bad_request)?;
+    Ok(HttpResponse::Ok().json(outcome))
 }

@@ -5,6 +5,7 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
 use super::requests_query::RequestQuery;
 use crate::domain::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
@@ -151,16 +152,13 @@ async fn request_detail(
     http: actix_web::HttpRequest,
     id: web::Path<i64>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let request = match state.store.request(id.into_inner()).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return HttpResponse::NotFound().content_type("text/plain").body("no such request"),
-        Err(error) => {
-            return HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body(format!("the log could not be read: {error}"))
-        }
-    };
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let request = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))?;
     let params_mapped = stored_event::is_mapped(&request.endpoint);
     let params: Vec<ParamRow> =
         stored_event::callback_params(&request.endpoint, &request.body, request.received_at_ms)
@@ -230,7 +228,7 @@ async fn request_detail(
         sids,
         request,
     };
-    render(&page)
+    Ok(render(&page))
 }
 
 /// One CloudEvent of an Event Streams request and the row it became.
@@ -298,18 +296,17 @@ async fn replay_form(
     id: web::Path<i64>,
     form: web::Form<ReplayForm>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     // Forms that change something must come from this site's own pages.
     if let Some(refused) = super::security::csrf_refusal(&http, &state, &form.csrf) {
-        return refused;
+        return Ok(refused);
     }
-    let original = match state.store.request(id.into_inner()).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return HttpResponse::NotFound().content_type("text/plain").body("no such request"),
-        Err(error) => {
-            return HttpResponse::ServiceUnavailable().content_type("text/plain").body(error.to_string())
-        }
-    };
+    let id = id.into_inner();
+    let original = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))?;
     let params = (form.mode == "edited").then(|| {
         form.params
             .lines()
@@ -322,10 +319,10 @@ async fn replay_form(
     });
     let request = crate::replay::ReplayRequest { url: Some(form.url.clone()), params };
     let forward_to = state.ingest.config().forward_to.as_deref();
-    match crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request).await {
-        Ok(outcome) => HttpResponse::SeeOther()
-            .insert_header(("Location", format!("/requests/{}", outcome.replay_id)))
-            .finish(),
-        Err(message) => HttpResponse::BadRequest().content_type("text/plain").body(message),
-    }
+    let outcome = crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request)
+        .await
+        .map_err(AppError::bad_request)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", format!("/requests/{}", outcome.replay_id)))
+        .finish())
 }

@@ -86,6 +86,20 @@ async fn out_of_order_arrival_lands_in_lifecycle_order() {
     let (status, missing) = app.get_json("/api/tasks/WT00000000000000000000000000000000").await;
     assert_eq!(status, 404);
     assert_eq!(missing["error"], "no such task");
+    assert_eq!(missing["task_sid"], "WT00000000000000000000000000000000");
+    // The same error on a page is an HTML page that says what to do.
+    for (path, says) in [
+        ("/tasks/WT00000000000000000000000000000000", "/lookup?sid=WT00000000000000000000000000000000"),
+        ("/workers/WK00000000000000000000000000000000", "No worker WK00000000000000000000000000000000"),
+        ("/requests/999999", "No request #999999 in the log."),
+    ] {
+        let response = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(content_type.starts_with("text/html"), "{path}: {content_type}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<h1>Not found</h1>") && html.contains(says), "{path}: {html}");
+    }
 }
 
 #[tokio::test]
