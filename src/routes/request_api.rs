@@ -35,10 +35,13 @@ async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> Re
     })))
 }
 
+/// Recorded request `id`, or why there is none to show.
+pub(super) async fn recorded(state: &AppState, id: i64) -> Result<RecordedRequest, AppError> {
+    state.store.request(id).await?.ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))
+}
+
 async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let request =
-        state.store.request(id.into_inner()).await?.ok_or_else(|| AppError::not_found("no such request"))?;
-    Ok(HttpResponse::Ok().json(to_json(&request)))
+    Ok(HttpResponse::Ok().json(to_json(&recorded(&state, id.into_inner()).await?)))
 }
 
 async fn replay(
@@ -46,8 +49,7 @@ async fn replay(
     body: Option<web::Json<ReplayRequest>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let original =
-        state.store.request(id.into_inner()).await?.ok_or_else(|| AppError::not_found("no such request"))?;
+    let original = recorded(&state, id.into_inner()).await?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
     let forward_to = state.ingest.config().forward_to.as_deref();
     let outcome = crate::replay::replay(&state.relay, state.ingest.writer(), forward_to, &original, request)

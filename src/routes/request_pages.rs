@@ -153,12 +153,7 @@ async fn request_detail(
     id: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let id = id.into_inner();
-    let request = state
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))?;
+    let request = super::request_api::recorded(&state, id.into_inner()).await?;
     let params_mapped = stored_event::is_mapped(&request.endpoint);
     let params: Vec<ParamRow> =
         stored_event::callback_params(&request.endpoint, &request.body, request.received_at_ms)
@@ -301,12 +296,7 @@ async fn replay_form(
     if let Some(refused) = super::security::csrf_refusal(&http, &state, &form.csrf) {
         return Ok(refused);
     }
-    let id = id.into_inner();
-    let original = state
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))?;
+    let original = super::request_api::recorded(&state, id.into_inner()).await?;
     let params = (form.mode == "edited").then(|| {
         form.params
             .lines()
