@@ -37,14 +37,6 @@ impl AppError {
         self.detail = Some((key, value.into()));
         self
     }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl std::fmt::Display for AppError {
