@@ -48,30 +48,14 @@ impl Ingest {
         let not_a_fact = not_a_fact(&evaluation.verdict, rejection.is_some());
         // The parsed delivery borrows the body, which the request's row now takes.
         drop(evaluation);
-        let mut request_record = NewRecord {
-            kind: RecordKind::Webhook,
-            received_at_ms: request.arrival_ms,
-            endpoint: EVENT_STREAMS_ENDPOINT.into(),
-            method: request.method,
-            path: request.path_and_query,
-            headers: request.headers,
-            body: request.body,
-            body_truncated: request.body_truncated,
-            remote_addr: request.remote_addr,
-            signature_verdict: verdict,
+        let arrived = request.arrived;
+        let mut request_record = request.into_record(
+            EVENT_STREAMS_ENDPOINT,
+            verdict,
             signature_detail,
-            rejection: rejection.clone().or(not_a_fact),
-            response_status: status,
-            response_body: None,
-            upstream: None,
-            related_to: None,
-            facts: None,
-            params: None,
-            trusted: false,
-            idempotency_token: None,
-            encoded: None,
-            skip_if_known: false,
-        };
+            rejection.clone().or(not_a_fact),
+            status,
+        );
         // What is stored as the answer is known before the rows' ids: the ids are added to the
         // reply only.
         let stored_answer = match (&rejection, summary) {
@@ -117,7 +101,7 @@ impl Ingest {
         let mut records = Vec::with_capacity(1 + children.len());
         records.push(request_record);
         records.extend(children);
-        match self.writer.append_request(records, request.arrived).await {
+        match self.writer.append_request(records, arrived).await {
             Ok(appended) => {
                 let body = forwarded_answer.unwrap_or_else(|| answer_body(&rejection, summary, &appended));
                 let stored = appended.first().copied().ok_or(crate::storage::writer::WriteError::Stopped);

@@ -62,6 +62,44 @@ pub struct ReceivedRequest {
     pub arrival_ms: i64,
 }
 
+impl ReceivedRequest {
+    /// The request's own row: what arrived, the verdict on its signature and what it was
+    /// answered. What it became (facts, answer body, trust) is the caller's to add.
+    fn into_record(
+        self,
+        endpoint: &str,
+        signature_verdict: &'static str,
+        signature_detail: Option<String>,
+        rejection: Option<String>,
+        response_status: u16,
+    ) -> NewRecord {
+        NewRecord {
+            kind: RecordKind::Webhook,
+            received_at_ms: self.arrival_ms,
+            endpoint: endpoint.to_string(),
+            method: self.method,
+            path: self.path_and_query,
+            headers: self.headers,
+            body: self.body,
+            body_truncated: self.body_truncated,
+            remote_addr: self.remote_addr,
+            signature_verdict,
+            signature_detail,
+            rejection,
+            response_status,
+            response_body: None,
+            upstream: None,
+            related_to: None,
+            facts: None,
+            params: None,
+            trusted: false,
+            idempotency_token: None,
+            encoded: None,
+            skip_if_known: false,
+        }
+    }
+}
+
 /// What to answer, and what was stored.
 #[derive(Debug)]
 pub struct IngestOutcome {
@@ -125,31 +163,23 @@ impl Ingest {
         let trusted =
             evaluation.rejection.is_none() && evaluation.facts.is_some() && evaluation.verdict.is_trusted();
         let verdict = evaluation.verdict.as_str();
+        let arrived = request.arrived;
+        let rejection = evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact);
         let record = NewRecord {
-            kind: RecordKind::Webhook,
-            received_at_ms: request.arrival_ms,
-            endpoint: endpoint.as_str().to_string(),
-            method: request.method,
-            path: request.path_and_query,
-            headers: request.headers,
-            body: request.body,
-            body_truncated: request.body_truncated,
-            remote_addr: request.remote_addr,
-            signature_verdict: verdict,
-            signature_detail: evaluation.verdict.stored_detail(),
-            rejection: evaluation.rejection.as_ref().map(|(_, m)| m.clone()).or(evaluation.not_a_fact),
-            response_status: status,
             response_body: Some(body),
-            upstream: None,
-            related_to: None,
             facts: evaluation.facts,
             params: evaluation.params,
             trusted,
             idempotency_token: evaluation.idempotency_token,
-            encoded: None,
-            skip_if_known: false,
+            ..request.into_record(
+                endpoint.as_str(),
+                verdict,
+                evaluation.verdict.stored_detail(),
+                rejection,
+                status,
+            )
         };
-        Decision { record, accepted: evaluation.rejection.is_none(), verdict, arrived: request.arrived }
+        Decision { record, accepted: evaluation.rejection.is_none(), verdict, arrived }
     }
 
     /// Decides, forwards when configured, records, and returns what to answer.

@@ -1,5 +1,5 @@
 //! The HTTP edge's one error type: what went wrong, in words, and the status it is answered
-//! with. Handlers return it through [`ApiError`] (JSON, `{"error": …}` and any details, under
+//! with. Handlers return it through [`JsonError`] (JSON, `{"error": …}` and any details, under
 //! `/api`) or [`PageError`] (the `error.html` page), so every error a user meets reads the same
 //! way wherever it comes from.
 
@@ -8,7 +8,8 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 /// What went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct AppError {
     status: StatusCode,
     message: String,
@@ -39,12 +40,6 @@ impl AppError {
     }
 }
 
-impl std::fmt::Display for AppError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         Self::unavailable(format!("the log could not be read: {error}"))
@@ -52,22 +47,17 @@ impl From<sqlx::Error> for AppError {
 }
 
 /// An [`AppError`] answered as JSON.
-#[derive(Debug)]
-pub struct ApiError(pub AppError);
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(pub AppError);
 
-impl<E: Into<AppError>> From<E> for ApiError {
+impl<E: Into<AppError>> From<E> for JsonError {
     fn from(error: E) -> Self {
         Self(error.into())
     }
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl ResponseError for ApiError {
+impl ResponseError for JsonError {
     fn status_code(&self) -> StatusCode {
         self.0.status
     }
@@ -82,18 +72,13 @@ impl ResponseError for ApiError {
 }
 
 /// An [`AppError`] answered as an HTML page.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct PageError(pub AppError);
 
 impl<E: Into<AppError>> From<E> for PageError {
     fn from(error: E) -> Self {
         Self(error.into())
-    }
-}
-
-impl std::fmt::Display for PageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -151,7 +136,7 @@ mod tests {
 
     #[test]
     fn the_api_answers_json_with_its_detail() {
-        let error = ApiError(AppError::not_found("no such task").with("task_sid", "WT1"));
+        let error = JsonError(AppError::not_found("no such task").with("task_sid", "WT1"));
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let body: serde_json::Value = serde_json::from_str(&body_text(response)).unwrap();

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use futures_util::stream;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::JsonError;
 use super::request_api::to_json;
 use super::requests_query::RequestQuery;
 use crate::domain::webhook::parse_form;
@@ -165,6 +165,6 @@ async fn har(
                     "entries": rows.iter().rev().map(|r| har_entry(r, &host)).collect::<Vec<_>>(),
                 }
             })),
-        Err(error) => ApiError::from(error).error_response(),
+        Err(error) => JsonError::from(error).error_response(),
     }
 }

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::error::{ApiError, AppError};
+use super::error::{AppError, JsonError};
 use crate::projections::reads::{self, TaskFilter};
 use crate::startup::AppState;
 
@@ -27,7 +27,7 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Result<HttpResponse, JsonError> {
     let query = query.into_inner();
     let before = match query.before.as_deref().map(reads::parse_cursor) {
         Some(None) => return Err(AppError::bad_request("before must be MS or MS:TaskSid").into()),
@@ -48,14 +48,17 @@ async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Resul
     Ok(HttpResponse::Ok().json(reads::list_tasks(&state.store.pool, &filter).await?))
 }
 
-async fn detail(task_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn detail(task_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, JsonError> {
     match reads::task_detail(&state.store.pool, &task_sid).await? {
         Some(detail) => Ok(HttpResponse::Ok().json(detail)),
         None => Err(AppError::not_found("no such task").with("task_sid", task_sid.into_inner()).into()),
     }
 }
 
-async fn worker(worker_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn worker(
+    worker_sid: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, JsonError> {
     match reads::worker_detail(&state.store.pool, &worker_sid).await? {
         Some(detail) => Ok(HttpResponse::Ok().json(detail)),
         None => Err(AppError::not_found("no such worker").with("worker_sid", worker_sid.into_inner()).into()),

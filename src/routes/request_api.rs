@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use base64::Engine;
 use serde_json::json;
 
-use super::error::{ApiError, AppError};
+use super::error::{AppError, JsonError};
 use super::requests_query::RequestQuery;
 use crate::replay::ReplayRequest;
 use crate::startup::AppState;
@@ -25,7 +25,10 @@ pub fn to_json(request: &RecordedRequest) -> serde_json::Value {
     value
 }
 
-async fn list(query: web::Query<RequestQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    query: web::Query<RequestQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, JsonError> {
     let filter = query.to_filter().map_err(AppError::bad_request)?;
     let page = state.store.requests_page(filter, query.limit(), TEXT_SCAN_ROWS).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -40,7 +43,7 @@ pub(super) async fn recorded(state: &AppState, id: i64) -> Result<RecordedReques
     state.store.request(id).await?.ok_or_else(|| AppError::not_found(format!("No request #{id} in the log.")))
 }
 
-async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn detail(id: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, JsonError> {
     Ok(HttpResponse::Ok().json(to_json(&recorded(&state, id.into_inner()).await?)))
 }
 
@@ -48,7 +51,7 @@ async fn replay(
     id: web::Path<i64>,
     body: Option<web::Json<ReplayRequest>>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, JsonError> {
     let original = recorded(&state, id.into_inner()).await?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
     let forward_to = state.ingest.config().forward_to.as_deref();
