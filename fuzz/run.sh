@@ -9,10 +9,10 @@
 # a 600 MB allocation passes it without one), so the RSS limit is lowered to stand in for it.
 # Each run stops at the first crash, panic, input slower than FUZZ_TIMEOUT s, RSS over
 # FUZZ_RSS_LIMIT_MB or single allocation over FUZZ_MALLOC_LIMIT_MB (unbounded allocation is a
-# failure); the reproducer is left in fuzz/artifacts/<target>/ and the script exits 1.
+# failure); the reproducer is left in fuzz/[tracer/]artifacts/<target>/ and the script exits 1.
 #
 # New corpus entries go to fuzz/work/<target>/ (not committed); the committed seeds in
-# fuzz/corpus/<target>/ are only read. Environment: FUZZ_TARGET_DIR (build directory, default
+# fuzz/corpus/<target>/ (fuzz/tracer/corpus/<target>/ for the tracer's targets) are only read. Environment: FUZZ_TARGET_DIR (build directory, default
 # fuzz/target), FUZZ_NICE (niceness, default 0), FUZZ_MAX_LEN (bytes, default 8192), FUZZ_STABLE=1
 # (use the stable fallback even where nightly is installed).
 set -euo pipefail
@@ -42,24 +42,33 @@ else
   rss_limit_mb="${FUZZ_RSS_LIMIT_MB:-512}"
 fi
 
+# The protocol's targets (here) and the tracer's (tracer/): two cargo-fuzz directories.
+packages=(. tracer)
+declare -A package_of=()
+for package in "${packages[@]}"; do
+  while read -r name; do package_of["$name"]="$package"; done < <("${fuzz[@]}" list --fuzz-dir "$package")
+done
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  mapfile -t targets < <("${fuzz[@]}" list)
+  mapfile -t targets < <(printf '%s\n' "${!package_of[@]}" | sort)
 fi
 
-echo "== building ${targets[*]} (sanitizer: $sanitizer, toolchain: ${fuzz[*]})"
-nice -n "$niceness" "${fuzz[@]}" build --sanitizer "$sanitizer" --target-dir "$target_dir"
+for package in "${packages[@]}"; do
+  echo "== building $package's targets (sanitizer: $sanitizer, toolchain: ${fuzz[*]})"
+  nice -n "$niceness" "${fuzz[@]}" build --fuzz-dir "$package" --sanitizer "$sanitizer" --target-dir "$target_dir"
+done
 
 failed=()
 summary=()
 for target in "${targets[@]}"; do
-  mkdir -p "work/$target" "corpus/$target" "artifacts/$target"
+  package="${package_of[$target]:?no such target: $target}"
+  mkdir -p "work/$target" "$package/corpus/$target" "$package/artifacts/$target"
   log="work/$target.log"
   echo "== fuzzing $target for ${seconds}s"
   status=0
-  nice -n "$niceness" "${fuzz[@]}" run --sanitizer "$sanitizer" --target-dir "$target_dir" "$target" \
-    "work/$target" "corpus/$target" -- \
+  nice -n "$niceness" "${fuzz[@]}" run --fuzz-dir "$package" --sanitizer "$sanitizer" --target-dir "$target_dir" "$target" \
+    "work/$target" "$package/corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb="$rss_limit_mb" -malloc_limit_mb="$malloc_limit_mb" \
     -timeout="$timeout_s" -max_len="$max_len" -print_final_stats=1 >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -68,7 +77,7 @@ for target in "${targets[@]}"; do
   coverage=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 || true)
   line="$target: ${runs:-?} executions in ${seconds}s (${rate:-?} exec/s), ${coverage:-no coverage line}, peak RSS ${peak:-?} MB"
   if [ "$status" -ne 0 ]; then
-    line="$line — FAILED (exit $status), see fuzz/$log and fuzz/artifacts/$target/"
+    line="$line — FAILED (exit $status), see fuzz/$log and fuzz/$package/artifacts/$target/"
     failed+=("$target")
     grep -E 'panicked|ERROR: libFuzzer|ERROR: AddressSanitizer|==ERROR|Test unit written' "$log" | head -5 >&2 || true
   fi

@@ -13,7 +13,6 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::cli::WebArgs;
-use crate::domain::webhook::encode_form;
 use crate::relay::UpstreamAnswer;
 use crate::storage::event_log::NewRecord;
 use crate::storage::web_reads;
@@ -22,6 +21,7 @@ use crate::taskrouter_client::{
     Activity, ApiError, Exchange, NewTask, Reservation, ReservationAnswer, Task, TaskRouterClient, Workflow,
     WriteOutcome,
 };
+use taskrouter_protocol::webhook::encode_form;
 
 /// The REST client (when credentials are configured), the workspace, and the log.
 #[derive(Clone)]

@@ -27,19 +27,15 @@ pub enum Command {
     /// Walk the log's hash chain; exits non-zero naming the first tampered row.
     Verify(DatabaseArgs),
     /// Run the tracer together with a simulated TaskRouter that keeps realistic traffic flowing.
-    Demo(Box<crate::simulator::cli::DemoArgs>),
+    Demo(Box<crate::demo::DemoArgs>),
     /// Drive a tracer (or any endpoint) with simulated TaskRouter traffic; prints the ground truth.
-    Simulate(Box<crate::simulator::cli::SimulateArgs>),
-    /// Build a large log fast from simulated traffic (for benchmarks): same rows as ingest writes.
-    Generate(crate::generate::GenerateArgs),
+    Simulate(Box<crate::demo::SimulateArgs>),
     /// Clear the projections (tasks, reservations, workers, timelines) and replay the whole log.
     Rebuild(RebuildArgs),
     /// Print one task's timeline, reservations and flags.
     Timeline(TimelineArgs),
     /// TaskRouter's cumulative statistics (and more) for a window, recomputed from the log.
     Report(crate::reports::cli::ReportArgs),
-    /// Measure ingest, a constant-rate run, a soak and reads at scale; writes BENCHMARKS.md.
-    Bench(Box<crate::bench::BenchArgs>),
     /// Point a workspace's EventCallbackUrl and every Workflow's AssignmentCallbackUrl at the
     /// tracer, recording the originals in the log first.
     Connect(Box<ConnectArgs>),
@@ -255,11 +251,6 @@ pub struct ServeArgs {
     /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
     #[arg(long, env = "TRACER_FORWARD_TO")]
     pub forward_to: Option<String>,
-    /// Also serve POST /webhooks/bench-baseline (the same server stack reading the body and answering
-    /// 204 without touching storage) and POST /webhooks/bench-floor (the body appended durably to a
-    /// one-table SQLite file beside the log, nothing else), for benchmarks to compare ingest against.
-    #[arg(long, env = "TRACER_BENCH_BASELINE", hide = true)]
-    pub bench_baseline: bool,
     /// Poll TaskRouter's Events API every SECONDS for the --workspace-sid's new events, so the
     /// tracer works with no public URL and no webhook at all (needs REST credentials). Off by default.
     #[arg(long, env = "TRACER_FOLLOW_EVENTS_API", value_name = "SECONDS",

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{Command, DatabaseArgs, RebuildArgs, ServeArgs, TimelineArgs};
 use crate::projections;
-use crate::startup::Application;
+use crate::startup::{Application, ExtraRoutes};
 use crate::storage::{self, event_log};
 
 /// Runs `command`.
@@ -14,23 +14,32 @@ use crate::storage::{self, event_log};
 /// # Errors
 /// Whatever stopped the command.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    run_with_routes(command, None).await
+}
+
+/// Runs `command`; `serve` also answers `extra_routes` (the benchmark's reference endpoints).
+///
+/// # Errors
+/// Whatever stopped the command.
+pub async fn run_with_routes(
+    command: Command,
+    extra_routes: Option<ExtraRoutes>,
+) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve(*args).await,
+        Command::Serve(args) => serve(*args, extra_routes).await,
         Command::Verify(args) => verify(args).await,
-        Command::Demo(args) => crate::simulator::cli::demo(*args).await,
-        Command::Simulate(args) => crate::simulator::cli::simulate(*args).await,
-        Command::Generate(args) => generate(args).await,
+        Command::Demo(args) => crate::demo::demo(*args).await,
+        Command::Simulate(args) => crate::demo::simulate(*args).await,
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
         Command::Report(args) => crate::reports::cli::report(args).await,
-        Command::Bench(args) => crate::bench::run(*args).await,
         Command::Import(args) => crate::history::cli::import(*args).await,
         Command::Connect(args) => connect_command(*args, false).await,
         Command::Disconnect(args) => connect_command(*args, true).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<ExitCode> {
     let listen = args.listen;
     let connect = if args.connect {
         let Some(public_url) = args.public_url.clone() else { anyhow::bail!("--connect needs --public-url") };
@@ -48,7 +57,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let application = Application::build(args).await?;
+    let application = Application::build_with_routes(args, extra_routes).await?;
     tracing::info!(%listen, port = application.port(), "taskrouter-tracer listening");
     let connector = match (&connect, application.connector()) {
         (Some(_), None) => {
@@ -218,25 +227,6 @@ async fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", projections::reads::render_text(&detail));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn generate(args: crate::generate::GenerateArgs) -> anyhow::Result<ExitCode> {
-    let report = crate::generate::generate(&args).await?;
-    let rows = report.rows.max(1) as f64;
-    println!("rows written: {}", report.rows);
-    println!(
-        "time: {:.1} s ({:.0} rows/s)",
-        report.elapsed.as_secs_f64(),
-        report.rows as f64 / report.elapsed.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "database: {} bytes, {:.0} bytes per row; raw bodies {:.0} bytes per row ({:.2}x)",
-        report.database_bytes,
-        report.database_bytes as f64 / rows,
-        report.body_bytes as f64 / rows,
-        report.database_bytes as f64 / report.body_bytes.max(1) as f64
-    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,11 +16,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
-use crate::domain::webhook::encode_form;
 use crate::storage::connections::{self, DONE_ENDPOINT, PLAN_ENDPOINT};
 use crate::storage::event_log::NewRecord;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{ApiError, Exchange, TaskRouterClient};
+use taskrouter_protocol::webhook::encode_form;
 
 /// Event types the timelines need; an `EventsFilter` without them hides steps.
 pub const NEEDED_EVENT_TYPES: [&str; 12] = [

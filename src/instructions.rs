@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
-use crate::domain::instruction::{check_assignment_answer, Severity};
 use crate::storage::settings::{self, InstructionRule};
+use taskrouter_protocol::instruction::{check_assignment_answer, Severity};
 
 /// The answer that defers the decision (accept or reject later through the REST API).
 pub const DEFER: &str = "{}";

@@ -8,12 +8,10 @@
 
 pub mod actions;
 pub mod alerts;
-pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod connect;
-pub mod domain;
-pub mod generate;
+pub mod demo;
 pub mod head_deadline;
 pub mod history;
 pub mod ingest;
@@ -24,8 +22,7 @@ pub mod relay;
 pub mod replay;
 pub mod reports;
 pub mod routes;
-pub mod signature;
-pub mod simulator;
+
 pub mod startup;
 pub mod storage;
 pub mod taskrouter_client;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::domain::instruction::{self, AnswerCheck};
-use crate::signature;
+use taskrouter_protocol::instruction::{self, AnswerCheck};
+use taskrouter_protocol::signature;
 
 /// Headers never relayed: they describe one connection, or are recomputed.
 const NOT_RELAYED: &[&str] = &[

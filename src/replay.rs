@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::domain::cloud_event::{CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT};
-use crate::domain::event_resource::{map_event, EVENTS_API_ENDPOINT};
-use crate::domain::webhook::{encode_form, parse_form};
 use crate::relay::{Outgoing, Relay, Signing, UpstreamAnswer};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::reads::RecordedRequest;
 use crate::storage::writer::Writer;
+use taskrouter_protocol::cloud_event::{CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT};
+use taskrouter_protocol::event_resource::{map_event, EVENTS_API_ENDPOINT};
+use taskrouter_protocol::webhook::{encode_form, parse_form};
 
 /// What to replay and where.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

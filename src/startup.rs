@@ -22,6 +22,10 @@ use crate::storage::{self, ReadStore};
 /// connection, not only the first). TaskRouter sends a head in one packet.
 pub const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Routes added to the server by a program embedding it (the benchmark's reference endpoints),
+/// configured on every worker's app after the tracer's own.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 /// State shared by every handler.
 pub struct AppState {
     pub ingest: Ingest,
@@ -105,6 +109,17 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        Self::build_with_routes(args, None).await
+    }
+
+    /// As [`Application::build`], the server also answering `extra_routes`.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or the address cannot be bound.
+    pub async fn build_with_routes(
+        args: ServeArgs,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> anyhow::Result<Self> {
         // Checked first: a public listener without a password must not start at all.
         let security = routes::security::WebSecurity::new(
             args.web.ui_password.as_deref(),
@@ -203,12 +218,6 @@ impl Application {
             connector: connector.clone(),
             alerts: alerts.clone(),
         });
-        let bench_floor = if args.bench_baseline {
-            let path = storage::floor::floor_path(&args.database.database);
-            Some(web::Data::new(storage::floor::FloorLog::start(&path)?))
-        } else {
-            None
-        };
         // actix-web's `HttpServer`, assembled by hand so each connection's stream can be wrapped
         // in a `HeadDeadlineStream` (actix times out only a connection's first request head).
         let mut server = actix_server::Server::build();
@@ -228,12 +237,9 @@ impl Application {
                 Some(inbox) => app.app_data(inbox).configure(routes::alerts::demo_receiver),
                 None => app,
             };
-            let app = if let Some(floor) = bench_floor.clone() {
-                app.app_data(floor)
-                    .route("/webhooks/bench-baseline", web::post().to(routes::webhooks::baseline))
-                    .route("/webhooks/bench-floor", web::post().to(routes::webhooks::floor))
-            } else {
-                app
+            let app = match extra_routes.clone() {
+                Some(extra) => app.configure(move |config| extra(config)),
+                None => app,
             };
             let stopping = stopping.clone();
             let http = actix_http::HttpService::build()

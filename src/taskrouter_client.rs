@@ -684,7 +684,7 @@ impl TaskRouterClient {
         query: &[(&str, &str)],
     ) -> Result<(EventsPage, String), ApiError> {
         let path = format!("/v1/Workspaces/{workspace}/Events");
-        let requested = format!("{path}?{}", crate::domain::webhook::encode_form(&owned_pairs(query)));
+        let requested = format!("{path}?{}", taskrouter_protocol::webhook::encode_form(&owned_pairs(query)));
         Ok((self.get(&path, query).await?, requested))
     }
 

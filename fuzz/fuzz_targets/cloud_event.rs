@@ -9,10 +9,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use taskrouter_tracer::domain::cloud_event::{
+use taskrouter_protocol::cloud_event::{
     parse_delivery, parse_stored, MAX_EVENTS_PER_BODY, TASKROUTER_TYPE_PREFIX,
 };
-use taskrouter_tracer::domain::timestamp::MAX_EPOCH_MS;
+use taskrouter_protocol::timestamp::MAX_EPOCH_MS;
 
 const ARRIVAL_MS: i64 = 42;
 

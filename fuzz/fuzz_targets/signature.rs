@@ -11,8 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use taskrouter_tracer::domain::webhook::parse_form;
-use taskrouter_tracer::signature::{compute, port_variants, verify, SignedRequest, Verdict};
+use taskrouter_protocol::signature::{compute, port_variants, verify, SignedRequest, Verdict};
+use taskrouter_protocol::webhook::parse_form;
 
 /// `bodySHA256` as the verifier finds it: the first query parameter of that name, decoded.
 fn declared_body_hash(url: &str) -> Option<String> {

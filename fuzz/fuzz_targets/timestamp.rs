@@ -10,10 +10,10 @@
 
 use chrono::{DateTime, SecondsFormat};
 use libfuzzer_sys::fuzz_target;
-use taskrouter_tracer::domain::timestamp::{
+use taskrouter_protocol::timestamp::{
     occurred_at, parse_epoch_ms, parse_epoch_seconds, parse_iso8601, MAX_EPOCH_MS,
 };
-use taskrouter_tracer::domain::TimeSource;
+use taskrouter_protocol::TimeSource;
 
 const ARRIVAL_MS: i64 = 42;
 

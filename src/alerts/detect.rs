@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{now_ms, Alert, AlertKind, Alerts};
-use crate::domain::instruction::Severity;
 use crate::relay::UpstreamAnswer;
 use crate::reports::compute::TimeoutRate;
 use crate::storage::alerts::{self as store, LogCandidate, PendingReservation, ThresholdRule};
 use crate::storage::progress::ProjectionProgress;
 use crate::storage::writer::StorageHealth;
+use taskrouter_protocol::instruction::Severity;
 
 /// How often detection runs.
 const TICK: Duration = Duration::from_millis(500);

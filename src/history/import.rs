@@ -13,10 +13,10 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::event_resource::{self, EVENTS_API_ENDPOINT, RETENTION_MS};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::{WriteError, Writer};
 use crate::taskrouter_client::{ApiError, EventsPage, TaskRouterClient};
+use taskrouter_protocol::event_resource::{self, EVENTS_API_ENDPOINT, RETENTION_MS};
 
 /// The largest page TaskRouter serves.
 pub const PAGE_SIZE: &str = "1000";

@@ -4,18 +4,18 @@
 //! rows are committed together, so a batch is stored all or nothing, and answered 2xx only then.
 //!
 //! The signature is Twilio's for JSON bodies: `bodySHA256` in the URL must be the body's
-//! SHA-256 and `X-Twilio-Signature` covers the URL alone (see [`crate::signature`]).
+//! SHA-256 and `X-Twilio-Signature` covers the URL alone (see [`taskrouter_protocol::signature`]).
 
 use serde_json::json;
 
 use super::{error_json, not_a_fact, Ingest, IngestOutcome, ReceivedRequest, JSON};
-use crate::domain::cloud_event::{
-    self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
-};
 use crate::relay::{Outgoing, Signing};
-use crate::signature::{self, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::Appended;
+use taskrouter_protocol::cloud_event::{
+    self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
+};
+use taskrouter_protocol::signature::{self, Verdict};
 
 /// How long the app behind `--forward-to` may take: Event Streams waits 5 s for the tracer.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(4_500);

@@ -10,12 +10,12 @@ mod event_streams;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::domain::instruction::ASSIGNMENT_DEADLINE_MS;
-use crate::domain::webhook::{self, Endpoint, FormParams};
 use crate::relay::{Outgoing, Relay, Signing};
-use crate::signature::{self, SignedRequest, Verdict};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::{Appended, WriteError, Writer};
+use taskrouter_protocol::instruction::ASSIGNMENT_DEADLINE_MS;
+use taskrouter_protocol::signature::{self, SignedRequest, Verdict};
+use taskrouter_protocol::webhook::{self, Endpoint, FormParams};
 
 /// How signatures are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

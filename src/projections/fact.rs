@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{FormParams, TimeSource, WebhookFacts};
+use taskrouter_protocol::{FormParams, TimeSource, WebhookFacts};
 
 /// The callback parameters a fact keeps, in the order [`Fact::from_values`] takes them.
 pub const FACT_PARAMS: [&str; 12] = [
@@ -67,12 +67,12 @@ impl Fact {
     }
 
     /// Builds the fact of log row `event_id` from its stored body, decoding only the
-    /// parameters facts use (see [`crate::domain::webhook::first_values`]).
+    /// parameters facts use (see [`taskrouter_protocol::webhook::first_values`]).
     pub fn from_body(event_id: i64, facts: &WebhookFacts, body: &[u8], response_body: Option<&str>) -> Self {
         Self::from_values(
             event_id,
             facts,
-            crate::domain::webhook::first_values(body, &FACT_PARAMS),
+            taskrouter_protocol::webhook::first_values(body, &FACT_PARAMS),
             response_body,
         )
     }
@@ -87,7 +87,7 @@ impl Fact {
         let [worker_name, workflow_name, task_queue_name, priority, attributes, assignment_status, description, canceled_reason, activity_sid, activity_name, previous_activity_name, time_in_previous_activity_ms] =
             values.map(|v| v.filter(|v| !v.is_empty()));
         let number = |v: Option<String>| v.and_then(|v| v.trim().parse().ok());
-        let is_assignment = facts.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE;
+        let is_assignment = facts.event_type == taskrouter_protocol::webhook::ASSIGNMENT_EVENT_TYPE;
         Fact {
             event_id,
             event_type: facts.event_type.clone(),
@@ -154,7 +154,7 @@ impl Fact {
     }
 
     pub fn is_assignment(&self) -> bool {
-        self.event_type == crate::domain::webhook::ASSIGNMENT_EVENT_TYPE
+        self.event_type == taskrouter_protocol::webhook::ASSIGNMENT_EVENT_TYPE
     }
 }
 

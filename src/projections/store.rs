@@ -13,10 +13,10 @@ use super::fact::Fact;
 use super::fold::{
     self, AcceptAttempt, Flag, ReservationState, ReservationView, TaskFold, TaskView, TimelineEntry, Totals,
 };
-use crate::domain::stored_event;
-use crate::domain::{OccurredAt, TimeSource, WebhookFacts};
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
+use taskrouter_protocol::stored_event;
+use taskrouter_protocol::{OccurredAt, TimeSource, WebhookFacts};
 
 /// The `events` columns a fact is rebuilt from (see [`fact_from_row`]).
 pub(super) const FACT_COLUMNS: &str = "e.id, e.event_type, e.event_sid, e.account_sid, e.workspace_sid, \

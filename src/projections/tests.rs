@@ -7,10 +7,10 @@ use proptest::prelude::*;
 
 use super::fold::{fold_task, overdue_flag, ProjectionConfig, TaskProjection};
 use super::Fact;
-use crate::domain::webhook::{encode_form, extract_facts, parse_form};
-use crate::domain::Endpoint;
 use crate::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
 use crate::storage::projector::{self, FollowUp};
+use taskrouter_protocol::webhook::{encode_form, extract_facts, parse_form};
+use taskrouter_protocol::Endpoint;
 
 const TASK: &str = "WT00000000000000000000000000000001";
 const WORKFLOW: &str = "WW00000000000000000000000000000001";

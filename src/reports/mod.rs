@@ -65,7 +65,7 @@ pub struct Window {
 }
 
 fn parse_date(name: &str, raw: &str) -> Result<i64, ParamError> {
-    crate::domain::timestamp::parse_iso8601(raw)
+    taskrouter_protocol::timestamp::parse_iso8601(raw)
         .ok_or_else(|| ParamError::new(format!("{name} must be an ISO-8601 date and time, got {raw:?}")))
 }
 

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::compute::{ActivityChange, By, Fact, Figures, Fold, Kind, Origin, Request};
-use crate::domain::stored_event;
-use crate::domain::webhook::FormParams;
 use crate::storage::{event_log, payload};
+use taskrouter_protocol::stored_event;
+use taskrouter_protocol::webhook::FormParams;
 
 /// The event-type term of the index's `WHERE` (migration 0010), written the same way so SQLite
 /// can use it.

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use super::error::JsonError;
 use super::request_api::to_json;
 use super::requests_query::RequestQuery;
-use crate::domain::webhook::parse_form;
 use crate::startup::AppState;
 use crate::storage::reads::{RecordedRequest, RequestFilter};
 use crate::storage::ReadStore;
+use taskrouter_protocol::webhook::parse_form;
 
 /// Rows per read while exporting.
 const PAGE: u32 = 500;

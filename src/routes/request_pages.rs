@@ -8,11 +8,11 @@ use askama::Template;
 use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
 use super::requests_query::RequestQuery;
-use crate::domain::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
-use crate::domain::stored_event;
 use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 use crate::storage::reads::TEXT_SCAN_ROWS;
+use taskrouter_protocol::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
+use taskrouter_protocol::stored_event;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/requests", web::get().to(requests))

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::timestamp;
 use crate::storage::reads::RequestFilter;
+use taskrouter_protocol::timestamp;
 
 /// The raw query string of `/requests` and `/api/requests`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

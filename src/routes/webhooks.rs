@@ -9,45 +9,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::domain::cloud_event::EVENT_STREAMS_ENDPOINT;
-use crate::domain::{Endpoint, FormParams};
 use crate::ingest::{IngestOutcome, ReceivedRequest};
 use crate::startup::AppState;
-use crate::storage::floor::FloorLog;
+use taskrouter_protocol::cloud_event::EVENT_STREAMS_ENDPOINT;
+use taskrouter_protocol::{Endpoint, FormParams};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/assignment", web::post().to(assignment))
         .route("/webhooks/events", web::post().to(events))
         .route("/webhooks/event-streams", web::post().to(event_streams));
-}
-
-/// The benchmark baseline: reads the body as the webhook endpoints do and answers 204, storing
-/// nothing (registered only with `--bench-baseline`).
-pub async fn baseline(mut payload: web::Payload) -> HttpResponse {
-    let mut length = 0;
-    while let Some(Ok(chunk)) = payload.next().await {
-        length += chunk.len();
-    }
-    HttpResponse::NoContent().insert_header(("X-Body-Length", length.to_string())).finish()
-}
-
-/// The benchmark's durable floor: reads the body as the baseline does and answers 204 once
-/// [`FloorLog`] has committed it, 503 with the reason when it could not (registered only with
-/// `--bench-baseline`).
-pub async fn floor(mut payload: web::Payload, floor: web::Data<FloorLog>) -> HttpResponse {
-    let mut body = Vec::with_capacity(2048);
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(bytes) => body.extend_from_slice(&bytes),
-            Err(error) => {
-                return HttpResponse::BadRequest().body(format!("the body could not be read: {error}"))
-            }
-        }
-    }
-    match floor.append(body).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(problem) => HttpResponse::ServiceUnavailable().body(problem),
-    }
 }
 
 async fn assignment(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::payload;
-use crate::domain::WebhookFacts;
+use taskrouter_protocol::WebhookFacts;
 
 /// A 32-byte chain hash.
 pub type ChainHash = [u8; 32];
@@ -75,7 +75,7 @@ pub struct NewRecord {
     /// rejected request can be found by its SIDs.
     pub facts: Option<WebhookFacts>,
     /// The decoded parameters of a well-formed body (not stored: the body is).
-    pub params: Option<crate::domain::FormParams>,
+    pub params: Option<taskrouter_protocol::FormParams>,
     /// Well-formed, with a valid or unchecked signature, and answered 2xx: only such a row can
     /// become a TaskRouter fact.
     pub trusted: bool,
@@ -101,7 +101,7 @@ impl NewRecord {
     /// `body` POSTed to `path`). Never a fact: TaskRouter's own callbacks report the effect. The
     /// caller sets the SIDs of its `facts` it is to be found by, and what came of the call.
     pub fn action(endpoint: &str, path: &str, body: Vec<u8>, now_ms: i64) -> Self {
-        use crate::domain::{OccurredAt, TimeSource};
+        use taskrouter_protocol::{OccurredAt, TimeSource};
         Self {
             kind: RecordKind::Action,
             received_at_ms: now_ms,

@@ -7,7 +7,6 @@ pub mod append;
 pub mod checkpointer;
 pub mod connections;
 pub mod event_log;
-pub mod floor;
 pub mod payload;
 pub mod probe;
 pub mod progress;

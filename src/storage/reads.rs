@@ -102,9 +102,11 @@ fn to_request(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedRequest, sqlx::Er
     let body = payload::decode(encoding.as_deref(), &body).map_err(undecodable)?.into_owned();
     let signature_verdict: String = row.try_get("signature_verdict")?;
     // Only a failed check's detail is stored; the others follow from the verdict.
-    let signature_detail: Option<String> = row
-        .try_get::<Option<String>, _>("signature_detail")?
-        .or_else(|| crate::signature::Verdict::standard_explanation(&signature_verdict).map(str::to_string));
+    let signature_detail: Option<String> =
+        row.try_get::<Option<String>, _>("signature_detail")?.or_else(|| {
+            taskrouter_protocol::signature::Verdict::standard_explanation(&signature_verdict)
+                .map(str::to_string)
+        });
     Ok(RecordedRequest {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,

@@ -116,7 +116,7 @@ pub async fn fetched_from_events_api(pool: &SqlitePool, ids: &[i64]) -> Result<V
         "SELECT e.id FROM events e JOIN json_each(?1) j ON e.id = j.value WHERE e.endpoint = ?2",
     )
     .bind(list)
-    .bind(crate::domain::event_resource::EVENTS_API_ENDPOINT)
+    .bind(taskrouter_protocol::event_resource::EVENTS_API_ENDPOINT)
     .fetch_all(pool)
     .await
 }

@@ -219,7 +219,7 @@ impl Writer {
 
 /// Whether TaskRouter waits for this request's answer (an assignment callback).
 fn is_urgent(record: &NewRecord) -> bool {
-    record.endpoint == crate::domain::Endpoint::Assignment.as_str()
+    record.endpoint == taskrouter_protocol::Endpoint::Assignment.as_str()
 }
 
 fn open(path: &Path, config: &WriterConfig) -> rusqlite::Result<Connection> {

@@ -483,10 +483,10 @@ async fn the_demo_receiver_shows_the_alerts_it_got() {
 #[tokio::test]
 async fn simulated_timeouts_are_alerted_once_each_and_an_import_of_the_same_events_alerts_none_again() {
     use clap::Parser;
+    use taskrouter_simulator::delivery::Faults;
+    use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
     use taskrouter_tracer::cli::{Cli, Command};
     use taskrouter_tracer::history::cli::{run as run_import, ImportRun};
-    use taskrouter_tracer::simulator::delivery::Faults;
-    use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 
     let receiver = Receiver::start().await;
     let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout = 30).await;

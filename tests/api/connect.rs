@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use clap::Parser;
 use serde_json::Value;
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::cli::Cli;
-use taskrouter_tracer::simulator::cli::RunningSimulator;
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_tracer::demo::RunningSimulator;
 
 use crate::helpers::{spawn_app_with, start_simulator, TestApp, AUTH_TOKEN, SIM_ACCOUNT};
 
@@ -274,12 +274,11 @@ async fn users_app() -> (String, Arc<Mutex<AppLog>>, actix_web::dev::ServerHandl
         App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
             let (log, own) = (log.clone(), own.clone());
             async move {
-                let params =
-                    taskrouter_tracer::domain::webhook::parse_form(&body).map(|p| p.0).unwrap_or_default();
+                let params = taskrouter_protocol::webhook::parse_form(&body).map(|p| p.0).unwrap_or_default();
                 let url = format!("{own}{}", request.uri());
                 let signature =
                     request.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let valid = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params) == signature;
+                let valid = taskrouter_protocol::signature::compute(AUTH_TOKEN, &url, &params) == signature;
                 log.lock().unwrap().requests.push((request.path().to_string(), valid));
                 if request.path().starts_with("/assign") {
                     HttpResponse::Ok().content_type("application/json").body(r#"{"instruction":"accept"}"#)

@@ -30,12 +30,12 @@ async fn post_task_update(
 ) -> reqwest::Result<reqwest::Response> {
     let params = fixtures::task_event("task.updated", sid, at_ms, "u");
     let url = format!("{base}/webhooks/events");
-    let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
+    let signature = taskrouter_protocol::signature::compute(AUTH_TOKEN, &url, &params);
     client
         .post(&url)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("X-Twilio-Signature", signature)
-        .body(taskrouter_tracer::domain::webhook::encode_form(&params))
+        .body(taskrouter_protocol::webhook::encode_form(&params))
         .send()
         .await
 }

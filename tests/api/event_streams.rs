@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-use taskrouter_tracer::signature;
-use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::event_streams::EventStreamsSink;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_protocol::signature;
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::event_streams::EventStreamsSink;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
 
 use crate::helpers::{
     first_difference, simulator_options, spawn_app, spawn_app_with, TestApp, AUTH_TOKEN, SIM_ACCOUNT,
@@ -539,7 +539,7 @@ fn task_statuses(app: &TestApp) -> BTreeMap<String, String> {
 }
 
 /// Each simulated event a fact once, and every task as the simulator left it.
-fn assert_ground_truth(app: &TestApp, truth: &taskrouter_tracer::simulator::ground_truth::GroundTruth) {
+fn assert_ground_truth(app: &TestApp, truth: &taskrouter_simulator::ground_truth::GroundTruth) {
     let emitted: u64 = truth.events_emitted.values().sum();
     let facts =
         app.count("SELECT COUNT(*) FROM events WHERE is_fact = 1 AND endpoint <> 'assignment'") as u64;

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use clap::Parser;
 use serde_json::{json, Value};
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::rest;
+use taskrouter_simulator::runtime::ClockMode;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::cli::{Cli, Command, ImportArgs};
+use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::history::cli::{run as run_import, ImportRun};
 use taskrouter_tracer::history::import::Summary;
-use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 
 use crate::helpers::{
     dump, first_difference, spawn_app, spawn_app_with, start_simulator, TestApp, AUTH_TOKEN, SIM_ACCOUNT,
@@ -127,7 +127,7 @@ async fn import_gives_the_webhook_paths_projections_and_dedups_in_both_orders() 
         "SELECT body, payload_encoding FROM events WHERE endpoint = 'events' AND is_fact = 1 ORDER BY id LIMIT 300",
         |row| {
             let body = TestApp::payload(row, 0, 1)?;
-            Ok(taskrouter_tracer::domain::webhook::parse_form(&body).unwrap().0)
+            Ok(taskrouter_protocol::webhook::parse_form(&body).unwrap().0)
         },
     );
     let imported_app = spawn_app_with(|args| args.database.database = imported_db.clone()).await;
@@ -597,7 +597,7 @@ async fn the_simulators_events_api_has_the_specs_fields_filters_paging_and_reten
 }
 
 fn urlencoding(raw: &str) -> String {
-    taskrouter_tracer::domain::webhook::encode_form(&[("x".to_string(), raw.to_string())])[2..].to_string()
+    taskrouter_protocol::webhook::encode_form(&[("x".to_string(), raw.to_string())])[2..].to_string()
 }
 
 #[tokio::test]

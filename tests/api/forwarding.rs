@@ -7,8 +7,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 use crate::fixtures::{self, event_sid};
 use crate::helpers::{spawn_app_with, AUTH_TOKEN};
-use taskrouter_tracer::domain::webhook::parse_form;
-use taskrouter_tracer::signature::{self, SignedRequest, Verdict};
+use taskrouter_protocol::signature::{self, SignedRequest, Verdict};
+use taskrouter_protocol::webhook::parse_form;
 
 /// One request the test app received: path and query, whether its signature was valid for
 /// the app's own URL, and its parameters.

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use taskrouter_protocol::signature;
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::rest;
+use taskrouter_simulator::runtime::ClockMode;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::cli::ServeArgs;
+use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::ingest::SignatureMode;
-use taskrouter_tracer::signature;
-use taskrouter_tracer::simulator::cli::{start_scenario, RunningSimulator, ScenarioOptions};
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::rest;
-use taskrouter_tracer::simulator::runtime::ClockMode;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_tracer::startup::Application;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
@@ -135,7 +135,7 @@ impl TestApp {
         params: &[(String, String)],
         signature: Option<&str>,
     ) -> reqwest::Response {
-        let body = taskrouter_tracer::domain::webhook::encode_form(params);
+        let body = taskrouter_protocol::webhook::encode_form(params);
         self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes(), signature).await
     }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use taskrouter_tracer::domain::webhook::encode_form;
-use taskrouter_tracer::signature;
+use taskrouter_protocol::signature;
+use taskrouter_protocol::webhook::encode_form;
 
 use crate::fixtures::{self, event_sid, Params};
 use crate::helpers::{spawn_app, TestApp, AUTH_TOKEN};

@@ -1,7 +1,6 @@
 //! Integration tests: the real server on a random port, a real SQLite file.
 
 mod alerts;
-mod bench;
 mod browser;
 mod connect;
 mod crash;

@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::scenario::CallbackUrls;
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::scenario::CallbackUrls;
 
 use crate::helpers::{no_traffic, start_simulator, AUTH_TOKEN, SIM_ACCOUNT};
 

@@ -245,8 +245,8 @@ async fn rebuild_check_names_a_projection_that_differs_from_a_rebuild_and_change
 /// A row of `params` appended to the log as the writer's transaction appends it, and nothing
 /// more: what a kill -9 between the append's commit and the projections' leaves behind.
 fn append_unprojected(connection: &mut rusqlite::Connection, params: &Params, received_at_ms: i64) {
-    use taskrouter_tracer::domain::webhook::{encode_form, extract_facts, parse_form};
-    use taskrouter_tracer::domain::Endpoint;
+    use taskrouter_protocol::webhook::{encode_form, extract_facts, parse_form};
+    use taskrouter_protocol::Endpoint;
     use taskrouter_tracer::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
     let body = encode_form(params);
     let parsed = parse_form(body.as_bytes()).unwrap();

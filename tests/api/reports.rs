@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::ground_truth::Counters;
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::ground_truth::Counters;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
 
 use crate::fixtures::{self, QUEUE, WORKFLOW, WORKSPACE};
 use crate::helpers::{spawn_app, start_simulator, TestApp};

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
-use taskrouter_tracer::simulator::cli::RunningSimulator;
-use taskrouter_tracer::simulator::delivery::{DeliveryConfig, Faults};
-use taskrouter_tracer::simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
-use taskrouter_tracer::simulator::scenario::{CallbackUrls, DemoTraffic};
-use taskrouter_tracer::simulator::Engine;
+use taskrouter_simulator::delivery::{DeliveryConfig, Faults};
+use taskrouter_simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_simulator::Engine;
+use taskrouter_tracer::demo::RunningSimulator;
 
 use crate::helpers::{spawn_app, start_simulator, AUTH_TOKEN};
 
@@ -293,7 +293,7 @@ async fn callbacks_are_signed_form_posts_retried_once_and_assignment_answers_are
         let url = format!("{base}{path}");
         assert_eq!(
             headers["x-twilio-signature"],
-            taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, params)
+            taskrouter_protocol::signature::compute(AUTH_TOKEN, &url, params)
         );
         assert!(headers["i-twilio-idempotency-token"].starts_with(ACCOUNT));
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use taskrouter_tracer::simulator::delivery::Faults;
-use taskrouter_tracer::simulator::scenario::CallbackUrls;
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::scenario::CallbackUrls;
 use taskrouter_tracer::taskrouter_client::{Credentials, NewTask, ReservationAnswer, TaskRouterClient};
 
 use crate::helpers::{no_traffic, start_simulator, AUTH_TOKEN, SIM_ACCOUNT};

@@ -1,6 +1,6 @@
 //! The webhook endpoints: every request recorded, the right status, signatures, duplicates.
 
-use taskrouter_tracer::domain::webhook::parse_form;
+use taskrouter_protocol::webhook::parse_form;
 
 use crate::fixtures::{self, event_sid, Params};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, AUTH_TOKEN};
@@ -61,7 +61,7 @@ async fn a_changed_parameter_is_refused_with_403_and_recorded_as_invalid() {
     let app = spawn_app().await;
     let params = fixtures::task_event("task.created", &event_sid(10), 1_700_000_000_000, "Task created");
     let url = format!("{}/webhooks/events", app.address);
-    let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
+    let signature = taskrouter_protocol::signature::compute(AUTH_TOKEN, &url, &params);
     let mut tampered = params.clone();
     tampered.iter_mut().find(|(n, _)| n == "TaskPriority").unwrap().1 = "9".into();
 
@@ -139,14 +139,14 @@ async fn without_a_token_every_request_is_unchecked_and_counts() {
 async fn the_public_url_is_what_signatures_are_checked_against_and_mismatches_are_explained() {
     let app = spawn_app_with(|args| args.public_url = Some("https://tracer.example.ngrok.app".into())).await;
     let params = fixtures::task_event("task.created", &event_sid(13), 1_700_000_000_000, "Task created");
-    let good = taskrouter_tracer::signature::compute(
+    let good = taskrouter_protocol::signature::compute(
         AUTH_TOKEN,
         "https://tracer.example.ngrok.app/webhooks/events",
         &params,
     );
     assert_eq!(app.post_form("/webhooks/events", &params, Some(&good)).await.status().as_u16(), 204);
 
-    let signed_for_http = taskrouter_tracer::signature::compute(
+    let signed_for_http = taskrouter_protocol::signature::compute(
         AUTH_TOKEN,
         "http://tracer.example.ngrok.app/webhooks/events",
         &params,
@@ -251,7 +251,7 @@ async fn the_same_idempotency_token_marks_a_redelivery() {
         spawn_app_with(|args| args.signature_check = Some(taskrouter_tracer::ingest::SignatureMode::Off))
             .await;
     let mut first: Params = fixtures::assignment_callback();
-    let body = taskrouter_tracer::domain::webhook::encode_form(&first);
+    let body = taskrouter_protocol::webhook::encode_form(&first);
     let send = |body: String| {
         app.client
             .post(format!("{}/webhooks/assignment", app.address))
@@ -263,7 +263,7 @@ async fn the_same_idempotency_token_marks_a_redelivery() {
     assert_eq!(send(body).await.unwrap().status().as_u16(), 200);
     // A retry whose body differs (TaskAge advanced) but carries the same token.
     first.iter_mut().find(|(n, _)| n == "TaskAge").unwrap().1 = "4".into();
-    let retried = taskrouter_tracer::domain::webhook::encode_form(&first);
+    let retried = taskrouter_protocol::webhook::encode_form(&first);
     assert_eq!(send(retried).await.unwrap().status().as_u16(), 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM events WHERE duplicate_of = 1"), 1);
 }
@@ -298,14 +298,14 @@ async fn secrets_never_reach_the_log() {
     let app = spawn_app().await;
     let params = fixtures::assignment_callback();
     let url = format!("{}/webhooks/assignment", app.address);
-    let signature = taskrouter_tracer::signature::compute(AUTH_TOKEN, &url, &params);
+    let signature = taskrouter_protocol::signature::compute(AUTH_TOKEN, &url, &params);
     let response = app
         .client
         .post(&url)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("X-Twilio-Signature", signature)
         .header("Authorization", "Basic c2VjcmV0OnNlY3JldA==")
-        .body(taskrouter_tracer::domain::webhook::encode_form(&params))
+        .body(taskrouter_protocol::webhook::encode_form(&params))
         .send()
         .await
         .unwrap();

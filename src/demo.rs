@@ -1,0 +1,395 @@
+//! The `demo` and `simulate` commands: their options (each also from an environment variable)
+//! and what they run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use rand::Rng;
+
+use crate::cli::{ServeArgs, TwilioArgs};
+use crate::ingest::SignatureMode;
+use crate::startup::Application;
+use taskrouter_simulator::delivery::{DeliveryConfig, Faults};
+use taskrouter_simulator::engine::Engine;
+use taskrouter_simulator::event_streams::EventStreamsSink;
+use taskrouter_simulator::rest::{self, RestServer};
+use taskrouter_simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
+use taskrouter_simulator::scenario::{self, CallbackUrls, DemoSids, DemoTraffic};
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Address the tracer listens on.
+    #[arg(long, env = "TRACER_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// The SQLite database file holding the demo's log (created if missing).
+    #[arg(long, env = "TRACER_DEMO_DATABASE", default_value = "taskrouter-tracer-demo.db")]
+    pub database: PathBuf,
+    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub simulator_listen: SocketAddr,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// New tasks per minute.
+    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Seed for SIDs and simulated people (default: random).
+    #[arg(long, env = "SIM_SEED")]
+    pub seed: Option<u64>,
+    /// Seconds a reservation may stay pending before it times out.
+    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
+    pub reservation_timeout: u64,
+    /// Simulated seconds per real second (1 is real time).
+    #[arg(long, env = "SIM_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Fraction of webhooks the simulator never sends (0 to 1): reconciliation with its Events
+    /// API heals them every --reconcile-every minutes (1 in the demo).
+    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Send no webhook at all: the tracer follows the simulator's Events API every second instead.
+    #[arg(long, env = "SIM_NO_WEBHOOKS")]
+    pub no_webhooks: bool,
+    /// Minutes between reconciliations with the Events API (0: off).
+    #[arg(long, env = "TRACER_RECONCILE_EVERY", default_value_t = 1)]
+    pub reconcile_every: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Base URL of the tracer (or any endpoint) to call: callbacks go to TARGET/webhooks/assignment
+    /// and TARGET/webhooks/events.
+    #[arg(long, env = "SIM_TARGET")]
+    pub target: String,
+    /// New tasks per minute (simulated time).
+    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Seconds of simulated time during which tasks arrive.
+    #[arg(long, env = "SIM_DURATION", default_value_t = 60)]
+    pub duration: u64,
+    /// Seconds of simulated time after arrivals stop, for open tasks to finish.
+    #[arg(long, env = "SIM_DRAIN", default_value_t = 600)]
+    pub drain: u64,
+    /// Seed for SIDs, simulated people and faults: the same seed gives the same run.
+    #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second; 0 runs as fast as the target answers.
+    #[arg(long, env = "SIM_SPEED", default_value_t = 0.0)]
+    pub speed: f64,
+    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Account SID the simulator reports and accepts for REST (default: generated).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub account_sid: Option<String>,
+    /// Auth token that signs callbacks and authenticates REST calls (default: generated).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Share of event callbacks sent twice (same body, Sid and idempotency token).
+    #[arg(long, env = "SIM_DUPLICATE_RATE", default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Share of event callbacks held back and sent after the next one.
+    #[arg(long, env = "SIM_REORDER_RATE", default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Share of event callbacks never sent.
+    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Seconds a reservation may stay pending before it times out.
+    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
+    pub reservation_timeout: u64,
+    /// How long an assignment callback's answer is awaited, in ms (TaskRouter: 5000).
+    #[arg(long, env = "SIM_ASSIGNMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub assignment_timeout_ms: u64,
+    /// How long an event callback's answer is awaited before its one retry, in ms (TaskRouter: 15000).
+    #[arg(long, env = "SIM_EVENT_TIMEOUT_MS", default_value_t = 15000)]
+    pub event_timeout_ms: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// A simulator with the demo workspace, its REST API and its delivery worker, all started.
+pub struct RunningSimulator {
+    pub simulator: Arc<Simulator>,
+    pub rest: RestServer,
+    pub sids: DemoSids,
+    pub account_sid: String,
+    delivery_worker: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSimulator {
+    /// The REST base URL to give a TaskRouter client (`--taskrouter-base-url`).
+    pub fn rest_base_url(&self) -> &str {
+        self.rest.base_url()
+    }
+
+    pub async fn stop(self) {
+        self.delivery_worker.abort();
+        self.rest.handle.stop(false).await;
+    }
+}
+
+/// Everything needed to start the demo scenario.
+pub struct ScenarioOptions {
+    pub seed: u64,
+    pub account_sid: Option<String>,
+    pub auth_token: String,
+    pub callbacks: CallbackUrls,
+    pub traffic: DemoTraffic,
+    pub faults: Faults,
+    /// Answer windows for (assignment, event) callbacks; `None`: TaskRouter's 5 s and 15 s.
+    pub callback_timeouts: Option<(std::time::Duration, std::time::Duration)>,
+    pub clock: ClockMode,
+    /// The REST API's listener, from [`rest::bind`].
+    pub listener: std::net::TcpListener,
+    /// An Event Streams webhook sink for the workspace's events.
+    pub event_streams: Option<EventStreamsSink>,
+}
+
+/// Which paths carry the workspace's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeliveryPaths {
+    /// Event callbacks (form webhooks to the workspace's EventCallbackUrl).
+    #[default]
+    Webhooks,
+    /// An Event Streams webhook sink only: signed CloudEvent batches, out of order, some twice.
+    EventStreams,
+    /// Both, so every event arrives twice, once each way.
+    Both,
+}
+
+/// How Event Streams is simulated: batch size and share of bodies delivered twice.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// Which paths carry the workspace's events.
+    #[arg(long, env = "SIM_DELIVERY", value_enum, default_value_t = DeliveryPaths::Webhooks)]
+    pub delivery: DeliveryPaths,
+    /// CloudEvents per Event Streams body at most (bodies also stay under 64 KB).
+    #[arg(long, env = "SIM_STREAM_BATCH", default_value_t = 10)]
+    pub stream_batch: usize,
+    /// Share of Event Streams bodies delivered a second time.
+    #[arg(long, env = "SIM_STREAM_REDELIVERY", default_value_t = 0.05)]
+    pub stream_redelivery: f64,
+}
+
+impl DeliveryArgs {
+    /// The sink at `base`'s `/webhooks/event-streams`, when Event Streams is one of the paths.
+    pub fn sink(&self, base: &str) -> Option<EventStreamsSink> {
+        (self.delivery != DeliveryPaths::Webhooks).then(|| EventStreamsSink {
+            url: format!("{}/webhooks/event-streams", base.trim_end_matches('/')),
+            batch_size: self.stream_batch.max(1),
+            also_webhooks: self.delivery == DeliveryPaths::Both,
+            redelivery_rate: self.stream_redelivery.clamp(0.0, 1.0),
+        })
+    }
+}
+
+/// Builds the demo workspace and starts the REST API (on the current runtime).
+///
+/// # Errors
+/// When the REST address cannot be bound.
+pub fn start_scenario(options: ScenarioOptions) -> std::io::Result<RunningSimulator> {
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    let mut engine = Engine::new(options.seed, start_ms, options.account_sid);
+    let sids = scenario::build_demo(&mut engine, &options.callbacks, &options.traffic);
+    let account_sid = engine.account_sid.clone();
+    let mut delivery = DeliveryConfig::new(options.auth_token.clone(), options.faults, options.seed);
+    delivery.event_streams = options.event_streams;
+    if let Some((assignment, event)) = options.callback_timeouts {
+        delivery.assignment_timeout = assignment;
+        delivery.event_timeout = event;
+    }
+    let simulator = Simulator::new(engine, SimulatorConfig { delivery, clock: options.clock });
+    let rest = rest::start(simulator.clone(), options.listener, &options.auth_token)?;
+    let delivery_worker = simulator.spawn_delivery_worker();
+    Ok(RunningSimulator { simulator, rest, sids, account_sid, delivery_worker })
+}
+
+fn random_hex(length: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..length).map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("hex digit")).collect()
+}
+
+fn loopback_url(address: SocketAddr) -> String {
+    let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+    format!("http://{host}:{}", address.port())
+}
+
+/// `taskrouter-tracer demo`: the tracer and the simulator wired to each other.
+///
+/// # Errors
+/// When either server cannot start.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let account_sid = args.twilio.account_sid.clone().unwrap_or_else(|| format!("AC{}", random_hex(32)));
+    let auth_token = args.twilio.auth_token.clone().unwrap_or_else(|| random_hex(32));
+    let mut serve = ServeArgs::defaults_for(args.database.clone());
+    serve.listen = args.listen;
+    serve.twilio = args.twilio.clone();
+    serve.twilio.account_sid = Some(account_sid.clone());
+    serve.twilio.auth_token = Some(auth_token.clone());
+    serve.signature_check = Some(SignatureMode::Enforce);
+    // With a fixed port the signed URL is known up front; with port 0 the tracer checks
+    // against the Host header, which is the address the simulator calls.
+    if args.listen.port() != 0 {
+        serve.public_url = Some(loopback_url(args.listen));
+    }
+    // The simulator's REST address is bound first so the tracer can be pointed at it.
+    let (rest_listener, rest_base_url) = rest::bind(args.simulator_listen)?;
+    // The pages' actions (accept, reject, look up, create) go to the simulator, and the
+    // projections judge reservations against the simulated workflow's timeout.
+    serve.web.taskrouter_base_url = rest_base_url.clone();
+    serve.projection.default_reservation_timeout = args.reservation_timeout;
+    serve.reconcile_every = Some(args.reconcile_every);
+    serve.follow_events_api = args.no_webhooks.then_some(1);
+    serve.workspace_known_later = true;
+    // Alerts on, to a receiver of the tracer's own, so a newcomer sees timeouts alerted.
+    serve.demo_alert_receiver = true;
+    tracing::debug!(%rest_base_url, "simulator REST API bound");
+    let application = Application::build(serve).await?;
+    let tracer_url = loopback_url(SocketAddr::new(args.listen.ip(), application.port()));
+    let simulator = start_scenario(ScenarioOptions {
+        seed: args.seed.unwrap_or_else(rand::random),
+        account_sid: Some(account_sid.clone()),
+        auth_token: auth_token.clone(),
+        // The workspace starts with no callback URL; `connect` points it at the tracer below,
+        // through the simulator's REST API, as it would a real workspace.
+        callbacks: CallbackUrls { assignment: None, events: None },
+        traffic: DemoTraffic {
+            tasks_per_minute: args.rate,
+            arrivals_for_ms: i64::MAX / 4,
+            reservation_timeout: args.reservation_timeout,
+        },
+        faults: Faults { drop_rate: args.drop_rate.clamp(0.0, 1.0), ..Faults::default() },
+        callback_timeouts: None,
+        clock: ClockMode::Scaled(args.speed.max(0.01)),
+        listener: rest_listener,
+        event_streams: args.delivery.sink(&tracer_url),
+    })?;
+    application.history().add_workspace(&simulator.sids.workspace);
+    let connector = application.connector().filter(|_| !args.no_webhooks);
+    if let Some(connector) = &connector {
+        let report = connector
+            .connect(&simulator.sids.workspace, &tracer_url, false)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Some(failure) = report.failure {
+            anyhow::bail!("connecting the simulated workspace failed: {failure}");
+        }
+    }
+    println!("taskrouter-tracer demo");
+    println!("  open:                 {tracer_url}/");
+    println!("  recorded requests:    {tracer_url}/api/requests");
+    println!("  alerts received:      {tracer_url}/demo/alerts");
+    println!("  simulator REST base:  {}", simulator.rest_base_url());
+    println!("  workspace SID:        {}", simulator.sids.workspace);
+    println!("  account SID:          {account_sid}");
+    println!("  auth token:           {auth_token}");
+    println!("  database:             {}", args.database.display());
+    println!("  traffic:              {} tasks/min; Ctrl-C to stop", args.rate);
+    if args.no_webhooks {
+        println!("  webhooks:             none; following the Events API every second");
+    } else if args.drop_rate > 0.0 {
+        println!(
+            "  webhooks:             {:.0} % dropped; reconciliation heals them every {} min",
+            args.drop_rate * 100.0,
+            args.reconcile_every
+        );
+    }
+    match args.delivery.delivery {
+        DeliveryPaths::Webhooks => {}
+        DeliveryPaths::EventStreams => {
+            println!("  events:               as Event Streams CloudEvent batches to {tracer_url}/webhooks/event-streams")
+        }
+        DeliveryPaths::Both => println!(
+            "  events:               as webhooks and as Event Streams batches: each arrives twice, stored once"
+        ),
+    }
+    println!("  ground truth:         {}/sim/ground-truth", simulator.rest_base_url());
+    let driver = simulator.simulator.clone();
+    tokio::select! {
+        result = application.run_until_stopped() => result?,
+        () = driver.run_until(i64::MAX / 2) => {},
+    }
+    if let Some(connector) = connector {
+        // Put back, so the log does not keep a connection to a workspace that is gone.
+        let _ = connector.disconnect(&simulator.sids.workspace, true).await;
+    }
+    simulator.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `taskrouter-tracer simulate`: drives a tracer elsewhere and prints the ground truth as JSON.
+///
+/// # Errors
+/// When the REST API cannot start.
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let auth_token = args.auth_token.clone().unwrap_or_else(|| {
+        let token = random_hex(32);
+        eprintln!("no --auth-token given; signing with generated token {token}");
+        token
+    });
+    let clock = if args.speed > 0.0 { ClockMode::Scaled(args.speed) } else { ClockMode::AsFastAsPossible };
+    let (listener, _) = rest::bind(args.listen)?;
+    let simulator = start_scenario(ScenarioOptions {
+        seed: args.seed,
+        account_sid: args.account_sid.clone(),
+        auth_token,
+        callbacks: CallbackUrls::tracer(&args.target),
+        traffic: DemoTraffic {
+            tasks_per_minute: args.rate,
+            arrivals_for_ms: args.duration as i64 * 1000,
+            reservation_timeout: args.reservation_timeout,
+        },
+        faults: Faults {
+            duplicate_rate: args.duplicate_rate,
+            reorder_rate: args.reorder_rate,
+            drop_rate: args.drop_rate,
+        },
+        callback_timeouts: Some((
+            std::time::Duration::from_millis(args.assignment_timeout_ms),
+            std::time::Duration::from_millis(args.event_timeout_ms),
+        )),
+        clock,
+        listener,
+        event_streams: args.delivery.sink(&args.target),
+    })?;
+    eprintln!(
+        "simulating workspace {} (account {}); REST API at {}",
+        simulator.sids.workspace,
+        simulator.account_sid,
+        simulator.rest_base_url()
+    );
+    simulator.simulator.run_for((args.duration + args.drain) as i64 * 1000).await;
+    let truth = simulator.simulator.ground_truth();
+    println!("{}", serde_json::to_string_pretty(&truth)?);
+    simulator.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn commands_parse_with_their_defaults() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from([
+            "taskrouter-tracer",
+            "simulate",
+            "--target",
+            "http://127.0.0.1:1",
+            "--seed",
+            "9",
+        ]);
+        let Command::Simulate(args) = cli.command else { panic!("simulate") };
+        assert_eq!((args.seed, args.rate, args.speed), (9, 20.0, 0.0));
+        let cli = Cli::parse_from(["taskrouter-tracer", "demo"]);
+        let Command::Demo(args) = cli.command else { panic!("demo") };
+        assert_eq!(args.database.to_str(), Some("taskrouter-tracer-demo.db"));
+        assert_eq!(args.speed, 1.0);
+    }
+}
