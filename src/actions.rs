@@ -8,6 +8,7 @@
 //! page and the log say the outcome is unknown and to check before trying again.
 
 use std::time::Instant;
+use taskrouter_protocol::{ReservationSid, ReservationStatus, TaskSid};
 
 use serde::Serialize;
 use sqlx::SqlitePool;
@@ -158,11 +159,12 @@ impl Actions {
     /// Accepts or rejects `reservation` if, freshly fetched, it is still pending.
     pub async fn answer(
         &self,
-        task_sid: &str,
-        reservation_sid: &str,
+        task_sid: &TaskSid,
+        reservation_sid: &ReservationSid,
         answer: ReservationAnswer,
         context: ActionContext,
     ) -> ActionOutcome {
+        let (task_sid, reservation_sid) = (task_sid.as_str(), reservation_sid.as_str());
         let started = Instant::now();
         let endpoint = match answer {
             ReservationAnswer::Accept => "action.accept",
@@ -182,9 +184,12 @@ impl Actions {
             ..Subject::default()
         };
         let intended = match &answer {
-            ReservationAnswer::Accept => vec![("ReservationStatus".to_string(), "accepted".to_string())],
+            ReservationAnswer::Accept => {
+                vec![("ReservationStatus".to_string(), ReservationStatus::Accepted.as_str().to_string())]
+            }
             ReservationAnswer::Reject { worker_activity_sid } => {
-                let mut form = vec![("ReservationStatus".to_string(), "rejected".to_string())];
+                let mut form =
+                    vec![("ReservationStatus".to_string(), ReservationStatus::Rejected.as_str().to_string())];
                 if let Some(activity) = worker_activity_sid {
                     form.push(("WorkerActivitySid".to_string(), activity.clone()));
                 }
@@ -201,7 +206,7 @@ impl Actions {
             )),
             Ok(fresh) => {
                 subject.worker_sid = fresh.worker_sid.clone();
-                (fresh.reservation_status != "pending").then(|| {
+                (fresh.reservation_status != ReservationStatus::Pending.as_str()).then(|| {
                     (
                         409,
                         serde_json::to_string(&fresh).unwrap_or_default(),

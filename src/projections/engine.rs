@@ -14,6 +14,8 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use rusqlite::Connection;
 
+use taskrouter_protocol::EventType;
+
 use super::fact::Fact;
 use super::fold::{self, ProjectionConfig};
 use super::store;
@@ -201,7 +203,7 @@ impl Engine {
         }
         if let Some(worker_sid) = fact.worker_sid.as_deref() {
             self.note_worker(conn, worker_sid, &fact)?;
-            if fact.event_type == "worker.activity.update" {
+            if fact.event() == Some(EventType::WorkerActivityUpdate) {
                 for (task_sid, reservation_sid) in
                     store::outcomes_explained_by_activity(conn, worker_sid, fact.occurred_at_ms)?
                 {
@@ -210,7 +212,7 @@ impl Engine {
                 }
             }
             if let (true, Some(task_sid), Some(reservation_sid)) = (
-                fold::ACTIVITY_CAUSING_EVENTS.contains(&fact.event_type.as_str()),
+                fact.event().is_some_and(|event| fold::ACTIVITY_CAUSING_EVENTS.contains(&event)),
                 fact.task_sid.as_deref(),
                 fact.reservation_sid.as_deref(),
             ) {
@@ -325,7 +327,7 @@ impl Engine {
             state.name_key = Some(key);
             state.dirty = true;
         }
-        if matches!(fact.event_type.as_str(), "worker.activity.update" | "worker.created") {
+        if matches!(fact.event(), Some(EventType::WorkerActivityUpdate | EventType::WorkerCreated)) {
             store::insert_worker_activity(conn, worker_sid, fact)?;
             if state.activity_key.is_none_or(|k| key >= k) {
                 state.activity_sid.clone_from(&fact.activity_sid);

@@ -2,6 +2,8 @@
 //! reservation ended as it did (the outcome flags), from one reservation's folded state. Pure
 //! functions of their arguments, shared by the incremental engine and the reference fold.
 
+use taskrouter_protocol::EventType;
+
 use super::fact::Fact;
 use super::fold::{AcceptedReservation, Flag, ReservationState, ReservationView, ACTIVITY_FOLLOW_WINDOW_MS};
 
@@ -43,7 +45,9 @@ pub fn next_activity(worker_activity: &[Fact], worker: Option<&str>, at_ms: i64)
     let worker = worker?;
     worker_activity
         .iter()
-        .filter(|f| f.worker_sid.as_deref() == Some(worker) && f.event_type == "worker.activity.update")
+        .filter(|f| {
+            f.worker_sid.as_deref() == Some(worker) && f.event() == Some(EventType::WorkerActivityUpdate)
+        })
         .filter(|f| f.occurred_at_ms >= at_ms && f.occurred_at_ms <= at_ms + ACTIVITY_FOLLOW_WINDOW_MS)
         .min_by_key(|f| (f.occurred_at_ms, f.event_id))
         .map(|f| ActivityChange {
@@ -241,36 +245,37 @@ pub(super) fn summarize(fact: &Fact, known_worker_name: Option<&str>) -> String 
         .unwrap_or("unknown worker");
     let reservation = fact.reservation_sid.as_deref().unwrap_or("?");
     let queue = fact.task_queue_name.as_deref().or(fact.task_queue_sid.as_deref()).unwrap_or("?");
-    match fact.event_type.as_str() {
-        "task.created" => {
+    use EventType::*;
+    match fact.event() {
+        Some(TaskCreated) => {
             format!("Task created (priority {})", fact.priority.map_or("?".into(), |p| p.to_string()))
         }
-        "workflow.entered" => {
+        Some(WorkflowEntered) => {
             format!(
                 "Entered workflow {}",
                 fact.workflow_name.as_deref().or(fact.workflow_sid.as_deref()).unwrap_or("?")
             )
         }
-        "task-queue.entered" => format!("Entered queue {queue}"),
-        "task-queue.moved" => format!("Moved to queue {queue}"),
-        "workflow.target-matched" => "Matched a workflow target".into(),
-        "task.updated" => "Task updated".into(),
-        "reservation.created" => format!("Reserved for {worker} ({reservation})"),
-        "assignment" => format!(
+        Some(TaskQueueEntered) => format!("Entered queue {queue}"),
+        Some(TaskQueueMoved) => format!("Moved to queue {queue}"),
+        Some(WorkflowTargetMatched) => "Matched a workflow target".into(),
+        Some(TaskUpdated) => "Task updated".into(),
+        Some(ReservationCreated) => format!("Reserved for {worker} ({reservation})"),
+        Some(Assignment) => format!(
             "Assignment callback for {reservation} ({worker}); we answered {}",
             fact.response_body.as_deref().unwrap_or("nothing")
         ),
-        "reservation.accepted" => format!("{worker} accepted {reservation}"),
-        "reservation.rejected" => format!("{worker} rejected {reservation}"),
-        "reservation.timeout" => format!("{reservation} for {worker} timed out"),
-        "reservation.canceled" => format!("{reservation} for {worker} canceled"),
-        "reservation.rescinded" => format!("{reservation} for {worker} rescinded"),
-        "reservation.failed" => format!("{reservation} failed"),
-        "reservation.wrapup" => format!("{reservation} wrapping up"),
-        "reservation.completed" => format!("{reservation} completed"),
-        "task.wrapup" => "Task wrapping up".into(),
-        "task.completed" => "Task completed".into(),
-        "task.canceled" => format!(
+        Some(ReservationAccepted) => format!("{worker} accepted {reservation}"),
+        Some(ReservationRejected) => format!("{worker} rejected {reservation}"),
+        Some(ReservationTimeout) => format!("{reservation} for {worker} timed out"),
+        Some(ReservationCanceled) => format!("{reservation} for {worker} canceled"),
+        Some(ReservationRescinded) => format!("{reservation} for {worker} rescinded"),
+        Some(ReservationFailed) => format!("{reservation} failed"),
+        Some(ReservationWrapup) => format!("{reservation} wrapping up"),
+        Some(ReservationCompleted) => format!("{reservation} completed"),
+        Some(TaskWrapup) => "Task wrapping up".into(),
+        Some(TaskCompleted) => "Task completed".into(),
+        Some(TaskCanceled) => format!(
             "Task canceled{}",
             fact.canceled_reason
                 .as_deref()
@@ -278,9 +283,9 @@ pub(super) fn summarize(fact: &Fact, known_worker_name: Option<&str>) -> String 
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         ),
-        "workflow.timeout" => "Workflow timed out without an accept; task removed".into(),
-        "workflow.skipped" => "Skipped the final workflow step; task removed".into(),
-        "task-queue.timeout" => format!("Routing step in {queue} timed out"),
-        other => fact.description.clone().unwrap_or_else(|| other.to_string()),
+        Some(WorkflowTimeout) => "Workflow timed out without an accept; task removed".into(),
+        Some(WorkflowSkipped) => "Skipped the final workflow step; task removed".into(),
+        Some(TaskQueueTimeout) => format!("Routing step in {queue} timed out"),
+        _ => fact.description.clone().unwrap_or_else(|| fact.event_type.clone()),
     }
 }

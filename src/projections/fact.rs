@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use taskrouter_protocol::{FormParams, TimeSource, WebhookFacts};
+use taskrouter_protocol::{EventType, FormParams, TimeSource, WebhookFacts};
 
 /// The callback parameters a fact keeps, in the order [`Fact::from_values`] takes them.
 pub const FACT_PARAMS: [&str; 12] = [
@@ -117,10 +117,12 @@ impl Fact {
 
     /// Whether this fact ends its task (TaskRouter sends few callbacks after it).
     pub fn ends_task(&self) -> bool {
-        matches!(
-            self.event_type.as_str(),
-            "task.completed" | "task.canceled" | "task.deleted" | "task.system-deleted"
-        )
+        self.event().is_some_and(EventType::ends_task)
+    }
+
+    /// The fact's event type, when it is one TaskRouter is known to send.
+    pub fn event(&self) -> Option<EventType> {
+        EventType::parse(&self.event_type)
     }
 
     /// About how many bytes this fact holds in memory (the struct and its strings), which
@@ -154,7 +156,7 @@ impl Fact {
     }
 
     pub fn is_assignment(&self) -> bool {
-        self.event_type == taskrouter_protocol::webhook::ASSIGNMENT_EVENT_TYPE
+        self.event_type == EventType::Assignment.as_str()
     }
 }
 
@@ -165,37 +167,38 @@ impl Fact {
 /// workflow and queue, is matched before it is reserved, a reservation exists before its
 /// assignment callback, is answered after it, an accept causes the other reservations'
 /// rescinds, and a reservation wraps up and completes before the task it belongs to does.
-pub fn causal_rank(event_type: &str) -> u8 {
-    match event_type {
-        "task.created" => 0,
-        "workflow.entered" => 1,
-        "task-queue.entered" => 2,
-        "task-queue.moved" => 3,
-        "workflow.target-matched" => 4,
-        "task.updated" => 5,
-        "reservation.created" => 10,
-        "assignment" => 11,
-        "reservation.accepted" => 20,
-        "reservation.rescinded" => 21,
-        "reservation.rejected" => 22,
-        "reservation.timeout" => 23,
-        "reservation.canceled" => 24,
-        "reservation.failed" => 25,
-        "task-queue.timeout" => 30,
-        "workflow.timeout" => 31,
-        "workflow.skipped" => 32,
-        "task.transfer-initiated" => 35,
-        "task.transfer-attempt-failed" => 36,
-        "task.transfer-failed" => 37,
-        "task.transfer-canceled" => 38,
-        "task.transfer-completed" => 39,
-        "reservation.wrapup" => 40,
-        "task.wrapup" => 41,
-        "reservation.completed" => 50,
-        "task.completed" => 51,
-        "task.canceled" => 52,
-        "task.deleted" => 60,
-        "task.system-deleted" => 61,
+pub fn causal_rank(event: Option<EventType>) -> u8 {
+    use EventType::*;
+    match event {
+        Some(TaskCreated) => 0,
+        Some(WorkflowEntered) => 1,
+        Some(TaskQueueEntered) => 2,
+        Some(TaskQueueMoved) => 3,
+        Some(WorkflowTargetMatched) => 4,
+        Some(TaskUpdated) => 5,
+        Some(ReservationCreated) => 10,
+        Some(Assignment) => 11,
+        Some(ReservationAccepted) => 20,
+        Some(ReservationRescinded) => 21,
+        Some(ReservationRejected) => 22,
+        Some(ReservationTimeout) => 23,
+        Some(ReservationCanceled) => 24,
+        Some(ReservationFailed) => 25,
+        Some(TaskQueueTimeout) => 30,
+        Some(WorkflowTimeout) => 31,
+        Some(WorkflowSkipped) => 32,
+        Some(TaskTransferInitiated) => 35,
+        Some(TaskTransferAttemptFailed) => 36,
+        Some(TaskTransferFailed) => 37,
+        Some(TaskTransferCanceled) => 38,
+        Some(TaskTransferCompleted) => 39,
+        Some(ReservationWrapup) => 40,
+        Some(TaskWrapup) => 41,
+        Some(ReservationCompleted) => 50,
+        Some(TaskCompleted) => 51,
+        Some(TaskCanceled) => 52,
+        Some(TaskDeleted) => 60,
+        Some(TaskSystemDeleted) => 61,
         _ => 6,
     }
 }
@@ -219,7 +222,7 @@ impl SortKey {
     pub fn of(fact: &Fact, placement_ms: i64) -> Self {
         Self {
             placement_ms,
-            rank: causal_rank(&fact.event_type),
+            rank: causal_rank(fact.event()),
             event_type: fact.event_type.clone(),
             occurred_at_ms: fact.occurred_at_ms,
             reservation_sid: fact.reservation_sid.clone(),
@@ -253,10 +256,10 @@ impl SortKey {
 pub fn placement_ms(fact: &Fact, task_created_ms: Option<i64>, reservation_created_ms: Option<i64>) -> i64 {
     let not_before_task = |t: i64| task_created_ms.map_or(t, |c| c.max(t));
     let own = not_before_task(fact.occurred_at_ms);
-    match fact.event_type.as_str() {
-        "task.created" | "reservation.created" => own,
+    match fact.event() {
+        Some(EventType::TaskCreated | EventType::ReservationCreated) => own,
         _ if fact.is_assignment() => reservation_created_ms.map_or(own, not_before_task),
-        _ if fact.event_type.starts_with("reservation.") => {
+        Some(event) if event.is_reservation() => {
             reservation_created_ms.map_or(own, |s| own.max(not_before_task(s)))
         }
         _ => own,
@@ -269,11 +272,11 @@ pub fn creation_times<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> (Option<
     let mut task_created: Option<i64> = None;
     let mut created: HashMap<&str, i64> = HashMap::new();
     for fact in facts {
-        match fact.event_type.as_str() {
-            "task.created" => {
+        match fact.event() {
+            Some(EventType::TaskCreated) => {
                 task_created = Some(task_created.map_or(fact.occurred_at_ms, |c| c.min(fact.occurred_at_ms)))
             }
-            "reservation.created" => {
+            Some(EventType::ReservationCreated) => {
                 if let Some(sid) = fact.reservation_sid.as_deref() {
                     let at = created.entry(sid).or_insert(fact.occurred_at_ms);
                     *at = (*at).min(fact.occurred_at_ms);

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use taskrouter_protocol::EventType;
 
 use super::explain::{self, classify_answer, summarize};
 use super::fact::{lifecycle_order_of, Fact, SortKey};
@@ -46,7 +47,8 @@ impl ProjectionConfig {
 pub const ACTIVITY_FOLLOW_WINDOW_MS: i64 = 10_000;
 
 /// The event types of the facts whose worker's next activity change a task's flags mention.
-pub const ACTIVITY_CAUSING_EVENTS: [&str; 2] = ["reservation.timeout", "reservation.rejected"];
+pub const ACTIVITY_CAUSING_EVENTS: [EventType; 2] =
+    [EventType::ReservationTimeout, EventType::ReservationRejected];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskView {

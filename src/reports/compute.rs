@@ -72,6 +72,7 @@
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
+use taskrouter_protocol::EventType;
 
 /// A multiplicative hasher (the Fx hash of rustc) for interned numbers and SIDs: a report
 /// hashes millions of keys, and SipHash's protection against chosen keys buys nothing for
@@ -110,65 +111,27 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fast
 pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// The event types reports read; everything else is ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    TaskCreated,
-    TaskCanceled,
-    TaskCompleted,
-    TaskDeleted,
-    TaskQueueEntered,
-    TaskQueueMoved,
-    WorkflowEntered,
-    WorkflowTimeout,
-    ReservationCreated,
-    ReservationAccepted,
-    ReservationRejected,
-    ReservationTimeout,
-    ReservationCanceled,
-    ReservationRescinded,
-    WorkerActivityUpdate,
-}
+pub const REPORTED: [EventType; 15] = [
+    EventType::TaskCreated,
+    EventType::TaskCanceled,
+    EventType::TaskCompleted,
+    EventType::TaskDeleted,
+    EventType::TaskQueueEntered,
+    EventType::TaskQueueMoved,
+    EventType::WorkflowEntered,
+    EventType::WorkflowTimeout,
+    EventType::ReservationCreated,
+    EventType::ReservationAccepted,
+    EventType::ReservationRejected,
+    EventType::ReservationTimeout,
+    EventType::ReservationCanceled,
+    EventType::ReservationRescinded,
+    EventType::WorkerActivityUpdate,
+];
 
-impl Kind {
-    /// Every kind with its `EventType`.
-    pub const ALL: [(Kind, &'static str); 15] = [
-        (Kind::TaskCreated, "task.created"),
-        (Kind::TaskCanceled, "task.canceled"),
-        (Kind::TaskCompleted, "task.completed"),
-        (Kind::TaskDeleted, "task.deleted"),
-        (Kind::TaskQueueEntered, "task-queue.entered"),
-        (Kind::TaskQueueMoved, "task-queue.moved"),
-        (Kind::WorkflowEntered, "workflow.entered"),
-        (Kind::WorkflowTimeout, "workflow.timeout"),
-        (Kind::ReservationCreated, "reservation.created"),
-        (Kind::ReservationAccepted, "reservation.accepted"),
-        (Kind::ReservationRejected, "reservation.rejected"),
-        (Kind::ReservationTimeout, "reservation.timeout"),
-        (Kind::ReservationCanceled, "reservation.canceled"),
-        (Kind::ReservationRescinded, "reservation.rescinded"),
-        (Kind::WorkerActivityUpdate, "worker.activity.update"),
-    ];
-
-    pub fn from_event_type(event_type: &str) -> Option<Kind> {
-        Some(match event_type {
-            "task.created" => Kind::TaskCreated,
-            "task.canceled" => Kind::TaskCanceled,
-            "task.completed" => Kind::TaskCompleted,
-            "task.deleted" => Kind::TaskDeleted,
-            "task-queue.entered" => Kind::TaskQueueEntered,
-            "task-queue.moved" => Kind::TaskQueueMoved,
-            "workflow.entered" => Kind::WorkflowEntered,
-            "workflow.timeout" => Kind::WorkflowTimeout,
-            "reservation.created" => Kind::ReservationCreated,
-            "reservation.accepted" => Kind::ReservationAccepted,
-            "reservation.rejected" => Kind::ReservationRejected,
-            "reservation.timeout" => Kind::ReservationTimeout,
-            "reservation.canceled" => Kind::ReservationCanceled,
-            "reservation.rescinded" => Kind::ReservationRescinded,
-            "worker.activity.update" => Kind::WorkerActivityUpdate,
-            _ => return None,
-        })
-    }
+/// The reported event type `event_type` names, if reports read it.
+pub fn reported(event_type: &str) -> Option<EventType> {
+    EventType::parse(event_type).filter(|event| REPORTED.contains(event))
 }
 
 /// An interned SID or name (queues, workers, workflows, activities: few, and compared often).
@@ -205,7 +168,7 @@ impl Names {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportFact {
     pub event_id: i64,
-    pub kind: Kind,
+    pub kind: EventType,
     /// TaskRouter's time of the event, epoch ms.
     pub at_ms: i64,
     pub task: Option<Name>,
@@ -225,7 +188,7 @@ pub struct ReportFact {
 }
 
 impl ReportFact {
-    pub fn new(event_id: i64, kind: Kind, at_ms: i64) -> Self {
+    pub fn new(event_id: i64, kind: EventType, at_ms: i64) -> Self {
         Self {
             event_id,
             kind,
@@ -479,8 +442,8 @@ pub fn compute(facts: &[ReportFact], names: &Names, request: &Request) -> Vec<Fi
             .iter()
             .filter(|f| f.at_ms < request.end_ms)
             .filter(|f| match f.kind {
-                Kind::TaskCreated | Kind::TaskQueueEntered => text(f.task) == Some(sid),
-                Kind::ReservationCreated => text(f.reservation) == Some(sid),
+                EventType::TaskCreated | EventType::TaskQueueEntered => text(f.task) == Some(sid),
+                EventType::ReservationCreated => text(f.reservation) == Some(sid),
                 _ => false,
             })
             .map(|f| Origin { kind: f.kind, at_ms: f.at_ms, queue: text(f.queue).map(str::to_string) })

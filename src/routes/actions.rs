@@ -5,6 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use taskrouter_protocol::{ReservationSid, TaskSid};
 
 use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
@@ -74,8 +75,15 @@ async fn answer(
         return refused;
     }
     let (task_sid, reservation_sid) = path.into_inner();
+    // Nothing malformed is sent to TaskRouter: it would only answer that it is not found.
+    let (task, reservation) = match (TaskSid::parse(&task_sid), ReservationSid::parse(&reservation_sid)) {
+        (Ok(task), Ok(reservation)) => (task, reservation),
+        (Err(error), _) | (_, Err(error)) => {
+            return plain(actix_web::http::StatusCode::BAD_REQUEST, format!("Nothing was sent: {error}."))
+        }
+    };
     let (known, related) = reservation_evidence(&state, &task_sid, &reservation_sid).await;
-    let outcome = state.actions.answer(&task_sid, &reservation_sid, answer, context(&http, related)).await;
+    let outcome = state.actions.answer(&task, &reservation, answer, context(&http, related)).await;
     match outcome.log_id {
         // Back to the task page, which shows the recorded outcome on its timeline.
         Some(id) if known => HttpResponse::SeeOther()
@@ -140,12 +148,6 @@ struct LookupPage {
     notice: Option<(bool, String)>,
 }
 
-fn looks_like_sid(sid: &str) -> bool {
-    sid.len() == 34
-        && sid[..2].bytes().all(|b| b.is_ascii_uppercase())
-        && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> HttpResponse {
     let sid = query.sid.trim().to_string();
     let mut page = LookupPage {
@@ -170,7 +172,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
     if sid.is_empty() {
         return render(&page);
     }
-    if !looks_like_sid(&sid) {
+    if !taskrouter_protocol::sid::looks_like_any(&sid) {
         page.error =
             Some(format!("{sid:?} is not a SID: two capital letters and 32 hex digits, e.g. WT… or WR…"));
         return render(&page);

@@ -142,12 +142,6 @@ struct RequestPage {
     csrf: String,
 }
 
-fn looks_like_sid(value: &str) -> bool {
-    value.len() == 34
-        && value[..2].bytes().all(|b| b.is_ascii_uppercase())
-        && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 async fn request_detail(
     http: actix_web::HttpRequest,
     id: web::Path<i64>,
@@ -165,7 +159,12 @@ async fn request_detail(
                             .then(|| serde_json::from_str::<serde_json::Value>(&value).ok())
                             .flatten()
                             .and_then(|v| serde_json::to_string_pretty(&v).ok());
-                        ParamRow { is_sid: looks_like_sid(&value), name, value, pretty_json }
+                        ParamRow {
+                            is_sid: taskrouter_protocol::sid::looks_like_any(&value),
+                            name,
+                            value,
+                            pretty_json,
+                        }
                     })
                     .collect()
             })

@@ -6,11 +6,20 @@
 
 pub mod cloud_event;
 pub mod event_resource;
+pub mod event_type;
 pub mod instruction;
+pub mod sid;
 pub mod signature;
+pub mod status;
 pub mod stored_event;
 pub mod timestamp;
 pub mod webhook;
 
+pub use event_type::EventType;
+pub use sid::{
+    AccountSid, ActivitySid, EventSid, ReservationSid, SidError, TaskChannelSid, TaskQueueSid, TaskSid,
+    WorkerSid, WorkflowSid, WorkspaceSid,
+};
+pub use status::{ReservationStatus, TaskStatus};
 pub use timestamp::{OccurredAt, TimeSource};
 pub use webhook::{Endpoint, FormParams, ParseError, WebhookFacts};

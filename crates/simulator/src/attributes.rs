@@ -85,7 +85,7 @@ mod tests {
         let second = with_origin(&template, &mut rng, "AC00");
         assert_eq!(first["type"], "support");
         assert_eq!(first["selected_language"], "en");
-        assert!(sid::is_sid(first["call_sid"].as_str().unwrap(), "CA"));
+        assert!(taskrouter_protocol::sid::has_form(first["call_sid"].as_str().unwrap(), "CA"));
         assert_ne!(first["call_sid"], second["call_sid"]);
         // Real voice tasks' attributes are about 600 bytes of JSON.
         let size = first.to_string().len();
@@ -97,7 +97,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(3);
         let attributes = with_origin(&json!({"type": "sales", "channel": "chat"}), &mut rng, "AC00");
         assert_eq!(attributes["channelType"], "chat");
-        assert!(sid::is_sid(attributes["conversationSid"].as_str().unwrap(), "CH"));
+        assert!(taskrouter_protocol::sid::has_form(attributes["conversationSid"].as_str().unwrap(), "CH"));
         assert!(attributes.get("call_sid").is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! renders them.
 
 use std::collections::BTreeMap;
+pub use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
 use serde_json::Value;
 
@@ -99,34 +100,6 @@ impl Workflow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TaskStatus {
-    Pending,
-    Reserved,
-    Assigned,
-    Wrapping,
-    Completed,
-    Canceled,
-}
-
-impl TaskStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::Reserved => "reserved",
-            TaskStatus::Assigned => "assigned",
-            TaskStatus::Wrapping => "wrapping",
-            TaskStatus::Completed => "completed",
-            TaskStatus::Canceled => "canceled",
-        }
-    }
-
-    /// Still waiting for a worker: may be reserved or canceled.
-    pub fn is_open(self) -> bool {
-        matches!(self, TaskStatus::Pending | TaskStatus::Reserved)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Task {
     pub sid: String,
@@ -155,33 +128,6 @@ pub struct Task {
 impl Task {
     pub fn attributes_json(&self) -> Value {
         serde_json::from_str(&self.attributes).unwrap_or(Value::Null)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ReservationStatus {
-    Pending,
-    Accepted,
-    Rejected,
-    Timeout,
-    Canceled,
-    Rescinded,
-    Wrapping,
-    Completed,
-}
-
-impl ReservationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationStatus::Pending => "pending",
-            ReservationStatus::Accepted => "accepted",
-            ReservationStatus::Rejected => "rejected",
-            ReservationStatus::Timeout => "timeout",
-            ReservationStatus::Canceled => "canceled",
-            ReservationStatus::Rescinded => "rescinded",
-            ReservationStatus::Wrapping => "wrapping",
-            ReservationStatus::Completed => "completed",
-        }
     }
 }
 

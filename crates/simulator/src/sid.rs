@@ -7,13 +7,6 @@ pub fn generate(rng: &mut impl Rng, prefix: &str) -> String {
     format!("{prefix}{:032x}", rng.gen::<u128>())
 }
 
-/// Whether `sid` looks like a SID with `prefix`.
-pub fn is_sid(sid: &str, prefix: &str) -> bool {
-    sid.len() == 34
-        && sid.starts_with(prefix)
-        && sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -23,7 +16,7 @@ mod tests {
         let mut a = rand::rngs::SmallRng::seed_from_u64(7);
         let mut b = rand::rngs::SmallRng::seed_from_u64(7);
         let sid = super::generate(&mut a, "WT");
-        assert!(super::is_sid(&sid, "WT"), "{sid}");
+        assert!(taskrouter_protocol::sid::has_form(&sid, "WT"), "{sid}");
         assert_eq!(sid, super::generate(&mut b, "WT"));
     }
 }

@@ -14,14 +14,14 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ActivityDuration, Bucket, By, Counters, Figures, HashMap, HistogramBin, Kind, Name, Names, Percentiles,
-    Request, ReservationsPerTask, Samples, Split, TimeoutRate, HISTOGRAM_BOUNDS_MS,
+    ActivityDuration, Bucket, By, Counters, EventType, Figures, HashMap, HistogramBin, Name, Names,
+    Percentiles, Request, ReservationsPerTask, Samples, Split, TimeoutRate, HISTOGRAM_BOUNDS_MS,
 };
 
 /// One counted fact as read from the log, borrowing its text from the row.
 #[derive(Debug, Clone, Copy)]
 pub struct Fact<'a> {
-    pub kind: Kind,
+    pub kind: EventType,
     /// TaskRouter's time of the event, epoch ms.
     pub at_ms: i64,
     pub task: Option<&'a str>,
@@ -49,7 +49,7 @@ pub struct ActivityChange<'a> {
 /// `reservation.created`), as a lookup in the log returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub kind: Kind,
+    pub kind: EventType,
     pub at_ms: i64,
     pub queue: Option<String>,
 }
@@ -58,7 +58,7 @@ pub struct Origin {
 /// are many, and live only as keys of open state).
 #[derive(Debug, Clone, Copy)]
 struct Counted<'a> {
-    kind: Kind,
+    kind: EventType,
     at_ms: i64,
     task: Option<&'a str>,
     reservation: Option<&'a str>,
@@ -80,7 +80,7 @@ struct InternedActivity {
 /// A fact kept while its task's channel is not yet known (channel-filtered reports only).
 #[derive(Debug, Clone)]
 struct HeldFact {
-    kind: Kind,
+    kind: EventType,
     at_ms: i64,
     task: Option<Box<str>>,
     reservation: Option<Box<str>>,
@@ -349,7 +349,7 @@ impl Fold {
             workflow: fact.workflow.filter(|_| self.by == By::Workflow).map(|s| names.intern(s)),
         };
         self.note_origin(&counted);
-        if fact.kind == Kind::WorkerActivityUpdate {
+        if fact.kind == EventType::WorkerActivityUpdate {
             let change = &fact.activity;
             let names = &mut self.names;
             let activity = InternedActivity {
@@ -374,16 +374,16 @@ impl Fold {
     /// Origins are kept for every fact, whatever scope or channel is asked for.
     fn note_origin(&mut self, fact: &Counted<'_>) {
         match (fact.kind, fact.task, fact.reservation) {
-            (Kind::TaskCreated, Some(task), _) => with_task(&mut self.tasks, task, |state| {
+            (EventType::TaskCreated, Some(task), _) => with_task(&mut self.tasks, task, |state| {
                 state.created_ms = Some(state.created_ms.map_or(fact.at_ms, |c| c.min(fact.at_ms)));
             }),
-            (Kind::TaskQueueEntered, Some(task), _) => with_task(&mut self.tasks, task, |state| {
+            (EventType::TaskQueueEntered, Some(task), _) => with_task(&mut self.tasks, task, |state| {
                 state.any_entered = true;
                 if let Some(queue) = fact.queue {
                     state.entered.push((queue, fact.at_ms));
                 }
             }),
-            (Kind::ReservationCreated, _, Some(reservation)) => {
+            (EventType::ReservationCreated, _, Some(reservation)) => {
                 match self.reservations.get_mut(reservation) {
                     Some(created) => *created = (*created).min(fact.at_ms),
                     None => drop(self.reservations.insert(reservation.into(), fact.at_ms)),
@@ -489,11 +489,11 @@ impl Fold {
             });
         };
         match fact.kind {
-            Kind::TaskCreated => c.tasks_created += 1,
-            Kind::TaskQueueEntered if *by == By::Queue => c.tasks_entered += 1,
-            Kind::WorkflowEntered if *by == By::Workflow => c.tasks_entered += 1,
-            Kind::TaskQueueEntered | Kind::WorkflowEntered => {}
-            Kind::TaskCanceled => {
+            EventType::TaskCreated => c.tasks_created += 1,
+            EventType::TaskQueueEntered if *by == By::Queue => c.tasks_entered += 1,
+            EventType::WorkflowEntered if *by == By::Workflow => c.tasks_entered += 1,
+            EventType::TaskQueueEntered | EventType::WorkflowEntered => {}
+            EventType::TaskCanceled => {
                 c.tasks_canceled += 1;
                 acc.buckets[bucket].tasks_canceled += 1;
                 // A creation already seen is the earliest (the log is in time order); else
@@ -503,14 +503,14 @@ impl Fold {
                     None => wait_for_origins(waiting, false),
                 }
             }
-            Kind::TaskCompleted => {
+            EventType::TaskCompleted => {
                 c.tasks_completed += 1;
                 acc.buckets[bucket].tasks_completed += 1;
             }
-            Kind::TaskDeleted => c.tasks_deleted += 1,
-            Kind::TaskQueueMoved => c.tasks_moved += 1,
-            Kind::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
-            Kind::ReservationCreated => {
+            EventType::TaskDeleted => c.tasks_deleted += 1,
+            EventType::TaskQueueMoved => c.tasks_moved += 1,
+            EventType::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
+            EventType::ReservationCreated => {
                 c.reservations_created += 1;
                 if let Some(task) = fact.task {
                     with_task(tasks, task, |state| {
@@ -521,7 +521,7 @@ impl Fold {
                     });
                 }
             }
-            Kind::ReservationAccepted => {
+            EventType::ReservationAccepted => {
                 c.reservations_accepted += 1;
                 acc.buckets[bucket].reservations_accepted += 1;
                 waited_on_worker(acc, false);
@@ -529,41 +529,42 @@ impl Fold {
                 // same millisecond may be listed after it.
                 wait_for_origins(waiting, true);
             }
-            Kind::ReservationRejected => {
+            EventType::ReservationRejected => {
                 c.reservations_rejected += 1;
                 acc.buckets[bucket].reservations_rejected += 1;
                 waited_on_worker(acc, false);
             }
-            Kind::ReservationTimeout => {
+            EventType::ReservationTimeout => {
                 c.reservations_timed_out += 1;
                 acc.buckets[bucket].reservations_timed_out += 1;
                 waited_on_worker(acc, true);
             }
-            Kind::ReservationCanceled => {
+            EventType::ReservationCanceled => {
                 c.reservations_canceled += 1;
                 acc.buckets[bucket].reservations_canceled += 1;
             }
-            Kind::ReservationRescinded => {
+            EventType::ReservationRescinded => {
                 c.reservations_rescinded += 1;
                 acc.buckets[bucket].reservations_rescinded += 1;
             }
-            Kind::WorkerActivityUpdate => {}
+            // Activities are the activity fold's; other types never get here (`reported`).
+            _ => {}
         }
     }
 
     /// A task or reservation that ended is forgotten, at the end of its millisecond.
     fn close(&mut self, fact: &Counted<'_>) {
         match fact.kind {
-            Kind::TaskCanceled | Kind::TaskCompleted | Kind::TaskDeleted => {
+            EventType::TaskCanceled | EventType::TaskCompleted | EventType::TaskDeleted => {
                 if let Some(task) = fact.task.filter(|t| self.tasks.contains_key(*t)) {
                     self.closing_tasks.push(task.into());
                 }
             }
-            Kind::ReservationAccepted
-            | Kind::ReservationRejected
-            | Kind::ReservationTimeout
-            | Kind::ReservationCanceled
-            | Kind::ReservationRescinded => {
+            EventType::ReservationAccepted
+            | EventType::ReservationRejected
+            | EventType::ReservationTimeout
+            | EventType::ReservationCanceled
+            | EventType::ReservationRescinded => {
                 if let Some(reservation) = fact.reservation.filter(|r| self.reservations.contains_key(*r)) {
                     self.closing_reservations.push(reservation.into());
                 }
@@ -689,7 +690,7 @@ impl Fold {
         }
         for (task, samples) in std::mem::take(&mut self.pending_tasks) {
             let origins = lookup(&task)?;
-            let created = origins.iter().filter(|o| o.kind == Kind::TaskCreated).map(|o| o.at_ms).min();
+            let created = origins.iter().filter(|o| o.kind == EventType::TaskCreated).map(|o| o.at_ms).min();
             for sample in samples {
                 let acc = self.scopes.get_mut(&sample.scope).expect("exists");
                 if sample.needs_created {
@@ -704,7 +705,7 @@ impl Fold {
                     let queue = sample.queue.map(|q| self.names.text(q));
                     let latest = origins
                         .iter()
-                        .filter(|o| o.kind == Kind::TaskQueueEntered && o.queue.as_deref() == queue)
+                        .filter(|o| o.kind == EventType::TaskQueueEntered && o.queue.as_deref() == queue)
                         .filter(|o| o.at_ms <= sample.at_ms)
                         .map(|o| o.at_ms)
                         .max();
@@ -717,7 +718,7 @@ impl Fold {
         for (reservation, samples) in std::mem::take(&mut self.pending_latencies) {
             let origins = lookup(&reservation)?;
             let created =
-                origins.iter().filter(|o| o.kind == Kind::ReservationCreated).map(|o| o.at_ms).min();
+                origins.iter().filter(|o| o.kind == EventType::ReservationCreated).map(|o| o.at_ms).min();
             if let Some(created) = created {
                 for sample in samples {
                     let acc = self.scopes.get_mut(&sample.scope).expect("exists");
@@ -817,7 +818,7 @@ fn figures(acc: Accumulator, sid: Option<String>, names: &Names, thresholds: &[u
 mod tests {
     use super::*;
 
-    fn fact<'a>(kind: Kind, at_ms: i64, task: &'a str, reservation: &'a str) -> Fact<'a> {
+    fn fact<'a>(kind: EventType, at_ms: i64, task: &'a str, reservation: &'a str) -> Fact<'a> {
         Fact {
             kind,
             at_ms,
@@ -850,11 +851,11 @@ mod tests {
         let mut events = Vec::new();
         for (i, (task, reservation)) in sids.iter().enumerate() {
             let t = i as i64 * 20_000;
-            events.push(fact(Kind::TaskCreated, t, task, ""));
-            events.push(fact(Kind::TaskQueueEntered, t, task, ""));
-            events.push(fact(Kind::ReservationCreated, t + 1_000, task, reservation));
-            events.push(fact(Kind::ReservationAccepted, t + 3_000, task, reservation));
-            events.push(fact(Kind::TaskCompleted, t + 60_000, task, ""));
+            events.push(fact(EventType::TaskCreated, t, task, ""));
+            events.push(fact(EventType::TaskQueueEntered, t, task, ""));
+            events.push(fact(EventType::ReservationCreated, t + 1_000, task, reservation));
+            events.push(fact(EventType::ReservationAccepted, t + 3_000, task, reservation));
+            events.push(fact(EventType::TaskCompleted, t + 60_000, task, ""));
         }
         events.sort_by_key(|f| f.at_ms);
         for event in &events {

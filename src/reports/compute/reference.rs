@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    nearest_rank, ActivityDuration, Bucket, By, Counters, Figures, HashMap, HashSet, HistogramBin, Kind,
+    nearest_rank, ActivityDuration, Bucket, By, Counters, EventType, Figures, HashMap, HashSet, HistogramBin,
     Name, Names, Percentiles, ReportFact, Request, ReservationsPerTask, Samples, Split, TimeoutRate,
     HISTOGRAM_BOUNDS_MS,
 };
@@ -43,14 +43,14 @@ impl Origins {
         };
         for fact in facts {
             match (fact.kind, fact.task, fact.reservation, fact.queue) {
-                (Kind::TaskCreated, Some(task), _, _) => {
+                (EventType::TaskCreated, Some(task), _, _) => {
                     let at = origins.task_created.entry(task).or_insert(fact.at_ms);
                     *at = (*at).min(fact.at_ms);
                 }
-                (Kind::TaskQueueEntered, Some(task), _, Some(queue)) => {
+                (EventType::TaskQueueEntered, Some(task), _, Some(queue)) => {
                     origins.queue_entered.entry((task, queue)).or_default().push(fact.at_ms);
                 }
-                (Kind::ReservationCreated, _, Some(reservation), _) => {
+                (EventType::ReservationCreated, _, Some(reservation), _) => {
                     let at = origins.reservation_created.entry(reservation).or_insert(fact.at_ms);
                     *at = (*at).min(fact.at_ms);
                 }
@@ -116,7 +116,8 @@ pub fn compute_reference(facts: &[ReportFact], names: &Names, request: &Request)
         }
         if let Some(tasks) = &channel_tasks {
             // Activity changes belong to no task and so to no channel.
-            if fact.kind == Kind::WorkerActivityUpdate || !fact.task.is_some_and(|t| tasks.contains(&t)) {
+            if fact.kind == EventType::WorkerActivityUpdate || !fact.task.is_some_and(|t| tasks.contains(&t))
+            {
                 continue;
             }
         }
@@ -153,11 +154,11 @@ fn accumulate(
         }
     };
     match fact.kind {
-        Kind::TaskCreated => c.tasks_created += 1,
-        Kind::TaskQueueEntered if by == By::Queue => c.tasks_entered += 1,
-        Kind::WorkflowEntered if by == By::Workflow => c.tasks_entered += 1,
-        Kind::TaskQueueEntered | Kind::WorkflowEntered => {}
-        Kind::TaskCanceled => {
+        EventType::TaskCreated => c.tasks_created += 1,
+        EventType::TaskQueueEntered if by == By::Queue => c.tasks_entered += 1,
+        EventType::WorkflowEntered if by == By::Workflow => c.tasks_entered += 1,
+        EventType::TaskQueueEntered | EventType::WorkflowEntered => {}
+        EventType::TaskCanceled => {
             c.tasks_canceled += 1;
             acc.buckets[bucket].tasks_canceled += 1;
             match fact.task.and_then(|t| origins.task_created.get(&t)) {
@@ -169,20 +170,20 @@ fn accumulate(
                 None => acc.samples_without_origin += 1,
             }
         }
-        Kind::TaskCompleted => {
+        EventType::TaskCompleted => {
             c.tasks_completed += 1;
             acc.buckets[bucket].tasks_completed += 1;
         }
-        Kind::TaskDeleted => c.tasks_deleted += 1,
-        Kind::TaskQueueMoved => c.tasks_moved += 1,
-        Kind::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
-        Kind::ReservationCreated => {
+        EventType::TaskDeleted => c.tasks_deleted += 1,
+        EventType::TaskQueueMoved => c.tasks_moved += 1,
+        EventType::WorkflowTimeout => c.tasks_timed_out_in_workflow += 1,
+        EventType::ReservationCreated => {
             c.reservations_created += 1;
             if let Some(task) = fact.task {
                 *acc.reservations_by_task.entry(task).or_default() += 1;
             }
         }
-        Kind::ReservationAccepted => {
+        EventType::ReservationAccepted => {
             c.reservations_accepted += 1;
             acc.buckets[bucket].reservations_accepted += 1;
             waited_on_worker(acc, false);
@@ -203,25 +204,25 @@ fn accumulate(
                 acc.latencies.push(fact.at_ms - created);
             }
         }
-        Kind::ReservationRejected => {
+        EventType::ReservationRejected => {
             c.reservations_rejected += 1;
             acc.buckets[bucket].reservations_rejected += 1;
             waited_on_worker(acc, false);
         }
-        Kind::ReservationTimeout => {
+        EventType::ReservationTimeout => {
             c.reservations_timed_out += 1;
             acc.buckets[bucket].reservations_timed_out += 1;
             waited_on_worker(acc, true);
         }
-        Kind::ReservationCanceled => {
+        EventType::ReservationCanceled => {
             c.reservations_canceled += 1;
             acc.buckets[bucket].reservations_canceled += 1;
         }
-        Kind::ReservationRescinded => {
+        EventType::ReservationRescinded => {
             c.reservations_rescinded += 1;
             acc.buckets[bucket].reservations_rescinded += 1;
         }
-        Kind::WorkerActivityUpdate => {
+        EventType::WorkerActivityUpdate => {
             if let (Some(activity), Some(spent)) = (fact.previous_activity, fact.previous_activity_ms) {
                 let entry = acc
                     .activities
@@ -242,6 +243,8 @@ fn accumulate(
                 }
             }
         }
+        // Only the reported types get here (`reported`).
+        _ => {}
     }
 }
 
@@ -335,23 +338,23 @@ fn as_first_loaded(log: &[ReportFact], start_ms: i64, end_ms: i64) -> Vec<Report
     let mut created_reservations = HashSet::default();
     for fact in &facts {
         match fact.kind {
-            Kind::TaskCreated => drop(created_tasks.insert(fact.task)),
-            Kind::TaskQueueEntered => drop(entered.insert(fact.task)),
-            Kind::ReservationCreated => drop(created_reservations.insert(fact.reservation)),
+            EventType::TaskCreated => drop(created_tasks.insert(fact.task)),
+            EventType::TaskQueueEntered => drop(entered.insert(fact.task)),
+            EventType::ReservationCreated => drop(created_reservations.insert(fact.reservation)),
             _ => {}
         }
     }
     let mut missing_tasks = HashSet::default();
     let mut missing_reservations = HashSet::default();
     for fact in &facts {
-        if matches!(fact.kind, Kind::ReservationAccepted | Kind::TaskCanceled) {
+        if matches!(fact.kind, EventType::ReservationAccepted | EventType::TaskCanceled) {
             if let Some(task) = fact.task {
                 if !created_tasks.contains(&Some(task)) || !entered.contains(&Some(task)) {
                     missing_tasks.insert(task);
                 }
             }
         }
-        if fact.kind == Kind::ReservationAccepted && !created_reservations.contains(&fact.reservation) {
+        if fact.kind == EventType::ReservationAccepted && !created_reservations.contains(&fact.reservation) {
             missing_reservations.extend(fact.reservation);
         }
     }
@@ -359,8 +362,10 @@ fn as_first_loaded(log: &[ReportFact], start_ms: i64, end_ms: i64) -> Vec<Report
         .iter()
         .filter(|f| f.at_ms < start_ms)
         .filter(|f| match f.kind {
-            Kind::TaskCreated | Kind::TaskQueueEntered => f.task.is_some_and(|t| missing_tasks.contains(&t)),
-            Kind::ReservationCreated => f.reservation.is_some_and(|r| missing_reservations.contains(&r)),
+            EventType::TaskCreated | EventType::TaskQueueEntered => {
+                f.task.is_some_and(|t| missing_tasks.contains(&t))
+            }
+            EventType::ReservationCreated => f.reservation.is_some_and(|r| missing_reservations.contains(&r)),
             _ => false,
         })
         .map(|f| {
@@ -387,7 +392,7 @@ mod equivalence {
     /// time order), on a coarse clock so many facts share a millisecond, in index order.
     fn random_log(rng: &mut SmallRng) -> (Vec<ReportFact>, Names) {
         struct Row {
-            kind: Kind,
+            kind: EventType,
             at: i64,
             task: String,
             reservation: String,
@@ -416,10 +421,10 @@ mod equivalence {
             let mut lifecycle = Vec::new();
             // Some tasks' beginnings are not in the log at all.
             if rng.gen_bool(0.9) {
-                lifecycle.push(row(Kind::TaskCreated, at, &task, &queue));
-                lifecycle.push(row(Kind::WorkflowEntered, at, &task, &queue));
+                lifecycle.push(row(EventType::TaskCreated, at, &task, &queue));
+                lifecycle.push(row(EventType::WorkflowEntered, at, &task, &queue));
                 if rng.gen_bool(0.9) {
-                    lifecycle.push(row(Kind::TaskQueueEntered, at, &task, &queue));
+                    lifecycle.push(row(EventType::TaskQueueEntered, at, &task, &queue));
                 }
             }
             let mut accepted = false;
@@ -430,8 +435,8 @@ mod equivalence {
                 if rng.gen_bool(0.15) {
                     at += tick(rng);
                     queue = format!("WQ{}", rng.gen_range(0..3));
-                    lifecycle.push(row(Kind::TaskQueueMoved, at, &task, &queue));
-                    lifecycle.push(row(Kind::TaskQueueEntered, at, &task, &queue));
+                    lifecycle.push(row(EventType::TaskQueueMoved, at, &task, &queue));
+                    lifecycle.push(row(EventType::TaskQueueEntered, at, &task, &queue));
                 }
                 at += tick(rng);
                 let reservation = format!("WR{t}-{r}");
@@ -442,36 +447,39 @@ mod equivalence {
                     fact
                 };
                 if rng.gen_bool(0.9) {
-                    lifecycle.push(offer(Kind::ReservationCreated, at));
+                    lifecycle.push(offer(EventType::ReservationCreated, at));
                 }
                 at += tick(rng);
                 let outcome = [
-                    Kind::ReservationAccepted,
-                    Kind::ReservationRejected,
-                    Kind::ReservationTimeout,
-                    Kind::ReservationCanceled,
-                    Kind::ReservationRescinded,
+                    EventType::ReservationAccepted,
+                    EventType::ReservationRejected,
+                    EventType::ReservationTimeout,
+                    EventType::ReservationCanceled,
+                    EventType::ReservationRescinded,
                 ][rng.gen_range(0..5)];
-                accepted = outcome == Kind::ReservationAccepted;
+                accepted = outcome == EventType::ReservationAccepted;
                 lifecycle.push(offer(outcome, at));
             }
             at += tick(rng);
             match rng.gen_range(0..4) {
-                0 => lifecycle.push(row(Kind::TaskCanceled, at, &task, &queue)),
-                1 => lifecycle.push(row(Kind::TaskCompleted, at, &task, &queue)),
+                0 => lifecycle.push(row(EventType::TaskCanceled, at, &task, &queue)),
+                1 => lifecycle.push(row(EventType::TaskCompleted, at, &task, &queue)),
                 2 => {
-                    lifecycle.push(row(Kind::WorkflowTimeout, at, &task, &queue));
-                    lifecycle.push(row(Kind::TaskCanceled, at, &task, &queue));
+                    lifecycle.push(row(EventType::WorkflowTimeout, at, &task, &queue));
+                    lifecycle.push(row(EventType::TaskCanceled, at, &task, &queue));
                 }
                 _ => {}
             }
             if rng.gen_bool(0.05) {
-                lifecycle.push(row(Kind::TaskDeleted, at + tick(rng), &task, &queue));
+                lifecycle.push(row(EventType::TaskDeleted, at + tick(rng), &task, &queue));
             }
             for mut fact in lifecycle {
                 // A fact that does not carry the task's channel, now and then, but the task's
                 // end does (after it, the streaming fold has forgotten the task).
-                let ends = matches!(fact.kind, Kind::TaskCanceled | Kind::TaskCompleted | Kind::TaskDeleted);
+                let ends = matches!(
+                    fact.kind,
+                    EventType::TaskCanceled | EventType::TaskCompleted | EventType::TaskDeleted
+                );
                 if ends || rng.gen_bool(0.9) {
                     fact.channel = channel.into();
                 }
@@ -481,7 +489,7 @@ mod equivalence {
         for _ in 0..rng.gen_range(0..10) {
             let worker = format!("WK{}", rng.gen_range(0..4));
             let activity = |rng: &mut SmallRng| ["Available", "Busy", "Offline"][rng.gen_range(0..3)];
-            let mut fact = row(Kind::WorkerActivityUpdate, T0 + rng.gen_range(0..80) * 1000, "", "");
+            let mut fact = row(EventType::WorkerActivityUpdate, T0 + rng.gen_range(0..80) * 1000, "", "");
             fact.queue = String::new();
             fact.worker = worker;
             fact.activity = Some((activity(rng).into(), activity(rng).into(), rng.gen_range(0..100_000)));

@@ -15,7 +15,7 @@ struct Log {
 impl Log {
     fn add(
         &mut self,
-        kind: Kind,
+        kind: EventType,
         at_ms: i64,
         task: &str,
         reservation: &str,
@@ -34,11 +34,11 @@ impl Log {
         self.facts.last_mut().unwrap()
     }
 
-    fn task(&mut self, kind: Kind, at: i64, task: &str) {
+    fn task(&mut self, kind: EventType, at: i64, task: &str) {
         self.add(kind, at, task, "", "", "WQ1");
     }
 
-    fn reservation(&mut self, kind: Kind, at: i64, task: &str, reservation: &str, worker: &str) {
+    fn reservation(&mut self, kind: EventType, at: i64, task: &str, reservation: &str, worker: &str) {
         self.add(kind, at, task, reservation, worker, "WQ1");
     }
 
@@ -46,7 +46,7 @@ impl Log {
         let names = &mut self.names;
         let (prev, prev_name, next, next_name) =
             (names.intern(from.0), names.intern(from.1), names.intern(to.0), names.intern(to.1));
-        let fact = self.add(Kind::WorkerActivityUpdate, at, "", "", worker, "");
+        let fact = self.add(EventType::WorkerActivityUpdate, at, "", "", worker, "");
         fact.workflow = None;
         fact.previous_activity = Some(prev);
         fact.previous_activity_name = Some(prev_name);
@@ -78,13 +78,13 @@ fn workspace(log: &Log, start: i64, end: i64) -> Figures {
 
 /// A task created at `t`, entered into WQ1, offered to ann after 2 s, accepted after 5 s more.
 fn accepted_task(log: &mut Log, task: &str, t: i64) {
-    log.task(Kind::TaskCreated, t, task);
-    log.task(Kind::WorkflowEntered, t, task);
-    log.task(Kind::TaskQueueEntered, t, task);
+    log.task(EventType::TaskCreated, t, task);
+    log.task(EventType::WorkflowEntered, t, task);
+    log.task(EventType::TaskQueueEntered, t, task);
     let r = format!("WR{task}");
-    log.reservation(Kind::ReservationCreated, t + 2_000, task, &r, "WKann");
-    log.reservation(Kind::ReservationAccepted, t + 7_000, task, &r, "WKann");
-    log.task(Kind::TaskCompleted, t + 60_000, task);
+    log.reservation(EventType::ReservationCreated, t + 2_000, task, &r, "WKann");
+    log.reservation(EventType::ReservationAccepted, t + 7_000, task, &r, "WKann");
+    log.task(EventType::TaskCompleted, t + 60_000, task);
 }
 
 #[test]
@@ -105,20 +105,20 @@ fn an_empty_window_gives_one_report_of_zeros() {
 fn every_counter_counts_its_event_type_in_the_window() {
     let mut log = Log::default();
     let kinds = [
-        Kind::TaskCreated,
-        Kind::TaskCanceled,
-        Kind::TaskCompleted,
-        Kind::TaskDeleted,
-        Kind::TaskQueueEntered,
-        Kind::TaskQueueMoved,
-        Kind::WorkflowEntered,
-        Kind::WorkflowTimeout,
-        Kind::ReservationCreated,
-        Kind::ReservationAccepted,
-        Kind::ReservationRejected,
-        Kind::ReservationTimeout,
-        Kind::ReservationCanceled,
-        Kind::ReservationRescinded,
+        EventType::TaskCreated,
+        EventType::TaskCanceled,
+        EventType::TaskCompleted,
+        EventType::TaskDeleted,
+        EventType::TaskQueueEntered,
+        EventType::TaskQueueMoved,
+        EventType::WorkflowEntered,
+        EventType::WorkflowTimeout,
+        EventType::ReservationCreated,
+        EventType::ReservationAccepted,
+        EventType::ReservationRejected,
+        EventType::ReservationTimeout,
+        EventType::ReservationCanceled,
+        EventType::ReservationRescinded,
     ];
     for (i, kind) in kinds.iter().enumerate() {
         // i + 1 of each kind, each on its own task (so no wait samples interfere).
@@ -127,8 +127,8 @@ fn every_counter_counts_its_event_type_in_the_window() {
         }
     }
     // Outside the window: never counted.
-    log.task(Kind::TaskCreated, T0 - 1, "WTbefore");
-    log.task(Kind::TaskCreated, T0 + MIN, "WTafter");
+    log.task(EventType::TaskCreated, T0 - 1, "WTbefore");
+    log.task(EventType::TaskCreated, T0 + MIN, "WTafter");
     let c = workspace(&log, T0, T0 + MIN).counters;
     assert_eq!([c.tasks_created, c.tasks_canceled, c.tasks_completed, c.tasks_deleted], [1, 2, 3, 4]);
     assert_eq!(c.tasks_entered, 0, "the workspace counts tasks_created, not entries");
@@ -156,9 +156,9 @@ fn acceptance_waits_are_from_task_creation_and_rounded_to_seconds() {
     let mut log = Log::default();
     accepted_task(&mut log, "WTa", T0); // waits 7.0 s
     accepted_task(&mut log, "WTb", T0 + 1_000); // waits 7.0 s
-    log.task(Kind::TaskCreated, T0 + 2_000, "WTc");
-    log.reservation(Kind::ReservationCreated, T0 + 2_100, "WTc", "WRc", "WKbob");
-    log.reservation(Kind::ReservationAccepted, T0 + 14_600, "WTc", "WRc", "WKbob"); // 12.6 s
+    log.task(EventType::TaskCreated, T0 + 2_000, "WTc");
+    log.reservation(EventType::ReservationCreated, T0 + 2_100, "WTc", "WRc", "WKbob");
+    log.reservation(EventType::ReservationAccepted, T0 + 14_600, "WTc", "WRc", "WKbob"); // 12.6 s
     let f = workspace(&log, T0, T0 + 15 * MIN);
     assert_eq!(f.wait_until_accepted, Samples { count: 3, min_ms: 7_000, max_ms: 12_600, total_ms: 26_600 });
     // avg 8,866.7 ms → 9 s; max 12.6 s → 13 s; total 26.6 s → 27 s.
@@ -176,13 +176,13 @@ fn acceptance_waits_are_from_task_creation_and_rounded_to_seconds() {
 #[test]
 fn a_task_accepted_after_a_timeout_waits_from_creation_and_counts_both_outcomes() {
     let mut log = Log::default();
-    log.task(Kind::TaskCreated, T0, "WT1");
-    log.task(Kind::TaskQueueEntered, T0, "WT1");
-    log.reservation(Kind::ReservationCreated, T0 + 50, "WT1", "WR1", "WKann");
-    log.reservation(Kind::ReservationTimeout, T0 + 120_050, "WT1", "WR1", "WKann");
+    log.task(EventType::TaskCreated, T0, "WT1");
+    log.task(EventType::TaskQueueEntered, T0, "WT1");
+    log.reservation(EventType::ReservationCreated, T0 + 50, "WT1", "WR1", "WKann");
+    log.reservation(EventType::ReservationTimeout, T0 + 120_050, "WT1", "WR1", "WKann");
     log.activity(T0 + 120_060, "WKann", ("WAidle", "Available"), ("WAoff", "Offline"), 300_000);
-    log.reservation(Kind::ReservationCreated, T0 + 120_100, "WT1", "WR2", "WKbob");
-    log.reservation(Kind::ReservationAccepted, T0 + 123_100, "WT1", "WR2", "WKbob");
+    log.reservation(EventType::ReservationCreated, T0 + 120_100, "WT1", "WR2", "WKbob");
+    log.reservation(EventType::ReservationAccepted, T0 + 123_100, "WT1", "WR2", "WKbob");
     let f = workspace(&log, T0, T0 + 15 * MIN);
     assert_eq!(f.counters.reservations_timed_out, 1);
     assert_eq!(f.counters.reservations_accepted, 1);
@@ -211,14 +211,14 @@ fn a_task_accepted_after_a_timeout_waits_from_creation_and_counts_both_outcomes(
 fn a_window_boundary_cutting_a_lifecycle() {
     let mut log = Log::default();
     // Created 10 min before the window, accepted 1 min into it; its completion falls after it.
-    log.task(Kind::TaskCreated, T0 - 10 * MIN, "WTcut");
-    log.task(Kind::TaskQueueEntered, T0 - 10 * MIN, "WTcut");
-    log.reservation(Kind::ReservationCreated, T0 - 30_000, "WTcut", "WRcut", "WKann");
-    log.reservation(Kind::ReservationAccepted, T0 + MIN, "WTcut", "WRcut", "WKann");
-    log.task(Kind::TaskCompleted, T0 + 20 * MIN, "WTcut");
+    log.task(EventType::TaskCreated, T0 - 10 * MIN, "WTcut");
+    log.task(EventType::TaskQueueEntered, T0 - 10 * MIN, "WTcut");
+    log.reservation(EventType::ReservationCreated, T0 - 30_000, "WTcut", "WRcut", "WKann");
+    log.reservation(EventType::ReservationAccepted, T0 + MIN, "WTcut", "WRcut", "WKann");
+    log.task(EventType::TaskCompleted, T0 + 20 * MIN, "WTcut");
     // Created in the window, canceled after it.
-    log.task(Kind::TaskCreated, T0 + 2 * MIN, "WTlate");
-    log.task(Kind::TaskCanceled, T0 + 16 * MIN, "WTlate");
+    log.task(EventType::TaskCreated, T0 + 2 * MIN, "WTlate");
+    log.task(EventType::TaskCanceled, T0 + 16 * MIN, "WTlate");
     let f = workspace(&log, T0, T0 + 15 * MIN);
     assert_eq!(f.counters.tasks_created, 1, "only WTlate was created in the window");
     assert_eq!(f.counters.reservations_created, 0);
@@ -231,7 +231,7 @@ fn a_window_boundary_cutting_a_lifecycle() {
     assert_eq!(f.wait_until_canceled.count, 0);
     // With no origin in the log at all, there is no sample, and that is said.
     let mut orphan = Log::default();
-    orphan.reservation(Kind::ReservationAccepted, T0 + 1, "WTx", "WRx", "WKann");
+    orphan.reservation(EventType::ReservationAccepted, T0 + 1, "WTx", "WRx", "WKann");
     let f = workspace(&orphan, T0, T0 + MIN);
     assert_eq!((f.wait_until_accepted.count, f.samples_without_origin), (0, 1));
     assert_eq!(f.acceptance_latency.count, 0);
@@ -241,12 +241,12 @@ fn a_window_boundary_cutting_a_lifecycle() {
 fn split_by_wait_time_puts_a_wait_at_the_threshold_below() {
     let mut log = Log::default();
     for (task, wait) in [("WT1", 4_999), ("WT2", 5_000), ("WT3", 5_001), ("WT4", 30_000)] {
-        log.task(Kind::TaskCreated, T0, task);
-        log.reservation(Kind::ReservationAccepted, T0 + wait, task, &format!("R{task}"), "WKann");
+        log.task(EventType::TaskCreated, T0, task);
+        log.reservation(EventType::ReservationAccepted, T0 + wait, task, &format!("R{task}"), "WKann");
     }
     for (task, wait) in [("WT5", 1_000), ("WT6", 10_000)] {
-        log.task(Kind::TaskCreated, T0, task);
-        log.task(Kind::TaskCanceled, T0 + wait, task);
+        log.task(EventType::TaskCreated, T0, task);
+        log.task(EventType::TaskCanceled, T0 + wait, task);
     }
     let f = log.compute(T0, T0 + MIN, By::Workspace, &[5, 10]).remove(0);
     let (five, ten) = (f.split_by_wait_time[0], f.split_by_wait_time[1]);
@@ -288,10 +288,10 @@ fn activity_durations_sum_closed_stints_clipped_to_the_window() {
 #[test]
 fn outcomes_over_time_fall_in_their_buckets() {
     let mut log = Log::default();
-    log.reservation(Kind::ReservationAccepted, T0, "WT1", "WR1", "WKann");
-    log.reservation(Kind::ReservationTimeout, T0 + 4 * MIN - 1, "WT2", "WR2", "WKann");
-    log.reservation(Kind::ReservationRejected, T0 + 4 * MIN, "WT3", "WR3", "WKann");
-    log.task(Kind::TaskCompleted, T0 + 16 * MIN - 1, "WT1");
+    log.reservation(EventType::ReservationAccepted, T0, "WT1", "WR1", "WKann");
+    log.reservation(EventType::ReservationTimeout, T0 + 4 * MIN - 1, "WT2", "WR2", "WKann");
+    log.reservation(EventType::ReservationRejected, T0 + 4 * MIN, "WT3", "WR3", "WKann");
+    log.task(EventType::TaskCompleted, T0 + 16 * MIN - 1, "WT1");
     let f = workspace(&log, T0, T0 + 16 * MIN);
     let b = &f.outcomes_over_time;
     assert_eq!(b.iter().map(|b| b.start_ms - T0).collect::<Vec<_>>(), [0, 4 * MIN, 8 * MIN, 12 * MIN]);

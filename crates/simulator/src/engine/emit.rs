@@ -2,6 +2,7 @@
 //! ground truth's counters beside each.
 
 use super::*;
+use taskrouter_protocol::EventType;
 
 impl Engine {
     pub(super) fn task_fields(&self, task_sid: &str, out: &mut Vec<(String, String)>) {
@@ -42,7 +43,7 @@ impl Engine {
     pub(super) fn emit(
         &mut self,
         workspace_sid: &str,
-        event_type: &str,
+        event_type: EventType,
         resource: (&str, &str),
         description: String,
         fields: Vec<(String, String)>,
@@ -52,7 +53,7 @@ impl Engine {
         let token = self.idempotency_token();
         let mut params: Vec<(String, String)> = vec![
             ("Sid".into(), sid.clone()),
-            ("EventType".into(), event_type.into()),
+            ("EventType".into(), event_type.as_str().into()),
             ("AccountSid".into(), self.account_sid.clone()),
             ("WorkspaceSid".into(), workspace.sid.clone()),
             ("WorkspaceName".into(), workspace.friendly_name.clone()),
@@ -67,14 +68,14 @@ impl Engine {
                 params.push((name, value));
             }
         }
-        *self.ground_truth.events_emitted.entry(event_type.to_string()).or_default() += 1;
+        *self.ground_truth.events_emitted.entry(event_type.as_str().to_string()).or_default() += 1;
         let filtered_out = workspace
             .events_filter
             .as_deref()
-            .is_some_and(|filter| !filter.split(',').any(|t| t.trim() == event_type));
+            .is_some_and(|filter| !filter.split(',').any(|t| t.trim() == event_type.as_str()));
         if let (Some(url), false) = (workspace.event_callback_url, filtered_out) {
             self.outbox.push_back(Outbound {
-                kind: OutboundKind::Event { event_type: event_type.into() },
+                kind: OutboundKind::Event { event_type: event_type.as_str().into() },
                 url,
                 params: params.clone(),
                 idempotency_token: token,
@@ -86,7 +87,7 @@ impl Engine {
         self.events.push_back(EventRecord {
             sid,
             workspace_sid: workspace.sid,
-            event_type: event_type.into(),
+            event_type: event_type.as_str().into(),
             description,
             resource_type: resource.0.into(),
             resource_sid: resource.1.into(),
@@ -98,7 +99,7 @@ impl Engine {
     pub(super) fn emit_task_event(
         &mut self,
         task_sid: &str,
-        event_type: &str,
+        event_type: EventType,
         description: String,
         extra: Vec<(String, String)>,
     ) {
@@ -109,7 +110,12 @@ impl Engine {
         self.emit(&workspace, event_type, ("task", task_sid), description, fields);
     }
 
-    pub(super) fn emit_reservation_event(&mut self, reservation_sid: &str, event_type: &str, verb: &str) {
+    pub(super) fn emit_reservation_event(
+        &mut self,
+        reservation_sid: &str,
+        event_type: EventType,
+        verb: &str,
+    ) {
         let Some(reservation) = self.reservations.get(reservation_sid).cloned() else { return };
         let mut fields = vec![("ReservationSid".to_string(), reservation.sid.clone())];
         self.task_fields(&reservation.task_sid, &mut fields);

@@ -2,6 +2,7 @@
 //! and task, including the app's answers to assignment callbacks.
 
 use super::*;
+use taskrouter_protocol::EventType;
 
 impl Engine {
     pub(super) fn pending_reservation(
@@ -71,7 +72,7 @@ impl Engine {
         fields.push(("WorkerTimeInPreviousActivity".into(), (spent_ms / 1000).to_string()));
         fields.push(("WorkerTimeInPreviousActivityMs".into(), spent_ms.to_string()));
         let description = format!("Worker {name} updated to {} Activity", self.activity_name(activity_sid));
-        self.emit(&workspace, "worker.activity.update", ("worker", worker_sid), description, fields);
+        self.emit(&workspace, EventType::WorkerActivityUpdate, ("worker", worker_sid), description, fields);
     }
 
     /// Applies an assignment callback's instruction.
@@ -100,7 +101,7 @@ impl Engine {
             self.set_reservation_status(&loser.sid, ReservationStatus::Rescinded);
             self.free_worker(&loser.worker_sid, &loser.sid);
             self.count(&task_sid, Some(&loser.worker_sid), |c| c.reservations_rescinded += 1);
-            self.emit_reservation_event(&loser.sid, "reservation.rescinded", "rescinded");
+            self.emit_reservation_event(&loser.sid, EventType::ReservationRescinded, "rescinded");
         }
         self.set_reservation_status(reservation_sid, ReservationStatus::Accepted);
         self.close_task(&task_sid);
@@ -110,7 +111,7 @@ impl Engine {
             task.date_updated_ms = self.now_ms;
         }
         self.count(&task_sid, Some(&reservation.worker_sid), |c| c.reservations_accepted += 1);
-        self.emit_reservation_event(reservation_sid, "reservation.accepted", "accepted");
+        self.emit_reservation_event(reservation_sid, EventType::ReservationAccepted, "accepted");
         let busy = self
             .tasks
             .get(&task_sid)
@@ -145,7 +146,7 @@ impl Engine {
         self.free_worker(&reservation.worker_sid, reservation_sid);
         self.reopen_task_if_unreserved(&reservation.task_sid);
         self.count(&reservation.task_sid, Some(&reservation.worker_sid), |c| c.reservations_rejected += 1);
-        self.emit_reservation_event(reservation_sid, "reservation.rejected", "rejected");
+        self.emit_reservation_event(reservation_sid, EventType::ReservationRejected, "rejected");
         if let Some(activity) = activity_sid {
             self.move_worker(&reservation.worker_sid, &activity);
             self.schedule_return(&reservation.worker_sid);
@@ -175,7 +176,7 @@ impl Engine {
         self.free_worker(&reservation.worker_sid, reservation_sid);
         self.reopen_task_if_unreserved(&reservation.task_sid);
         self.count(&reservation.task_sid, Some(&reservation.worker_sid), |c| c.reservations_timed_out += 1);
-        self.emit_reservation_event(reservation_sid, "reservation.timeout", "timed out");
+        self.emit_reservation_event(reservation_sid, EventType::ReservationTimeout, "timed out");
         let timeout_activity =
             self.workspaces.get(&reservation.workspace_sid).map(|w| w.timeout_activity_sid.clone());
         if let Some(activity) = timeout_activity {

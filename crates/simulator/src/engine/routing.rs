@@ -2,6 +2,7 @@
 //! workers, reservations and their assignment callbacks.
 
 use super::*;
+use taskrouter_protocol::EventType;
 
 impl Engine {
     /// Creates a task and routes it: task.created, task-queue.entered, workflow.entered and
@@ -59,16 +60,16 @@ impl Engine {
         self.open_tasks.insert((-priority, self.task_sequence, sid.clone()));
         self.count(&sid, None, |c| c.tasks_created += 1);
         let queue_name = self.queues.get(&queue_sid).map(|q| q.friendly_name.clone()).unwrap_or_default();
-        self.emit_task_event(&sid, "task.created", format!("Task {sid} created"), vec![]);
+        self.emit_task_event(&sid, EventType::TaskCreated, format!("Task {sid} created"), vec![]);
         self.emit_task_event(
             &sid,
-            "task-queue.entered",
+            EventType::TaskQueueEntered,
             format!("Task {sid} entered TaskQueue {queue_name}"),
             vec![],
         );
         self.emit_task_event(
             &sid,
-            "workflow.entered",
+            EventType::WorkflowEntered,
             format!("Task {sid} entered Workflow {}", workflow.friendly_name),
             vec![],
         );
@@ -83,7 +84,7 @@ impl Engine {
             .unwrap_or_default();
         self.emit_task_event(
             &sid,
-            "workflow.target-matched",
+            EventType::WorkflowTargetMatched,
             format!("Task {sid} matched a workflow target"),
             filter_fields,
         );
@@ -183,7 +184,7 @@ impl Engine {
             worker.current_reservation = Some(sid.clone());
         }
         self.count(task_sid, Some(worker_sid), |c| c.reservations_created += 1);
-        self.emit_reservation_event(&sid, "reservation.created", "created");
+        self.emit_reservation_event(&sid, EventType::ReservationCreated, "created");
         let workflow = self.workflows.get(&workflow_sid).cloned();
         if let Some(url) = workflow.as_ref().and_then(|w| w.assignment_callback_url.clone()) {
             let params = self.assignment_params(&sid);

@@ -2,6 +2,7 @@
 //! changes requested through the REST API.
 
 use super::*;
+use taskrouter_protocol::EventType;
 
 impl Engine {
     pub(super) fn cancel_open_task(&mut self, task_sid: &str, cause: CancelCause) -> Result<(), SimError> {
@@ -20,7 +21,7 @@ impl Engine {
             CancelCause::WorkflowTimeout => {
                 self.emit_task_event(
                     task_sid,
-                    "workflow.timeout",
+                    EventType::WorkflowTimeout,
                     format!("Task {task_sid} timed out of Workflow {workflow_name}"),
                     vec![],
                 );
@@ -39,12 +40,12 @@ impl Engine {
             self.set_reservation_status(&reservation.sid, ReservationStatus::Canceled);
             self.free_worker(&reservation.worker_sid, &reservation.sid);
             self.count(task_sid, Some(&reservation.worker_sid), |c| c.reservations_canceled += 1);
-            self.emit_reservation_event(&reservation.sid, "reservation.canceled", "canceled");
+            self.emit_reservation_event(&reservation.sid, EventType::ReservationCanceled, "canceled");
         }
         self.count(task_sid, None, |c| c.tasks_canceled += 1);
         self.emit_task_event(
             task_sid,
-            "task.canceled",
+            EventType::TaskCanceled,
             description,
             vec![("TaskCanceledReason".into(), reason.clone()), ("Reason".into(), reason)],
         );
@@ -99,10 +100,15 @@ impl Engine {
         }
         let worker_sid = accepted.as_ref().map(|r| self.reservations[r].worker_sid.clone());
         if to == TaskStatus::Wrapping {
-            self.emit_task_event(task_sid, "task.wrapup", format!("Task {task_sid} wrapping up"), vec![]);
+            self.emit_task_event(
+                task_sid,
+                EventType::TaskWrapup,
+                format!("Task {task_sid} wrapping up"),
+                vec![],
+            );
             if let Some(reservation) = &accepted {
                 self.set_reservation_status(reservation, ReservationStatus::Wrapping);
-                self.emit_reservation_event(reservation, "reservation.wrapup", "wrapping");
+                self.emit_reservation_event(reservation, EventType::ReservationWrapup, "wrapping");
             }
             if let Some(behaviour) = self.behaviour.clone() {
                 let at = self.now_ms + self.uniform(behaviour.wrapup_ms);
@@ -114,13 +120,13 @@ impl Engine {
                 if let Some(worker) = &worker_sid {
                     self.free_worker(worker, reservation);
                 }
-                self.emit_reservation_event(reservation, "reservation.completed", "completed");
+                self.emit_reservation_event(reservation, EventType::ReservationCompleted, "completed");
             }
             self.count(task_sid, worker_sid.as_deref(), |c| c.tasks_completed += 1);
             let reason = reason.unwrap_or_default();
             self.emit_task_event(
                 task_sid,
-                "task.completed",
+                EventType::TaskCompleted,
                 format!("Task {task_sid} completed"),
                 vec![("TaskCompletedReason".into(), reason.clone()), ("Reason".into(), reason)],
             );
@@ -162,7 +168,12 @@ impl Engine {
             }
         }
         if update.attributes.is_some() || update.priority.is_some() {
-            self.emit_task_event(task_sid, "task.updated", format!("Task {task_sid} updated"), vec![]);
+            self.emit_task_event(
+                task_sid,
+                EventType::TaskUpdated,
+                format!("Task {task_sid} updated"),
+                vec![],
+            );
         }
         if let Some(status) = update.assignment_status.as_deref() {
             let to = match status {

@@ -78,7 +78,7 @@ fn creation_emits_the_four_routing_events_then_a_reservation_and_its_callback() 
         ]
     );
     let first = &w.engine.events[0];
-    assert!(sid::is_sid(&first.sid, "EV"));
+    assert!(taskrouter_protocol::sid::has_form(&first.sid, "EV"));
     assert_eq!(first.param("Timestamp"), Some("1700000000"));
     assert_eq!(first.param("TimestampMs"), Some("1700000000000"));
     assert_eq!(first.param("ResourceType"), Some("task"));
