@@ -13,7 +13,6 @@ use taskrouter_protocol::{ReservationSid, ReservationStatus, TaskSid};
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::cli::WebArgs;
 use crate::relay::UpstreamAnswer;
 use crate::storage::event_log::NewRecord;
 use crate::storage::web_reads;
@@ -104,8 +103,13 @@ fn path_of(url: &str, base: &str) -> String {
 
 impl Actions {
     /// `client`: the server's one REST client, when credentials are configured.
-    pub fn new(client: Option<TaskRouterClient>, web: &WebArgs, writer: Writer, pool: SqlitePool) -> Self {
-        let workspace_sid = web.workspace_sid.clone().filter(|w| !w.is_empty());
+    pub fn new(
+        client: Option<TaskRouterClient>,
+        workspace_sid: Option<String>,
+        writer: Writer,
+        pool: SqlitePool,
+    ) -> Self {
+        let workspace_sid = workspace_sid.filter(|w| !w.is_empty());
         Self { client, workspace_sid, writer, pool }
     }
 

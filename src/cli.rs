@@ -4,10 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::alerts::AlertUrl;
 use crate::ingest::SignatureMode;
-use crate::storage::writer::Synchronous;
+use crate::settings::{
+    RestSettings, Settings, TwilioCredentials, DEFAULT_BODY_LIMIT, DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DATABASE,
+    DEFAULT_LISTEN, DEFAULT_QUEUE_CAPACITY, DEFAULT_TASKROUTER_BASE_URL, DEFAULT_TASKROUTER_TIMEOUT_MS,
+    DEFAULT_WAL_LIMIT_MIB,
+};
+use crate::storage::writer::{Synchronous, DEFAULT_COMMIT_BATCH};
+use taskrouter_simulator::event_streams::EventStreamsSink;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,9 +35,9 @@ pub enum Command {
     /// Walk the log's hash chain; exits non-zero naming the first tampered row.
     Verify(DatabaseArgs),
     /// Run the tracer together with a simulated TaskRouter that keeps realistic traffic flowing.
-    Demo(Box<crate::demo::DemoArgs>),
+    Demo(Box<DemoArgs>),
     /// Drive a tracer (or any endpoint) with simulated TaskRouter traffic; prints the ground truth.
-    Simulate(Box<crate::demo::SimulateArgs>),
+    Simulate(Box<SimulateArgs>),
     /// Clear the projections (tasks, reservations, workers, timelines) and replay the whole log.
     Rebuild(RebuildArgs),
     /// Print one task's timeline, reservations and flags.
@@ -79,11 +87,11 @@ pub struct RestArgs {
     #[command(flatten)]
     pub twilio: TwilioArgs,
     /// Where the REST calls go: TaskRouter, or the simulator's REST API.
-    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
+    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = DEFAULT_TASKROUTER_BASE_URL)]
     pub taskrouter_base_url: String,
     /// How long one REST call may take before it counts as timed out, in ms (reads are tried up
     /// to 3 times; a write is sent once).
-    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = DEFAULT_TASKROUTER_TIMEOUT_MS)]
     pub taskrouter_timeout_ms: u64,
 }
 
@@ -91,9 +99,11 @@ impl RestArgs {
     /// The client these options give; `None` without credentials.
     pub fn client(&self) -> Option<crate::taskrouter_client::TaskRouterClient> {
         crate::taskrouter_client::TaskRouterClient::configured(
-            &self.twilio,
-            &self.taskrouter_base_url,
-            self.taskrouter_timeout_ms,
+            &self.twilio.credentials(),
+            &RestSettings {
+                base_url: self.taskrouter_base_url.clone(),
+                timeout_ms: self.taskrouter_timeout_ms,
+            },
         )
     }
 }
@@ -190,7 +200,7 @@ pub struct TimelineArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// The SQLite database file holding the log (created if missing).
-    #[arg(long, env = "TRACER_DATABASE", default_value = "taskrouter-tracer.db")]
+    #[arg(long, env = "TRACER_DATABASE", default_value = DEFAULT_DATABASE)]
     pub database: PathBuf,
 }
 
@@ -213,7 +223,7 @@ pub struct TwilioArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "TRACER_LISTEN", default_value = "127.0.0.1:8787")]
+    #[arg(long, env = "TRACER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -225,27 +235,27 @@ pub struct ServeArgs {
     pub twilio: TwilioArgs,
     /// enforce: answer 403 to a missing or bad signature; record: accept but mark it; off: do not check.
     /// Default: enforce when an auth token is set, else off.
-    #[arg(long, env = "TRACER_SIGNATURE_CHECK", value_enum)]
+    #[arg(long, env = "TRACER_SIGNATURE_CHECK", value_parser = signature_mode_parser())]
     pub signature_check: Option<SignatureMode>,
     /// Largest webhook body stored whole, in bytes; a longer one is answered 413 and stored truncated.
-    #[arg(long, env = "TRACER_BODY_LIMIT", default_value_t = 64 * 1024)]
+    #[arg(long, env = "TRACER_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
     /// SQLite synchronous mode for the log: full survives power loss, normal only a process crash.
-    #[arg(long, env = "TRACER_SYNCHRONOUS", value_enum, default_value = "full")]
+    #[arg(long, env = "TRACER_SYNCHRONOUS", value_parser = synchronous_parser(), default_value = "full")]
     pub synchronous: Synchronous,
     /// Most requests committed in one transaction (group commit); 1 means one fsync per request.
-    #[arg(long, env = "TRACER_COMMIT_BATCH", default_value_t = crate::storage::writer::DEFAULT_COMMIT_BATCH)]
+    #[arg(long, env = "TRACER_COMMIT_BATCH", default_value_t = DEFAULT_COMMIT_BATCH)]
     pub commit_batch: usize,
     /// How long a write waits for a lock held by another process before answering 503, in ms.
-    #[arg(long, env = "TRACER_BUSY_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "TRACER_BUSY_TIMEOUT_MS", default_value_t = DEFAULT_BUSY_TIMEOUT_MS)]
     pub busy_timeout_ms: u64,
     /// Requests that may wait for the writer at once; beyond that they are answered 503 at once.
-    #[arg(long, env = "TRACER_QUEUE_CAPACITY", default_value_t = 16384)]
+    #[arg(long, env = "TRACER_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     pub queue_capacity: usize,
     /// Size of the write-ahead log, in MiB, past which it is started again from its beginning
     /// (under load each restart holds the next writes back for 20-30 ms, as it syncs the
     /// database file; smaller keeps less on disk).
-    #[arg(long, env = "TRACER_WAL_LIMIT_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "TRACER_WAL_LIMIT_MIB", default_value_t = DEFAULT_WAL_LIMIT_MIB, value_parser = clap::value_parser!(u32).range(1..))]
     pub wal_limit_mib: u32,
     /// Relay every accepted webhook to your app (e.g. http://127.0.0.1:8080), re-signed for that
     /// URL, and answer Twilio with what the app answers (like ngrok, but recorded and checked).
@@ -264,9 +274,6 @@ pub struct ServeArgs {
     /// SIGINT/SIGTERM; meanwhile each webhook is forwarded to its original URL.
     #[arg(long, env = "TRACER_CONNECT")]
     pub connect: bool,
-    /// The workspace to follow is added once known (`demo`, whose simulator starts after the server).
-    #[arg(skip)]
-    pub workspace_known_later: bool,
     /// POST alerts here as JSON (a Slack incoming webhook takes them as they are): reservation
     /// timeouts and overdue reservations, bad signatures, storage failing, rejected assignment
     /// answers, threshold rules. Repeatable; the env var takes a comma-separated list. Shown
@@ -278,10 +285,7 @@ pub struct ServeArgs {
         value_name = "URL",
         hide_env_values = true
     )]
-    pub alert_webhooks: Vec<crate::alerts::AlertUrl>,
-    /// `demo`: receive the alerts on a page of this server too (`/demo/alerts`).
-    #[arg(skip)]
-    pub demo_alert_receiver: bool,
+    pub alert_webhooks: Vec<AlertUrl>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TRACER_WORKERS")]
     pub workers: Option<usize>,
@@ -296,11 +300,11 @@ pub struct ServeArgs {
 pub struct WebArgs {
     /// Where the tracer's REST calls (accept, reject, look up, create) go: TaskRouter, or the
     /// simulator's REST API.
-    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = crate::taskrouter_client::DEFAULT_BASE_URL)]
+    #[arg(long, env = "TRACER_TASKROUTER_BASE_URL", default_value = DEFAULT_TASKROUTER_BASE_URL)]
     pub taskrouter_base_url: String,
     /// How long one REST call to TaskRouter may take before it counts as timed out, in ms
     /// (reads are tried up to 3 times; a write that times out is reported as of unknown outcome).
-    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "TRACER_TASKROUTER_TIMEOUT_MS", default_value_t = DEFAULT_TASKROUTER_TIMEOUT_MS)]
     pub taskrouter_timeout_ms: u64,
     /// The Workspace (WS…) the actions act in; unset: the workspace recorded with the task.
     #[arg(long, env = "TWILIO_WORKSPACE_SID")]
@@ -336,33 +340,235 @@ impl std::fmt::Debug for TwilioArgs {
 }
 
 impl ServeArgs {
-    /// The signature mode in force: as given, else enforce with a token and off without.
-    pub fn signature_mode(&self) -> SignatureMode {
-        self.signature_check.unwrap_or(if self.twilio.auth_token.is_some() {
-            SignatureMode::Enforce
-        } else {
-            SignatureMode::Off
-        })
-    }
-
-    /// How often reconciliation runs: as given (0: never), else every 5 minutes when there
-    /// are REST credentials and a workspace.
-    pub fn reconcile_interval(&self) -> Option<std::time::Duration> {
-        let configured = crate::taskrouter_client::Credentials::from_args(&self.twilio).is_some()
-            && self.web.workspace_sid.as_deref().is_some_and(|w| !w.is_empty());
-        match self.reconcile_every {
-            Some(0) => None,
-            Some(minutes) => Some(std::time::Duration::from_secs(minutes * 60)),
-            None if configured => Some(std::time::Duration::from_secs(300)),
-            None => None,
+    /// The settings these options give.
+    pub fn into_settings(self) -> Settings {
+        Settings {
+            listen: self.listen,
+            database: self.database.database,
+            public_url: self.public_url,
+            twilio: self.twilio.credentials(),
+            signature_check: self.signature_check,
+            body_limit: self.body_limit,
+            synchronous: self.synchronous,
+            commit_batch: self.commit_batch,
+            busy_timeout_ms: self.busy_timeout_ms,
+            queue_capacity: self.queue_capacity,
+            wal_limit_mib: self.wal_limit_mib,
+            forward_to: self.forward_to,
+            follow_events_api: self.follow_events_api,
+            reconcile_every: self.reconcile_every,
+            connect: self.connect,
+            workspace_known_later: false,
+            alert_webhooks: self.alert_webhooks,
+            demo_alert_receiver: false,
+            workers: self.workers,
+            projection: self.projection.config(),
+            rest: RestSettings {
+                base_url: self.web.taskrouter_base_url,
+                timeout_ms: self.web.taskrouter_timeout_ms,
+            },
+            workspace_sid: self.web.workspace_sid,
+            ui_password: self.web.ui_password.map(Into::into),
         }
     }
+}
 
-    /// Defaults for a server on `database`, as the command line would give them.
-    pub fn defaults_for(database: PathBuf) -> Self {
-        let mut args = Cli::parse_from(["taskrouter-tracer", "serve"]);
-        let Command::Serve(ref mut serve) = args.command else { unreachable!("parsed serve") };
-        serve.database.database = database;
-        (**serve).clone()
+impl TwilioArgs {
+    /// The credentials these options give, secrets wrapped so they cannot be printed.
+    pub fn credentials(&self) -> TwilioCredentials {
+        TwilioCredentials {
+            account_sid: self.account_sid.clone(),
+            auth_token: self.auth_token.clone().map(Into::into),
+            api_key: self.api_key.clone(),
+            api_secret: self.api_secret.clone().map(Into::into),
+        }
+    }
+}
+
+fn signature_mode_parser() -> impl TypedValueParser<Value = SignatureMode> {
+    clap::builder::PossibleValuesParser::new(["enforce", "record", "off"])
+        .map(|mode| mode.parse().expect("one of the possible values"))
+}
+
+fn synchronous_parser() -> impl TypedValueParser<Value = Synchronous> {
+    clap::builder::PossibleValuesParser::new(["full", "normal"])
+        .map(|mode| mode.parse().expect("one of the possible values"))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Address the tracer listens on.
+    #[arg(long, env = "TRACER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// The SQLite database file holding the demo's log (created if missing).
+    #[arg(long, env = "TRACER_DEMO_DATABASE", default_value = "taskrouter-tracer-demo.db")]
+    pub database: PathBuf,
+    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub simulator_listen: SocketAddr,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// New tasks per minute.
+    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Seed for SIDs and simulated people (default: random).
+    #[arg(long, env = "SIM_SEED")]
+    pub seed: Option<u64>,
+    /// Seconds a reservation may stay pending before it times out.
+    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
+    pub reservation_timeout: u64,
+    /// Simulated seconds per real second (1 is real time).
+    #[arg(long, env = "SIM_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Fraction of webhooks the simulator never sends (0 to 1): reconciliation with its Events
+    /// API heals them every --reconcile-every minutes (1 in the demo).
+    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Send no webhook at all: the tracer follows the simulator's Events API every second instead.
+    #[arg(long, env = "SIM_NO_WEBHOOKS")]
+    pub no_webhooks: bool,
+    /// Minutes between reconciliations with the Events API (0: off).
+    #[arg(long, env = "TRACER_RECONCILE_EVERY", default_value_t = 1)]
+    pub reconcile_every: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Base URL of the tracer (or any endpoint) to call: callbacks go to TARGET/webhooks/assignment
+    /// and TARGET/webhooks/events.
+    #[arg(long, env = "SIM_TARGET")]
+    pub target: String,
+    /// New tasks per minute (simulated time).
+    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Seconds of simulated time during which tasks arrive.
+    #[arg(long, env = "SIM_DURATION", default_value_t = 60)]
+    pub duration: u64,
+    /// Seconds of simulated time after arrivals stop, for open tasks to finish.
+    #[arg(long, env = "SIM_DRAIN", default_value_t = 600)]
+    pub drain: u64,
+    /// Seed for SIDs, simulated people and faults: the same seed gives the same run.
+    #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second; 0 runs as fast as the target answers.
+    #[arg(long, env = "SIM_SPEED", default_value_t = 0.0)]
+    pub speed: f64,
+    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Account SID the simulator reports and accepts for REST (default: generated).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub account_sid: Option<String>,
+    /// Auth token that signs callbacks and authenticates REST calls (default: generated).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Share of event callbacks sent twice (same body, Sid and idempotency token).
+    #[arg(long, env = "SIM_DUPLICATE_RATE", default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Share of event callbacks held back and sent after the next one.
+    #[arg(long, env = "SIM_REORDER_RATE", default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Share of event callbacks never sent.
+    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Seconds a reservation may stay pending before it times out.
+    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
+    pub reservation_timeout: u64,
+    /// How long an assignment callback's answer is awaited, in ms (TaskRouter: 5000).
+    #[arg(long, env = "SIM_ASSIGNMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub assignment_timeout_ms: u64,
+    /// How long an event callback's answer is awaited before its one retry, in ms (TaskRouter: 15000).
+    #[arg(long, env = "SIM_EVENT_TIMEOUT_MS", default_value_t = 15000)]
+    pub event_timeout_ms: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// Which paths carry the workspace's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeliveryPaths {
+    /// Event callbacks (form webhooks to the workspace's EventCallbackUrl).
+    #[default]
+    Webhooks,
+    /// An Event Streams webhook sink only: signed CloudEvent batches, out of order, some twice.
+    EventStreams,
+    /// Both, so every event arrives twice, once each way.
+    Both,
+}
+
+/// How Event Streams is simulated: batch size and share of bodies delivered twice.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// Which paths carry the workspace's events.
+    #[arg(long, env = "SIM_DELIVERY", value_enum, default_value_t = DeliveryPaths::Webhooks)]
+    pub delivery: DeliveryPaths,
+    /// CloudEvents per Event Streams body at most (bodies also stay under 64 KB).
+    #[arg(long, env = "SIM_STREAM_BATCH", default_value_t = 10)]
+    pub stream_batch: usize,
+    /// Share of Event Streams bodies delivered a second time.
+    #[arg(long, env = "SIM_STREAM_REDELIVERY", default_value_t = 0.05)]
+    pub stream_redelivery: f64,
+}
+
+impl DeliveryArgs {
+    /// The sink at `base`'s `/webhooks/event-streams`, when Event Streams is one of the paths.
+    pub fn sink(&self, base: &str) -> Option<EventStreamsSink> {
+        (self.delivery != DeliveryPaths::Webhooks).then(|| EventStreamsSink {
+            url: format!("{}/webhooks/event-streams", base.trim_end_matches('/')),
+            batch_size: self.stream_batch.max(1),
+            also_webhooks: self.delivery == DeliveryPaths::Both,
+            redelivery_rate: self.stream_redelivery.clamp(0.0, 1.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn commands_parse_with_their_defaults() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from([
+            "taskrouter-tracer",
+            "simulate",
+            "--target",
+            "http://127.0.0.1:1",
+            "--seed",
+            "9",
+        ]);
+        let Command::Simulate(args) = cli.command else { panic!("simulate") };
+        assert_eq!((args.seed, args.rate, args.speed), (9, 20.0, 0.0));
+        let cli = Cli::parse_from(["taskrouter-tracer", "demo"]);
+        let Command::Demo(args) = cli.command else { panic!("demo") };
+        assert_eq!(args.database.to_str(), Some("taskrouter-tracer-demo.db"));
+        assert_eq!(args.speed, 1.0);
+    }
+
+    #[test]
+    fn serve_takes_repeated_alert_webhooks_and_refuses_one_that_is_not_http() {
+        use crate::alerts::AlertUrl;
+
+        let parse = |urls: &[&str]| {
+            let mut argv = vec!["taskrouter-tracer", "serve"];
+            for url in urls {
+                argv.extend(["--alert-webhook", url]);
+            }
+            Cli::try_parse_from(argv)
+        };
+        let Ok(Cli { command: Command::Serve(args) }) =
+            parse(&["https://a.example/secretpath1234", "https://b.example/y"])
+        else {
+            panic!("two webhooks parse")
+        };
+        let urls: Vec<&str> = args.alert_webhooks.iter().map(AlertUrl::as_str).collect();
+        assert_eq!(urls, ["https://a.example/secretpath1234", "https://b.example/y"]);
+        let shown = format!("{args:?}");
+        assert!(shown.contains("https://a.example/…1234") && !shown.contains("secretpath"), "redacted");
+        assert!(parse(&["ftp://a.example/x"]).is_err());
     }
 }

@@ -40,10 +40,11 @@ pub async fn run_with_routes(
 }
 
 async fn serve(args: ServeArgs, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<ExitCode> {
+    let args = args.into_settings();
     let listen = args.listen;
     let connect = if args.connect {
         let Some(public_url) = args.public_url.clone() else { anyhow::bail!("--connect needs --public-url") };
-        let Some(workspace) = args.web.workspace_sid.clone() else {
+        let Some(workspace) = args.workspace_sid.clone() else {
             anyhow::bail!("--connect needs --workspace-sid")
         };
         Some((workspace, public_url))
@@ -132,7 +133,10 @@ async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> any
         return Ok(ExitCode::from(2));
     };
     let store = storage::open(&args.database.database).await?;
-    let writer = crate::startup::command_writer(&args.database.database, None)?;
+    let writer = crate::storage::writer::Writer::start(
+        crate::settings::command_writer_config(&args.database.database, Default::default()),
+        Default::default(),
+    )?;
     let connector =
         crate::connect::Connector { client, writer, pool: store.pool.clone(), targets: Default::default() };
     let outcome = if disconnect {

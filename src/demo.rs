@@ -1,16 +1,15 @@
-//! The `demo` and `simulate` commands: their options (each also from an environment variable)
-//! and what they run.
+//! What the `demo` and `simulate` commands run (their options are `cli`'s): the simulator's demo
+//! workspace, and in `demo` the tracer wired to it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Args;
 use rand::Rng;
 
-use crate::cli::{ServeArgs, TwilioArgs};
+use crate::cli::{DeliveryPaths, DemoArgs, SimulateArgs};
 use crate::ingest::SignatureMode;
+use crate::settings::Settings;
 use crate::startup::Application;
 use taskrouter_simulator::delivery::{DeliveryConfig, Faults};
 use taskrouter_simulator::engine::Engine;
@@ -18,97 +17,6 @@ use taskrouter_simulator::event_streams::EventStreamsSink;
 use taskrouter_simulator::rest::{self, RestServer};
 use taskrouter_simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
 use taskrouter_simulator::scenario::{self, CallbackUrls, DemoSids, DemoTraffic};
-
-#[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Address the tracer listens on.
-    #[arg(long, env = "TRACER_LISTEN", default_value = "127.0.0.1:8787")]
-    pub listen: SocketAddr,
-    /// The SQLite database file holding the demo's log (created if missing).
-    #[arg(long, env = "TRACER_DEMO_DATABASE", default_value = "taskrouter-tracer-demo.db")]
-    pub database: PathBuf,
-    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
-    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
-    pub simulator_listen: SocketAddr,
-    #[command(flatten)]
-    pub twilio: TwilioArgs,
-    /// New tasks per minute.
-    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
-    pub rate: f64,
-    /// Seed for SIDs and simulated people (default: random).
-    #[arg(long, env = "SIM_SEED")]
-    pub seed: Option<u64>,
-    /// Seconds a reservation may stay pending before it times out.
-    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
-    pub reservation_timeout: u64,
-    /// Simulated seconds per real second (1 is real time).
-    #[arg(long, env = "SIM_SPEED", default_value_t = 1.0)]
-    pub speed: f64,
-    /// Fraction of webhooks the simulator never sends (0 to 1): reconciliation with its Events
-    /// API heals them every --reconcile-every minutes (1 in the demo).
-    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
-    pub drop_rate: f64,
-    /// Send no webhook at all: the tracer follows the simulator's Events API every second instead.
-    #[arg(long, env = "SIM_NO_WEBHOOKS")]
-    pub no_webhooks: bool,
-    /// Minutes between reconciliations with the Events API (0: off).
-    #[arg(long, env = "TRACER_RECONCILE_EVERY", default_value_t = 1)]
-    pub reconcile_every: u64,
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SimulateArgs {
-    /// Base URL of the tracer (or any endpoint) to call: callbacks go to TARGET/webhooks/assignment
-    /// and TARGET/webhooks/events.
-    #[arg(long, env = "SIM_TARGET")]
-    pub target: String,
-    /// New tasks per minute (simulated time).
-    #[arg(long, env = "SIM_RATE", default_value_t = 20.0)]
-    pub rate: f64,
-    /// Seconds of simulated time during which tasks arrive.
-    #[arg(long, env = "SIM_DURATION", default_value_t = 60)]
-    pub duration: u64,
-    /// Seconds of simulated time after arrivals stop, for open tasks to finish.
-    #[arg(long, env = "SIM_DRAIN", default_value_t = 600)]
-    pub drain: u64,
-    /// Seed for SIDs, simulated people and faults: the same seed gives the same run.
-    #[arg(long, env = "SIM_SEED", default_value_t = 1)]
-    pub seed: u64,
-    /// Simulated seconds per real second; 0 runs as fast as the target answers.
-    #[arg(long, env = "SIM_SPEED", default_value_t = 0.0)]
-    pub speed: f64,
-    /// Address the simulator's TaskRouter REST API listens on (port 0: any free port).
-    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// Account SID the simulator reports and accepts for REST (default: generated).
-    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
-    pub account_sid: Option<String>,
-    /// Auth token that signs callbacks and authenticates REST calls (default: generated).
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
-    /// Share of event callbacks sent twice (same body, Sid and idempotency token).
-    #[arg(long, env = "SIM_DUPLICATE_RATE", default_value_t = 0.0)]
-    pub duplicate_rate: f64,
-    /// Share of event callbacks held back and sent after the next one.
-    #[arg(long, env = "SIM_REORDER_RATE", default_value_t = 0.0)]
-    pub reorder_rate: f64,
-    /// Share of event callbacks never sent.
-    #[arg(long, env = "SIM_DROP_RATE", default_value_t = 0.0)]
-    pub drop_rate: f64,
-    /// Seconds a reservation may stay pending before it times out.
-    #[arg(long, env = "SIM_RESERVATION_TIMEOUT", default_value_t = 30)]
-    pub reservation_timeout: u64,
-    /// How long an assignment callback's answer is awaited, in ms (TaskRouter: 5000).
-    #[arg(long, env = "SIM_ASSIGNMENT_TIMEOUT_MS", default_value_t = 5000)]
-    pub assignment_timeout_ms: u64,
-    /// How long an event callback's answer is awaited before its one retry, in ms (TaskRouter: 15000).
-    #[arg(long, env = "SIM_EVENT_TIMEOUT_MS", default_value_t = 15000)]
-    pub event_timeout_ms: u64,
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-}
 
 /// A simulator with the demo workspace, its REST API and its delivery worker, all started.
 pub struct RunningSimulator {
@@ -146,44 +54,6 @@ pub struct ScenarioOptions {
     pub listener: std::net::TcpListener,
     /// An Event Streams webhook sink for the workspace's events.
     pub event_streams: Option<EventStreamsSink>,
-}
-
-/// Which paths carry the workspace's events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum DeliveryPaths {
-    /// Event callbacks (form webhooks to the workspace's EventCallbackUrl).
-    #[default]
-    Webhooks,
-    /// An Event Streams webhook sink only: signed CloudEvent batches, out of order, some twice.
-    EventStreams,
-    /// Both, so every event arrives twice, once each way.
-    Both,
-}
-
-/// How Event Streams is simulated: batch size and share of bodies delivered twice.
-#[derive(Args, Debug, Clone)]
-pub struct DeliveryArgs {
-    /// Which paths carry the workspace's events.
-    #[arg(long, env = "SIM_DELIVERY", value_enum, default_value_t = DeliveryPaths::Webhooks)]
-    pub delivery: DeliveryPaths,
-    /// CloudEvents per Event Streams body at most (bodies also stay under 64 KB).
-    #[arg(long, env = "SIM_STREAM_BATCH", default_value_t = 10)]
-    pub stream_batch: usize,
-    /// Share of Event Streams bodies delivered a second time.
-    #[arg(long, env = "SIM_STREAM_REDELIVERY", default_value_t = 0.05)]
-    pub stream_redelivery: f64,
-}
-
-impl DeliveryArgs {
-    /// The sink at `base`'s `/webhooks/event-streams`, when Event Streams is one of the paths.
-    pub fn sink(&self, base: &str) -> Option<EventStreamsSink> {
-        (self.delivery != DeliveryPaths::Webhooks).then(|| EventStreamsSink {
-            url: format!("{}/webhooks/event-streams", base.trim_end_matches('/')),
-            batch_size: self.stream_batch.max(1),
-            also_webhooks: self.delivery == DeliveryPaths::Both,
-            redelivery_rate: self.stream_redelivery.clamp(0.0, 1.0),
-        })
-    }
 }
 
 /// Builds the demo workspace and starts the REST API (on the current runtime).
@@ -224,11 +94,10 @@ fn loopback_url(address: SocketAddr) -> String {
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let account_sid = args.twilio.account_sid.clone().unwrap_or_else(|| format!("AC{}", random_hex(32)));
     let auth_token = args.twilio.auth_token.clone().unwrap_or_else(|| random_hex(32));
-    let mut serve = ServeArgs::defaults_for(args.database.clone());
-    serve.listen = args.listen;
-    serve.twilio = args.twilio.clone();
+    let mut serve = Settings { listen: args.listen, database: args.database.clone(), ..Settings::default() };
+    serve.twilio = args.twilio.credentials();
     serve.twilio.account_sid = Some(account_sid.clone());
-    serve.twilio.auth_token = Some(auth_token.clone());
+    serve.twilio.auth_token = Some(auth_token.as_str().into());
     serve.signature_check = Some(SignatureMode::Enforce);
     // With a fixed port the signed URL is known up front; with port 0 the tracer checks
     // against the Host header, which is the address the simulator calls.
@@ -239,8 +108,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (rest_listener, rest_base_url) = rest::bind(args.simulator_listen)?;
     // The pages' actions (accept, reject, look up, create) go to the simulator, and the
     // projections judge reservations against the simulated workflow's timeout.
-    serve.web.taskrouter_base_url = rest_base_url.clone();
-    serve.projection.default_reservation_timeout = args.reservation_timeout;
+    serve.rest.base_url = rest_base_url.clone();
+    serve.projection.default_reservation_timeout_ms = (args.reservation_timeout as i64).saturating_mul(1000);
     serve.reconcile_every = Some(args.reconcile_every);
     serve.follow_events_api = args.no_webhooks.then_some(1);
     serve.workspace_known_later = true;
@@ -366,30 +235,4 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(&truth)?);
     simulator.stop().await;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, Parser};
-
-    use crate::cli::{Cli, Command};
-
-    #[test]
-    fn commands_parse_with_their_defaults() {
-        Cli::command().debug_assert();
-        let cli = Cli::parse_from([
-            "taskrouter-tracer",
-            "simulate",
-            "--target",
-            "http://127.0.0.1:1",
-            "--seed",
-            "9",
-        ]);
-        let Command::Simulate(args) = cli.command else { panic!("simulate") };
-        assert_eq!((args.seed, args.rate, args.speed), (9, 20.0, 0.0));
-        let cli = Cli::parse_from(["taskrouter-tracer", "demo"]);
-        let Command::Demo(args) = cli.command else { panic!("demo") };
-        assert_eq!(args.database.to_str(), Some("taskrouter-tracer-demo.db"));
-        assert_eq!(args.speed, 1.0);
-    }
 }

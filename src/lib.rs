@@ -22,6 +22,7 @@ pub mod relay;
 pub mod replay;
 pub mod reports;
 pub mod routes;
+pub mod settings;
 
 pub mod startup;
 pub mod storage;

@@ -115,12 +115,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `database_bytes`, `sqlite_memory_bytes` and the
-    /// projections' lag are measured by the caller.
+    /// projections' lag (rows, ms) are measured by the caller.
     pub fn render(
         &self,
         database_bytes: u64,
         sqlite_memory_bytes: u64,
-        lag: crate::storage::progress::Lag,
+        lag_rows: i64,
+        lag_millis: i64,
     ) -> String {
         let mut out = String::new();
         out.push_str("# HELP tracer_webhook_requests_total Webhook requests answered, by endpoint, signature verdict and status.\n");
@@ -155,8 +156,8 @@ impl Metrics {
              # TYPE tracer_projection_lag_rows gauge\ntracer_projection_lag_rows {}\n\
              # HELP tracer_projection_lag_seconds How long ago the oldest row not yet projected was committed.\n\
              # TYPE tracer_projection_lag_seconds gauge\ntracer_projection_lag_seconds {:.3}",
-            lag.rows,
-            lag.millis as f64 / 1_000.0
+            lag_rows,
+            lag_millis as f64 / 1_000.0
         );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let single_values: [(&str, &str, &str, u64); 11] = [

@@ -9,14 +9,14 @@ use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryEx
 use actix_web::dev::{AppConfig, Server};
 use actix_web::{web, App};
 
-use crate::cli::ServeArgs;
 use crate::head_deadline::{self, HeadDeadlineStream};
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
-use crate::routes;
-use crate::storage::writer::{StorageHealth, Writer, WriterConfig};
-use crate::storage::{self, ReadStore};
+use crate::routes::{self, AppState};
+use crate::settings::Settings;
+use crate::storage;
+use crate::storage::writer::Writer;
 
 /// How long a client may take to send a request head, from its first byte (every request on a
 /// connection, not only the first). TaskRouter sends a head in one packet.
@@ -25,30 +25,6 @@ pub const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// Routes added to the server by a program embedding it (the benchmark's reference endpoints),
 /// configured on every worker's app after the tracer's own.
 pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
-
-/// State shared by every handler.
-pub struct AppState {
-    pub ingest: Ingest,
-    /// Outbound HTTP for replays (the same client `ingest` forwards with).
-    pub relay: Relay,
-    pub store: ReadStore,
-    pub metrics: Arc<Metrics>,
-    pub writer_health: Arc<StorageHealth>,
-    /// How far the projections have followed the log (pages wait for them).
-    pub progress: Arc<crate::storage::progress::ProjectionProgress>,
-    /// REST calls made from the pages (accept, reject, create, look up), each logged.
-    pub actions: crate::actions::Actions,
-    /// How assignment callbacks are answered (cached settings).
-    pub instructions: crate::instructions::AssignmentInstructions,
-    /// Login and CSRF.
-    pub security: routes::security::WebSecurity,
-    /// TaskRouter's Events API: imports from pages, the follower and reconciliation.
-    pub history: Arc<crate::history::History>,
-    /// `connect`/`disconnect` (with REST credentials).
-    pub connector: Option<crate::connect::Connector>,
-    /// Alerts: detection, delivery, their settings.
-    pub alerts: Arc<crate::alerts::Alerts>,
-}
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -60,55 +36,12 @@ pub struct Application {
     alerts: Arc<crate::alerts::Alerts>,
 }
 
-/// The writer of a command that appends to a log and serves nothing (`import`, `connect`):
-/// `serve`'s defaults, with `projection`'s reservation timeouts when given.
-///
-/// # Errors
-/// When the database cannot be opened for writing.
-pub fn command_writer(
-    database: &std::path::Path,
-    projection: Option<&crate::cli::ProjectionArgs>,
-) -> anyhow::Result<Writer> {
-    let mut args = ServeArgs::defaults_for(database.to_path_buf());
-    if let Some(projection) = projection {
-        args.projection = projection.clone();
-    }
-    Writer::start(writer_config(&args), Arc::new(Metrics::default()))
-}
-
-/// The writer's configuration `args` give.
-pub fn writer_config(args: &ServeArgs) -> WriterConfig {
-    WriterConfig {
-        database: args.database.database.clone(),
-        synchronous: args.synchronous,
-        max_batch: args.commit_batch.max(1),
-        busy_timeout: Duration::from_millis(args.busy_timeout_ms),
-        queue_capacity: args.queue_capacity.max(1),
-        wal_restart_frames: i64::from(args.wal_limit_mib) * 256,
-        projection: args.projection.config(),
-    }
-}
-
-impl AppState {
-    /// What a page's banner says about the projections: `None` unless they are far enough
-    /// behind the log that what the page shows is not up to date.
-    pub fn projection_lag(&self) -> Option<String> {
-        let lag = self.progress.lag();
-        (lag.millis >= routes::consistency::PAGE_WAIT.as_millis() as i64).then(|| lag.describe()).flatten()
-    }
-
-    /// What a page's banner says while alerts cannot be delivered, else `None`.
-    pub fn alert_problem(&self) -> Option<String> {
-        self.alerts.problem()
-    }
-}
-
 impl Application {
     /// Opens the database (applying migrations), starts the writer and binds the listener.
     ///
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
-    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+    pub async fn build(args: Settings) -> anyhow::Result<Self> {
         Self::build_with_routes(args, None).await
     }
 
@@ -117,22 +50,24 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build_with_routes(
-        args: ServeArgs,
+        args: Settings,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<Self> {
         // Checked first: a public listener without a password must not start at all.
         let security = routes::security::WebSecurity::new(
-            args.web.ui_password.as_deref(),
+            args.ui_password.as_ref().map(|p| p.expose()),
             !args.listen.ip().is_loopback(),
         )?;
-        let store = storage::open(&args.database.database).await?;
+        let store = storage::open(&args.database).await?;
         let instructions = crate::instructions::AssignmentInstructions::load(&store.pool).await?;
         let metrics = Arc::new(Metrics::default());
-        let writer = Writer::start(writer_config(&args), metrics.clone())?;
+        // Exposed here only: signing and checking signatures need the token itself.
+        let auth_token = args.twilio.auth_token.as_ref().map(|token| token.expose().to_string());
+        let writer = Writer::start(args.writer_config(), metrics.clone())?;
         // One outbound client (one connection pool) for forwarding and replays alike.
-        let relay = Relay::new(args.twilio.auth_token.clone());
+        let relay = Relay::new(auth_token.clone());
         // One REST client (one connection pool) for actions, the Events API and connect alike.
-        let rest_client = crate::taskrouter_client::TaskRouterClient::from_args(&args.twilio, &args.web);
+        let rest_client = crate::taskrouter_client::TaskRouterClient::configured(&args.twilio, &args.rest);
         let connected = crate::connect::SharedTargets::default();
         let connector = rest_client.clone().map(|client| crate::connect::Connector {
             client,
@@ -140,13 +75,13 @@ impl Application {
             pool: store.pool.clone(),
             targets: connected.clone(),
         });
-        if let (Some(connector), Some(workspace)) = (&connector, &args.web.workspace_sid) {
+        if let (Some(connector), Some(workspace)) = (&connector, &args.workspace_sid) {
             // Restarted while connected: keep forwarding to the originals.
             connector.load_targets(workspace).await;
         }
         let ingest = Ingest::new(
             IngestConfig {
-                auth_token: args.twilio.auth_token.clone(),
+                auth_token,
                 signature_mode: args.signature_mode(),
                 public_url: args.public_url.clone(),
                 body_limit: args.body_limit,
@@ -156,12 +91,16 @@ impl Application {
             writer.clone(),
             relay.clone(),
         );
-        let actions =
-            crate::actions::Actions::new(rest_client.clone(), &args.web, writer.clone(), store.pool.clone());
+        let actions = crate::actions::Actions::new(
+            rest_client.clone(),
+            args.workspace_sid.clone(),
+            writer.clone(),
+            store.pool.clone(),
+        );
         let history = crate::history::History::new(
             crate::history::HistoryConfig {
                 client: rest_client,
-                workspaces: args.web.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
+                workspaces: args.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
                 follow_every: args.follow_events_api.map(Duration::from_secs),
                 reconcile_every: args.reconcile_interval(),
             },
@@ -197,7 +136,7 @@ impl Application {
                     .as_ref()
                     .map(|_| format!("{loopback}{}", routes::alerts::DEMO_RECEIVER_PATH)),
                 public_url: args.public_url.clone().unwrap_or_else(|| loopback.clone()),
-                database: args.database.database.clone(),
+                database: args.database.clone(),
             },
             store.pool.clone(),
             writer.clone(),

@@ -10,13 +10,11 @@
 //! retrying), or [was applied](WriteOutcome::AppliedUnreadable) with an answer that could not
 //! be read. Errors carry Twilio's `code` and a plain-words explanation of what to do next.
 
+use crate::settings::{RestSettings, TwilioCredentials};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-/// Twilio's production base URL.
-pub const DEFAULT_BASE_URL: &str = "https://taskrouter.twilio.com";
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -37,16 +35,16 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// The credentials the command line gives: an API key and secret, else the account SID and
-    /// auth token; `None` when neither pair is complete.
-    pub fn from_args(twilio: &crate::cli::TwilioArgs) -> Option<Self> {
+    /// The credentials configured: an API key and secret, else the account SID and auth token;
+    /// `None` when neither pair is complete.
+    pub fn from_settings(twilio: &TwilioCredentials) -> Option<Self> {
         match (&twilio.api_key, &twilio.api_secret, &twilio.account_sid, &twilio.auth_token) {
             (Some(key), Some(secret), _, _) => {
-                Some(Credentials::ApiKey { key: key.clone(), secret: secret.clone() })
+                Some(Credentials::ApiKey { key: key.clone(), secret: secret.expose().to_string() })
             }
             (_, _, Some(account_sid), Some(auth_token)) => Some(Credentials::AuthToken {
                 account_sid: account_sid.clone(),
-                auth_token: auth_token.clone(),
+                auth_token: auth_token.expose().to_string(),
             }),
             _ => None,
         }
@@ -412,17 +410,10 @@ impl TaskRouterClient {
         Self { http, base_url: base_url.trim_end_matches('/').to_string(), credentials, timeout }
     }
 
-    /// The client the command line's credentials, base URL and timeout give; `None` without
-    /// credentials.
-    pub fn from_args(twilio: &crate::cli::TwilioArgs, web: &crate::cli::WebArgs) -> Option<Self> {
-        Self::configured(twilio, &web.taskrouter_base_url, web.taskrouter_timeout_ms)
-    }
-
-    /// The client for `base_url` with `twilio`'s credentials and a timeout of `timeout_ms`;
-    /// `None` without credentials.
-    pub fn configured(twilio: &crate::cli::TwilioArgs, base_url: &str, timeout_ms: u64) -> Option<Self> {
-        let timeout = Duration::from_millis(timeout_ms.max(1));
-        Credentials::from_args(twilio).map(|c| Self::new(base_url, c, timeout))
+    /// The client `rest` and `twilio`'s credentials give; `None` without credentials.
+    pub fn configured(twilio: &TwilioCredentials, rest: &RestSettings) -> Option<Self> {
+        let timeout = Duration::from_millis(rest.timeout_ms.max(1));
+        Credentials::from_settings(twilio).map(|c| Self::new(&rest.base_url, c, timeout))
     }
 
     /// The base URL calls go to.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{now_ms, redact_url, Alert, AlertBody, AlertKind, Alerts, TargetHealth};
-use crate::storage::alerts::{self as store, OutboxRow};
+use crate::alerts::store::{self as store, OutboxRow};
 use crate::storage::event_log::{NewRecord, RecordKind};
 use crate::storage::writer::WriteError;
 

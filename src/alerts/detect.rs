@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{now_ms, Alert, AlertKind, Alerts};
+use crate::alerts::store::{self as store, LogCandidate, PendingReservation, ThresholdRule};
 use crate::relay::UpstreamAnswer;
 use crate::reports::compute::TimeoutRate;
-use crate::storage::alerts::{self as store, LogCandidate, PendingReservation, ThresholdRule};
 use crate::storage::progress::ProjectionProgress;
 use crate::storage::writer::StorageHealth;
 use taskrouter_protocol::instruction::Severity;

@@ -10,6 +10,7 @@
 
 pub mod deliver;
 pub mod detect;
+pub mod store;
 pub mod targets;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,7 +22,6 @@ use sqlx::SqlitePool;
 
 pub use targets::{redact_url, AlertUrl};
 
-use crate::storage::alerts as store;
 use crate::storage::progress::ProjectionProgress;
 use crate::storage::writer::{StorageHealth, Writer};
 

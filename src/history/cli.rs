@@ -76,7 +76,10 @@ pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<Impor
             .collect()
     };
     storage::open(&args.database.database).await?;
-    let writer = crate::startup::command_writer(&args.database.database, Some(&args.projection))?;
+    let writer = crate::storage::writer::Writer::start(
+        crate::settings::command_writer_config(&args.database.database, args.projection.config()),
+        Default::default(),
+    )?;
     let mut outcomes = Vec::new();
     for workspace in &args.workspace_sids {
         for window in &windows {

@@ -18,7 +18,7 @@ use taskrouter_protocol::signature::{self, SignedRequest, Verdict};
 use taskrouter_protocol::webhook::{self, Endpoint, FormParams};
 
 /// How signatures are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureMode {
     /// Answer 403 to a missing or bad signature (the request is still recorded).
     Enforce,
@@ -26,6 +26,19 @@ pub enum SignatureMode {
     Record,
     /// Do not check; every request is `unchecked`.
     Off,
+}
+
+impl std::str::FromStr for SignatureMode {
+    type Err = String;
+
+    fn from_str(mode: &str) -> Result<Self, String> {
+        match mode {
+            "enforce" => Ok(SignatureMode::Enforce),
+            "record" => Ok(SignatureMode::Record),
+            "off" => Ok(SignatureMode::Off),
+            other => Err(format!("{other:?} is not a signature mode (enforce, record, off)")),
+        }
+    }
 }
 
 /// What ingest needs to know, fixed at start.

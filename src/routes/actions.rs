@@ -9,11 +9,11 @@ use taskrouter_protocol::{ReservationSid, TaskSid};
 
 use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
+use super::AppState;
 use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
 use crate::projections::fold::ReservationView;
 use crate::projections::reads;
-use crate::startup::AppState;
 use crate::storage::reads::{RecordedRequest, RequestFilter};
 use crate::storage::settings::{self, InstructionRule};
 use crate::taskrouter_client::{NewTask, ReservationAnswer, Workflow};

@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use super::actions::settings_view;
 use super::html::{format_ms, render};
 use super::security::csrf_refusal;
+use super::AppState;
 use crate::actions::ActionContext;
+use crate::alerts::store::{self as store, ThresholdRule};
 use crate::alerts::{self, redact_url, Alert, AlertKind};
-use crate::startup::AppState;
-use crate::storage::alerts::{self as store, ThresholdRule};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings/alerts/webhooks", web::post().to(add_webhook))

@@ -10,7 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
-use crate::startup::AppState;
+use super::AppState;
 
 /// How long a read waits for the projections at most.
 pub const PAGE_WAIT: Duration = Duration::from_secs(2);

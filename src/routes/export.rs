@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::error::JsonError;
 use super::request_api::to_json;
 use super::requests_query::RequestQuery;
-use crate::startup::AppState;
+use super::AppState;
 use crate::storage::reads::{RecordedRequest, RequestFilter};
 use crate::storage::ReadStore;
 use taskrouter_protocol::webhook::parse_form;

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::startup::AppState;
+use super::AppState;
 use crate::storage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,7 +37,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let bytes = storage::database_bytes(&state.store.path);
-    let mut text = state.metrics.render(bytes, storage::sqlite_memory_bytes(), state.progress.lag());
+    let lag = state.progress.lag();
+    let mut text = state.metrics.render(bytes, storage::sqlite_memory_bytes(), lag.rows, lag.millis);
     text.push_str(&state.history.render_metrics());
     text.push_str(&state.alerts.render_metrics());
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)

@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
+use super::AppState;
 use crate::history::import::Window;
 use crate::history::JobView;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/import", web::get().to(import_page))

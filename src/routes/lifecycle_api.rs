@@ -5,8 +5,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::error::{AppError, JsonError};
+use super::AppState;
 use crate::projections::reads::{self, TaskFilter};
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/tasks", web::get().to(list))

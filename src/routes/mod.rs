@@ -15,8 +15,11 @@ pub mod request_api;
 pub mod request_pages;
 pub mod requests_query;
 pub mod security;
+mod state;
 pub mod svg_timeline;
 pub mod webhooks;
+
+pub use state::AppState;
 
 use actix_web::web;
 

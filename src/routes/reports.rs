@@ -7,9 +7,9 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::AppState;
 use crate::reports::render::{self, Resource};
 use crate::reports::{self, By, Report, ReportSpec, StatisticsParams};
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/Workspaces/{workspace}/CumulativeStatistics", web::get().to(workspace_statistics))

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::error::{AppError, JsonError};
 use super::requests_query::RequestQuery;
+use super::AppState;
 use crate::replay::ReplayRequest;
-use crate::startup::AppState;
 use crate::storage::reads::RecordedRequest;
 use crate::storage::reads::TEXT_SCAN_ROWS;
 

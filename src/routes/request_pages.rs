@@ -8,7 +8,7 @@ use askama::Template;
 use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
 use super::requests_query::RequestQuery;
-use crate::startup::AppState;
+use super::AppState;
 use crate::storage::reads::RecordedRequest;
 use crate::storage::reads::TEXT_SCAN_ROWS;
 use taskrouter_protocol::cloud_event::{self, EVENT_STREAMS_ENDPOINT};

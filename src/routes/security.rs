@@ -18,7 +18,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::startup::AppState;
+use super::AppState;
 
 const COOKIE: &str = "tracer_session";
 

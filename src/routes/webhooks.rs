@@ -9,8 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
+use super::AppState;
 use crate::ingest::{IngestOutcome, ReceivedRequest};
-use crate::startup::AppState;
 use taskrouter_protocol::cloud_event::EVENT_STREAMS_ENDPOINT;
 use taskrouter_protocol::{Endpoint, FormParams};
 

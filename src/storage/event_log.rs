@@ -33,7 +33,7 @@ pub enum RecordKind {
     /// One TaskRouter CloudEvent of an Event Streams request, stored as the JSON it came as
     /// and related to the request's row, which holds the whole body.
     CloudEvent,
-    /// An alert the tracer POSTed (or tried to) to an alert webhook (`crate::alerts`).
+    /// An alert the tracer POSTed (or tried to) to an alert webhook.
     Alert,
 }
 

@@ -2,7 +2,6 @@
 //! read queries pages and APIs use. No SQL lives outside this module and `projections`' own
 //! storage code, so the store can later move to a shared server.
 
-pub mod alerts;
 pub mod append;
 pub mod checkpointer;
 pub mod connections;

@@ -1,6 +1,6 @@
 //! The settings table (`assignment_instructions`): how assignment callbacks are answered,
 //! globally or per task queue / workflow. Small, rarely written, read once at start and after
-//! each change (the hot path reads an in-memory copy, see `crate::instructions`).
+//! each change (the hot path reads an in-memory copy of them, kept by the assignment instructions).
 
 use sqlx::{Row, SqlitePool};
 

@@ -32,12 +32,24 @@ use crate::metrics::Metrics;
 use crate::projections;
 
 /// SQLite's `synchronous` setting for the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
     /// fsync the WAL at every commit: a committed row survives power loss.
     Full,
     /// fsync at checkpoints only: survives a crash of the process, not of the machine.
     Normal,
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+
+    fn from_str(mode: &str) -> Result<Self, String> {
+        match mode {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(format!("{other:?} is not a synchronous mode (full, normal)")),
+        }
+    }
 }
 
 /// How the writer runs.

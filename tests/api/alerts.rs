@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::Value;
-use taskrouter_tracer::cli::ServeArgs;
 use taskrouter_tracer::projections::{self, ProjectionConfig};
+use taskrouter_tracer::settings::Settings;
 
 use crate::fixtures::{self, event_sid, with, Params, QUEUE, RESERVATION, TASK, WORKER};
 use crate::helpers::{spawn_app_with, TestApp};
@@ -97,7 +97,7 @@ impl Receiver {
 }
 
 /// A server sending its alerts to `receiver`, with `configure` applied after.
-async fn app_alerting(receiver: &Receiver, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+async fn app_alerting(receiver: &Receiver, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let url = receiver.url();
     spawn_app_with(move |args| {
         args.alert_webhooks = vec![url.parse().unwrap()];
@@ -221,7 +221,7 @@ async fn a_timeout_alerts_once_and_never_again_on_a_duplicate_a_replay_a_rebuild
     assert_eq!(chain.first_bad_row, None, "alert rows are chained like any other");
     drop(connection);
     let database = app.database.clone();
-    let restarted = app_alerting(&receiver, move |args| args.database.database = database).await;
+    let restarted = app_alerting(&receiver, move |args| args.database = database).await;
     const THIRD_RESERVATION: &str = "WR7e57a5c0000000000000000000000003";
     post_timeout(&restarted, 20, at + 300, THIRD_RESERVATION).await;
     let alerts = receiver.wait_for("reservation.timeout", 3).await;
@@ -233,7 +233,7 @@ async fn a_timeout_alerts_once_and_never_again_on_a_duplicate_a_replay_a_rebuild
 #[tokio::test]
 async fn an_overdue_reservation_is_alerted_by_the_clock_with_no_further_fact() {
     let receiver = Receiver::start().await;
-    let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout = 1).await;
+    let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout_ms = 1000).await;
     let at = now_ms();
     post_event(&app, &fixtures::task_event("task.created", &event_sid(1), at, "created")).await;
     post_event(&app, &reservation("reservation.created", 2, at + 10, RESERVATION)).await;
@@ -489,7 +489,7 @@ async fn simulated_timeouts_are_alerted_once_each_and_an_import_of_the_same_even
     use taskrouter_tracer::history::cli::{run as run_import, ImportRun};
 
     let receiver = Receiver::start().await;
-    let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout = 30).await;
+    let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout_ms = 30_000).await;
     let since = (chrono::Utc::now() - chrono::Duration::minutes(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let traffic =

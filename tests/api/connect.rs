@@ -313,11 +313,11 @@ async fn tracer(sim: &RunningSimulator, database: Option<std::path::PathBuf>) ->
     let (base, workspace) = (sim.rest_base_url().to_string(), sim.sids.workspace.clone());
     spawn_app_with(move |args| {
         if let Some(database) = database {
-            args.database.database = database;
+            args.database = database;
         }
         args.twilio.account_sid = Some(SIM_ACCOUNT.into());
-        args.web.taskrouter_base_url = base;
-        args.web.workspace_sid = Some(workspace);
+        args.rest.base_url = base;
+        args.workspace_sid = Some(workspace);
         args.reconcile_every = Some(0);
     })
     .await

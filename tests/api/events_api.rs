@@ -130,7 +130,7 @@ async fn import_gives_the_webhook_paths_projections_and_dedups_in_both_orders() 
             Ok(taskrouter_protocol::webhook::parse_form(&body).unwrap().0)
         },
     );
-    let imported_app = spawn_app_with(|args| args.database.database = imported_db.clone()).await;
+    let imported_app = spawn_app_with(|args| args.database = imported_db.clone()).await;
     for params in &bodies {
         let response = imported_app.post_signed("/webhooks/events", params).await;
         assert_eq!(response.status().as_u16(), 204);
@@ -224,8 +224,8 @@ async fn following_the_events_api_needs_no_webhook_and_sees_a_new_event_within_t
     let clock = tokio::spawn(async move { driver.run_until(i64::MAX / 2).await });
     let app = spawn_app_with(|args| {
         args.twilio.account_sid = Some(SIM_ACCOUNT.into());
-        args.web.taskrouter_base_url = sim.rest_base_url().to_string();
-        args.web.workspace_sid = Some(sim.sids.workspace.clone());
+        args.rest.base_url = sim.rest_base_url().to_string();
+        args.workspace_sid = Some(sim.sids.workspace.clone());
         args.follow_events_api = Some(1);
         args.reconcile_every = Some(0);
     })
@@ -281,10 +281,10 @@ async fn reconciliation_heals_dropped_webhooks_when_the_tracer_starts() {
     // The same log, now with credentials: reconciliation runs at start and fills the gaps.
     let database = first.database.clone();
     let healed_app = spawn_app_with(|args| {
-        args.database.database = database;
+        args.database = database;
         args.twilio.account_sid = Some(SIM_ACCOUNT.into());
-        args.web.taskrouter_base_url = sim.rest_base_url().to_string();
-        args.web.workspace_sid = Some(sim.sids.workspace.clone());
+        args.rest.base_url = sim.rest_base_url().to_string();
+        args.workspace_sid = Some(sim.sids.workspace.clone());
     })
     .await;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -606,7 +606,7 @@ async fn the_task_page_fetches_a_tasks_missing_events_from_the_api() {
     let sim_base = sim_listener.1.clone();
     let app = spawn_app_with(|args| {
         args.twilio.account_sid = Some(SIM_ACCOUNT.into());
-        args.web.taskrouter_base_url = sim_base.clone();
+        args.rest.base_url = sim_base.clone();
         args.reconcile_every = Some(0);
     })
     .await;

@@ -8,9 +8,9 @@ use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::rest;
 use taskrouter_simulator::runtime::ClockMode;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
-use taskrouter_tracer::cli::ServeArgs;
 use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::ingest::SignatureMode;
+use taskrouter_tracer::settings::Settings;
 use taskrouter_tracer::startup::Application;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
@@ -81,16 +81,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("tracer.db");
-    let mut args = ServeArgs::defaults_for(database.clone());
+    let mut args = Settings::for_tests(database.clone());
     args.listen = "127.0.0.1:0".parse().unwrap();
-    args.twilio.auth_token = Some(AUTH_TOKEN.to_string());
+    args.twilio.auth_token = Some(AUTH_TOKEN.into());
     args.signature_check = Some(SignatureMode::Enforce);
     args.workers = Some(2);
     configure(&mut args);
-    let database = args.database.database.clone();
+    let database = args.database.clone();
     let application = Application::build(args).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();

@@ -105,7 +105,7 @@ async fn out_of_order_arrival_lands_in_lifecycle_order() {
 #[tokio::test]
 async fn a_timeout_is_explained_and_the_task_re_reserved() {
     let app = spawn_app_with(|args| {
-        args.projection.reservation_timeouts = vec![(WORKFLOW.to_string(), 30)];
+        args.projection.workflow_reservation_timeouts_ms = [(WORKFLOW.to_string(), 30_000)].into();
     })
     .await;
     post_event(&app, &task("task.created", 1, T0)).await;
@@ -311,7 +311,7 @@ async fn rows_a_crash_left_unprojected_are_taken_in_before_the_next_start_serves
         assert_eq!(behind, 2, "two rows the projections never took in");
     }
 
-    let restarted = spawn_app_with(|args| args.database.database = app.database.clone()).await;
+    let restarted = spawn_app_with(|args| args.database = app.database.clone()).await;
     let (status, health) = restarted.get_json("/healthz").await;
     assert_eq!(status, 200);
     assert_eq!(health["projection_lag_rows"], 0, "caught up before serving: {health}");

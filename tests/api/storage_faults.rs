@@ -271,7 +271,7 @@ async fn assert_nothing_lost_or_half_written(app: &TestApp, poster: &Poster) {
     assert_eq!(report.first_bad_row, None);
     let comparison = taskrouter_tracer::commands::compare_with_rebuild(
         &app.database,
-        &taskrouter_tracer::cli::ServeArgs::defaults_for(app.database.clone()).projection.config(),
+        &taskrouter_tracer::settings::Settings::for_tests(app.database.clone()).projection,
     )
     .unwrap();
     assert_eq!(comparison.first_difference(10), None, "projections equal a rebuild");
@@ -286,7 +286,7 @@ async fn assert_nothing_lost_or_half_written(app: &TestApp, poster: &Poster) {
 async fn disk_full_is_answered_503_and_service_resumes_when_space_returns() {
     let Some(mount) = FaultMount::tmpfs("disk_full", "6m") else { return };
     let database = mount.database();
-    let app = spawn_app_with(|args| args.database.database = database).await;
+    let app = spawn_app_with(|args| args.database = database).await;
     let mut poster = Poster::new(20_000);
     for _ in 0..5 {
         assert_eq!(poster.post(&app).await, Answer::Stored);
@@ -329,7 +329,7 @@ async fn disk_full_is_answered_503_and_service_resumes_when_space_returns() {
 async fn a_file_system_gone_read_only_is_answered_503_and_service_resumes_after_repair() {
     let Some(mount) = FaultMount::ext4("read_only_file_system", 32) else { return };
     let database = mount.database();
-    let app = spawn_app_with(|args| args.database.database = database).await;
+    let app = spawn_app_with(|args| args.database = database).await;
     let mut poster = Poster::new(0);
     for _ in 0..5 {
         assert_eq!(poster.post(&app).await, Answer::Stored);
@@ -358,7 +358,7 @@ async fn a_read_only_database_file_is_answered_503_and_service_resumes_when_writ
     let database = mount.database();
     let mut poster = Poster::new(0);
     {
-        let app = spawn_app_with(|args| args.database.database = database.clone()).await;
+        let app = spawn_app_with(|args| args.database = database.clone()).await;
         for _ in 0..3 {
             assert_eq!(poster.post(&app).await, Answer::Stored);
         }
@@ -374,7 +374,7 @@ async fn a_read_only_database_file_is_answered_503_and_service_resumes_when_writ
     let file = database.to_str().unwrap().to_string();
     let immutable = |flag: &str| run_ok("chattr", &[flag, &file]);
     immutable("+i");
-    let app = spawn_app_with(|args| args.database.database = database.clone()).await;
+    let app = spawn_app_with(|args| args.database = database.clone()).await;
     for _ in 0..3 {
         assert_eq!(poster.post(&app).await, Answer::Refused, "nothing is acknowledged into a read-only file");
     }

@@ -129,9 +129,9 @@ async fn tracer_for(fake: &FakeTaskRouter) -> TestApp {
     let base = fake.base.clone();
     let app = spawn_app_with(|args| {
         args.twilio.account_sid = Some(fixtures::ACCOUNT.into());
-        args.web.taskrouter_base_url = base;
-        args.web.workspace_sid = Some(WORKSPACE.into());
-        args.web.taskrouter_timeout_ms = CLIENT_TIMEOUT_MS;
+        args.rest.base_url = base;
+        args.workspace_sid = Some(WORKSPACE.into());
+        args.rest.timeout_ms = CLIENT_TIMEOUT_MS;
     })
     .await;
     let created = fixtures::reservation_event("reservation.created", &event_sid(700), 1_700_000_000_000);

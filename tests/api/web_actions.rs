@@ -17,12 +17,12 @@ pub const ACCOUNT: &str = crate::helpers::SIM_ACCOUNT;
 /// The tracer wired to a fresh simulator (no background traffic; time stands still, so a
 /// reservation stays pending until someone answers it).
 pub async fn wired(
-    configure: impl FnOnce(&mut taskrouter_tracer::cli::ServeArgs),
+    configure: impl FnOnce(&mut taskrouter_tracer::settings::Settings),
 ) -> (TestApp, RunningSimulator) {
     let (listener, rest_base) = rest::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let app = spawn_app_with(|args| {
         args.twilio.account_sid = Some(ACCOUNT.into());
-        args.web.taskrouter_base_url = rest_base.clone();
+        args.rest.base_url = rest_base.clone();
         configure(args);
     })
     .await;

@@ -1,6 +1,6 @@
 //! The lifecycle pages over recorded callbacks, and the login guard.
 
-use taskrouter_tracer::cli::ServeArgs;
+use taskrouter_tracer::settings::Settings;
 use taskrouter_tracer::startup::Application;
 
 use crate::fixtures::{self, event_sid, RESERVATION, TASK, WORKER};
@@ -88,14 +88,14 @@ async fn dashboard_tasks_task_workers_and_timeouts_pages() {
 #[tokio::test]
 async fn beyond_loopback_a_login_is_required_except_for_webhooks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = ServeArgs::defaults_for(dir.path().join("t.db"));
+    let mut args = Settings::for_tests(dir.path().join("t.db"));
     args.listen = "0.0.0.0:0".parse().unwrap();
     let refused = Application::build(args).await.err().expect("no password: refuses to start");
     assert!(refused.to_string().contains("--ui-password"));
 
     let app = spawn_app_with(|args| {
         args.listen = "0.0.0.0:0".parse().unwrap();
-        args.web.ui_password = Some("correct horse".into());
+        args.ui_password = Some("correct horse".into());
     })
     .await;
     let mut session = WebSession::new(&app);

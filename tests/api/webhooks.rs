@@ -274,7 +274,7 @@ async fn rows_survive_a_restart_and_the_chain_continues() {
     let database = dir.path().join("restart.db");
     for round in 0..2u64 {
         let database = database.clone();
-        let app = spawn_app_with(move |args| args.database.database = database).await;
+        let app = spawn_app_with(move |args| args.database = database).await;
         for i in 0..5 {
             let event = fixtures::task_event(
                 "task.updated",
@@ -339,7 +339,7 @@ async fn healthz_and_metrics_report_the_database() {
 
 #[test]
 fn debug_output_never_shows_the_auth_token() {
-    let mut args = taskrouter_tracer::cli::ServeArgs::defaults_for("x.db".into());
+    let mut args = taskrouter_tracer::settings::Settings::for_tests("x.db");
     args.twilio.auth_token = Some(AUTH_TOKEN.into());
     assert!(!format!("{args:?}").contains(AUTH_TOKEN));
 }

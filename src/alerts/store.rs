@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use sqlx::{Row, SqlitePool};
 
-use crate::alerts::{Alert, AlertKind};
+use super::{Alert, AlertKind};
 
 /// A threshold rule as stored.
 #[derive(Debug, Clone, PartialEq)]
