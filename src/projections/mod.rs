@@ -14,6 +14,7 @@ pub mod engine;
 pub mod explain;
 pub mod fact;
 pub mod fold;
+mod fold_state;
 pub mod overview;
 pub mod reads;
 mod store;
