@@ -14,6 +14,7 @@ pub mod engine;
 pub mod explain;
 pub mod fact;
 pub mod fold;
+mod fold_state;
 pub mod overview;
 pub mod reads;
 mod store;
@@ -123,9 +124,7 @@ pub fn rebuild(
 const REBUILD_CHUNK_IDS: i64 = 1_024;
 const REBUILD_READ_AHEAD: usize = 8;
 /// Threads reading, decompressing and decoding the log during a rebuild, beside the one that
-/// folds and writes. Reading is about half the work: with one reader the folding thread waited
-/// for it (1M-event log, 2 cores, measured before evicted tasks were written in SID order: 24 s
-/// with one reader, 20-22 s with two; three were no faster).
+/// folds and writes: with only one reader the folding thread waits for it.
 const REBUILD_READERS: usize = 2;
 
 /// Log rows between two progress reports.
@@ -151,7 +150,7 @@ fn replay(
     let mut engine = Engine::for_rebuild(config.clone());
     engine.discard_on_a_thread();
     // Progress is counted in log rows, not facts: counting the facts first would read the
-    // whole log once more (1M events: 0.5 s from the page cache, 2.8 s from disk).
+    // whole log once more.
     let last_id = store::last_event_id(&tx)?;
     let total_rows = last_id.max(0) as u64;
     let mut last_reported = 0;
@@ -167,9 +166,9 @@ fn replay(
         }
         Ok(())
     };
-    // Reading, decompressing and decoding the log is about half the work: on a file database
-    // other threads do it on their own connections (the log does not change meanwhile: this
-    // transaction holds the write lock) while this one folds and writes.
+    // On a file database other threads read, decompress and decode the log on their own
+    // connections (the log does not change meanwhile: this transaction holds the write lock)
+    // while this one folds and writes.
     match tx.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from) {
         Some(path) => read_in_parallel(&path, last_id, REBUILD_READERS, REBUILD_CHUNK_IDS, &mut apply)?,
         // An in-memory database has no file for other connections: the same chunks, read here.
@@ -195,11 +194,10 @@ fn replay(
 const CLEAR_WARMERS: usize = 2;
 
 /// Empties the projection tables. SQLite reads every page of a table to free it, one page at a
-/// time, so from a cold cache this dominated a rebuild's start (1M-event log: 3.4-4.8 s of a
-/// 22-24 s rebuild). On a file database, threads on their own read-only connections meanwhile
-/// read the tables the DELETEs reach last (readers see the last commit: the same pages), so
-/// those are cached when their turn comes, and are interrupted once all are empty (cold
-/// 1M-event log: 3.4-3.5 s -> 2.6-2.7 s with two or three such threads).
+/// time, which is slow from a cold cache: on a file database, threads on their own read-only
+/// connections meanwhile read the tables the DELETEs reach last (readers see the last commit:
+/// the same pages), so those are cached when their turn comes, and are interrupted once all are
+/// empty.
 fn clear_tables(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let Some(path) = tx.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from) else {
         return TABLES.iter().try_for_each(|table| store::clear_table(tx, table));

@@ -434,7 +434,7 @@ impl WriterThread {
             }
             reopen_if_needed(&mut self.connection, &mut self.reopen, &self.config);
             // Response times ride along only now and then: each transaction that carries them
-            // writes one more page (at low load a commit writes about 15).
+            // writes one more page.
             let timings_due = pending_timings.len() >= TIMINGS_PER_WRITE
                 || pending_since.is_some_and(|since| since.elapsed() >= TIMINGS_MAX_AGE);
             let timings: &[(i64, u64)] = if timings_due { &pending_timings } else { &[] };
