@@ -571,4 +571,26 @@ mod tests {
         assert!(shown.contains("https://a.example/…1234") && !shown.contains("secretpath"), "redacted");
         assert!(parse(&["ftp://a.example/x"]).is_err());
     }
+
+    #[test]
+    fn reservation_timeouts_come_from_the_command_line_and_environment() {
+        let cli = Cli::parse_from([
+            "taskrouter-tracer",
+            "rebuild",
+            "--reservation-timeout",
+            "WW00000000000000000000000000000001=30",
+            "--reservation-timeout",
+            "WW00000000000000000000000000000002=600",
+            "--default-reservation-timeout",
+            "90",
+        ]);
+        let Command::Rebuild(args) = cli.command else { panic!("rebuild") };
+        let config = args.projection.config();
+        assert_eq!(config.reservation_timeout_ms(Some("WW00000000000000000000000000000001")), 30_000);
+        assert_eq!(config.reservation_timeout_ms(Some("WW00000000000000000000000000000002")), 600_000);
+        assert_eq!(config.reservation_timeout_ms(None), 90_000);
+        assert!(
+            Cli::try_parse_from(["taskrouter-tracer", "rebuild", "--reservation-timeout", "WQ1=30"]).is_err()
+        );
+    }
 }

@@ -247,33 +247,6 @@ fn transfers_and_failed_reservations_are_recorded() {
 }
 
 #[test]
-fn reservation_timeouts_come_from_the_command_line_and_environment() {
-    use clap::Parser;
-    let cli = crate::cli::Cli::parse_from([
-        "taskrouter-tracer",
-        "rebuild",
-        "--reservation-timeout",
-        "WW00000000000000000000000000000001=30",
-        "--reservation-timeout",
-        "WW00000000000000000000000000000002=600",
-        "--default-reservation-timeout",
-        "90",
-    ]);
-    let crate::cli::Command::Rebuild(args) = cli.command else { panic!("rebuild") };
-    let config = args.projection.config();
-    assert_eq!(config.reservation_timeout_ms(Some(WORKFLOW)), 30_000);
-    assert_eq!(config.reservation_timeout_ms(Some("WW00000000000000000000000000000002")), 600_000);
-    assert_eq!(config.reservation_timeout_ms(None), 90_000);
-    assert!(crate::cli::Cli::try_parse_from([
-        "taskrouter-tracer",
-        "rebuild",
-        "--reservation-timeout",
-        "WQ1=30"
-    ])
-    .is_err());
-}
-
-#[test]
 fn timeline_text_shows_order_evidence_and_flags() {
     let p = fold(&timeout_then_accept(TASK, T0));
     let detail = super::reads::TaskDetail {
