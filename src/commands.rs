@@ -134,8 +134,9 @@ async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> any
     };
     let store = storage::open(&args.database.database).await?;
     let writer = crate::storage::writer::Writer::start(
-        crate::settings::command_writer_config(&args.database.database, Default::default()),
+        crate::settings::command_writer_config(&args.database.database),
         Default::default(),
+        projections::Projector::new(Default::default()),
     )?;
     let connector =
         crate::connect::Connector { client, writer, pool: store.pool.clone(), targets: Default::default() };
@@ -336,7 +337,7 @@ pub fn compare_with_rebuild(
         copy.pragma_update(None, "synchronous", "OFF")?;
         // Rows the projections had not taken in when the copy was made are taken in first, as
         // a server started on the copy would: what is compared is where they resume to.
-        crate::storage::projector::catch_up(&mut copy, &mut projections::Engine::new(config.clone()))?;
+        projections::projector::catch_up(&mut copy, &mut projections::Engine::new(config.clone()))?;
         let stored = projections::dump(&copy)?;
         let report = projections::rebuild(&mut copy, config, |_, _| {})?;
         let rebuilt = projections::dump(&copy)?;

@@ -206,15 +206,14 @@ impl Settings {
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),
             queue_capacity: self.queue_capacity.max(1),
             wal_restart_frames: i64::from(self.wal_limit_mib) * 256,
-            projection: self.projection.clone(),
         }
     }
 }
 
 /// The writer's configuration for a command that appends to a log and serves nothing
-/// (`import`, `connect`): `serve`'s defaults, with `projection`'s reservation timeouts.
-pub fn command_writer_config(database: &std::path::Path, projection: ProjectionConfig) -> WriterConfig {
-    Settings { projection, ..Settings::for_tests(database) }.writer_config()
+/// (`import`, `connect`): `serve`'s defaults.
+pub fn command_writer_config(database: &std::path::Path) -> WriterConfig {
+    Settings::for_tests(database).writer_config()
 }
 
 #[cfg(test)]

@@ -63,7 +63,11 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         // Exposed here only: signing and checking signatures need the token itself.
         let auth_token = args.twilio.auth_token.as_ref().map(|token| token.expose().to_string());
-        let writer = Writer::start(args.writer_config(), metrics.clone())?;
+        let writer = Writer::start(
+            args.writer_config(),
+            metrics.clone(),
+            crate::projections::Projector::new(args.projection.clone()),
+        )?;
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(auth_token.clone());
         // One REST client (one connection pool) for actions, the Events API and connect alike.

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{error_json, not_a_fact, Ingest, IngestOutcome, ReceivedRequest, JSON};
 use crate::relay::{Outgoing, Signing};
+use crate::storage::append::Appended;
 use crate::storage::event_log::{NewRecord, RecordKind};
-use crate::storage::writer::Appended;
 use taskrouter_protocol::cloud_event::{
     self, CloudEventError, Delivery, CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT,
 };

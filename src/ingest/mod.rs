@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::relay::{Outgoing, Relay, Signing};
+use crate::storage::append::Appended;
 use crate::storage::event_log::{NewRecord, RecordKind};
-use crate::storage::writer::{Appended, WriteError, Writer};
+use crate::storage::writer::{WriteError, Writer};
 use taskrouter_protocol::instruction::ASSIGNMENT_DEADLINE_MS;
 use taskrouter_protocol::signature::{self, SignedRequest, Verdict};
 use taskrouter_protocol::webhook::{self, Endpoint, FormParams};

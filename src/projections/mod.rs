@@ -16,6 +16,7 @@ pub mod fact;
 pub mod fold;
 mod fold_state;
 pub mod overview;
+pub mod projector;
 pub mod reads;
 mod store;
 mod task_entry;
@@ -27,6 +28,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use engine::Engine;
 pub use fact::Fact;
 pub use fold::{ProjectionConfig, TaskProjection};
+pub use projector::Projector;
 
 /// The projection tables, in the order they are cleared and compared.
 pub const TABLES: [&str; 10] = [

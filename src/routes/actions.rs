@@ -1,5 +1,6 @@
 //! The pages' actions: accept or reject a reservation, look up any SID through the REST API
-//! beside the log, create a task, and set how assignment callbacks are answered (`/settings`).
+//! beside the log, create a task, and set how assignment callbacks are answered (posted from
+//! `/settings`, drawn by `settings_page`).
 //! Every POST checks its CSRF token; every change is recorded in the log by `crate::actions`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,13 +10,14 @@ use taskrouter_protocol::{ReservationSid, TaskSid};
 
 use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
+use super::settings_page::{settings_view, settings_view_with};
 use super::AppState;
 use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
 use crate::projections::fold::ReservationView;
 use crate::projections::reads;
 use crate::storage::reads::{RecordedRequest, RequestFilter};
-use crate::storage::settings::{self, InstructionRule};
+use crate::storage::settings;
 use crate::taskrouter_client::{NewTask, ReservationAnswer, Workflow};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,7 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tasks/{task_sid}/reservations/{reservation_sid}/accept", web::post().to(accept))
         .route("/tasks/{task_sid}/reservations/{reservation_sid}/reject", web::post().to(reject))
         .route("/lookup", web::get().to(lookup))
-        .route("/settings", web::get().to(settings_page))
         .route("/settings", web::post().to(save_setting))
         .route("/settings/delete", web::post().to(delete_setting))
         .route("/settings/disconnect", web::post().to(disconnect));
@@ -388,114 +389,6 @@ async fn disconnect(
             settings_view_with(&http, &state, None, false, Some(notice)).await
         }
     }
-}
-
-struct RuleRow {
-    rule: InstructionRule,
-    updated: String,
-}
-
-#[derive(Template)]
-#[template(path = "settings.html")]
-struct SettingsPage {
-    storage_problem: Option<String>,
-    projection_lag: Option<String>,
-    /// Alerts cannot be delivered (the banner).
-    alert_problem: Option<String>,
-    csrf: String,
-    rules: Vec<RuleRow>,
-    forwarding_to: Option<String>,
-    error: Option<String>,
-    saved: bool,
-    login_required: bool,
-    activities: Vec<crate::taskrouter_client::Activity>,
-    queues: Vec<(String, Option<String>)>,
-    workflows: Vec<(String, Option<String>)>,
-    connections: Vec<ConnectionRow>,
-    /// What the last disconnect from this page did.
-    notice: Option<String>,
-    /// The alerts section (`super::alerts`).
-    alerts: super::alerts::AlertSettings,
-}
-
-/// A workspace `connect`ed to the tracer, as the settings page shows it.
-struct ConnectionRow {
-    plan: crate::connect::Plan,
-    since: String,
-    plan_id: i64,
-}
-
-#[derive(Deserialize)]
-struct SettingsQuery {
-    #[serde(default)]
-    saved: bool,
-}
-
-pub(crate) async fn settings_view(
-    http: &HttpRequest,
-    state: &AppState,
-    error: Option<String>,
-    saved: bool,
-) -> HttpResponse {
-    settings_view_with(http, state, error, saved, None).await
-}
-
-async fn settings_view_with(
-    http: &HttpRequest,
-    state: &AppState,
-    error: Option<String>,
-    saved: bool,
-    notice: Option<String>,
-) -> HttpResponse {
-    let connections = crate::storage::connections::connected_workspaces(&state.store.pool)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(_, row)| {
-            let plan = serde_json::from_slice(&row.body).ok()?;
-            Some(ConnectionRow { plan, since: format_ms(row.recorded_at_ms), plan_id: row.id })
-        })
-        .collect();
-    let rules = settings::instruction_rules(&state.store.pool).await.unwrap_or_default();
-    // Suggestions only: the form still takes any SID when these cannot be listed.
-    let activities = match state.actions.workspace_for(None).await {
-        Ok(workspace) => state.actions.activities(&workspace).await.unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let (queues, workflows) =
-        crate::projections::overview::queues_and_workflows(&state.store.pool).await.unwrap_or_default();
-    let mut response = render(&SettingsPage {
-        storage_problem: state.writer_health.problem(),
-        projection_lag: state.projection_lag(),
-        alert_problem: state.alert_problem(),
-        csrf: csrf_for(http, state),
-        rules: rules
-            .into_iter()
-            .map(|rule| RuleRow { updated: format_ms(rule.updated_at_ms), rule })
-            .collect(),
-        forwarding_to: state.ingest.config().forward_to.clone(),
-        error: error.clone(),
-        saved,
-        login_required: state.security.requires_login(),
-        activities,
-        queues,
-        workflows,
-        connections,
-        notice,
-        alerts: super::alerts::settings_section(http, state).await,
-    });
-    if error.is_some() {
-        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-    }
-    response
-}
-
-async fn settings_page(
-    http: HttpRequest,
-    query: web::Query<SettingsQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    settings_view(&http, &state, None, query.saved).await
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
-//! The alerts section of `/settings` — webhooks (shown redacted), the switches, threshold
-//! rules, the "send a test alert" button — and `demo`'s own receiver (`/demo/alerts`).
+//! What the alerts section of `/settings` posts — webhooks (shown redacted), the switches,
+//! threshold rules, the "send a test alert" button — and `demo`'s own receiver (`/demo/alerts`).
+//! The section itself is drawn by `settings_page`.
 //!
 //! Every POST checks its CSRF token and every change is logged as an `action.settings` row,
 //! with webhook URLs redacted there too.
@@ -10,11 +11,10 @@ use std::sync::Mutex;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::actions::settings_view;
 use super::html::{format_ms, render};
 use super::security::csrf_refusal;
+use super::settings_page::{settings_view, webhook_id};
 use super::AppState;
 use crate::actions::ActionContext;
 use crate::alerts::store::{self as store, ThresholdRule};
@@ -27,82 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/settings/alerts/rules", web::post().to(add_rule))
         .route("/settings/alerts/rules/remove", web::post().to(remove_rule))
         .route("/settings/alerts/test", web::post().to(send_test));
-}
-
-/// A webhook as the settings page lists it.
-pub struct WebhookRow {
-    /// Names it in the remove form without putting the URL in the page.
-    pub id: String,
-    pub shown: String,
-    /// `command line`, `settings` or `demo`.
-    pub source: &'static str,
-}
-
-pub struct SwitchRow {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub on: bool,
-}
-
-/// The alerts section of the settings page.
-pub struct AlertSettings {
-    pub webhooks: Vec<WebhookRow>,
-    pub switches: Vec<SwitchRow>,
-    pub rules: Vec<ThresholdRule>,
-    /// What the last change from this section did.
-    pub notice: Option<String>,
-}
-
-/// An opaque id of a stored webhook.
-fn webhook_id(url: &str) -> String {
-    hex::encode(&Sha256::digest(url.as_bytes())[..8])
-}
-
-/// The section as it stands; `http`'s `alerts=` says what the last change did.
-pub async fn settings_section(http: &HttpRequest, state: &AppState) -> AlertSettings {
-    let alerts = &state.alerts;
-    let mut webhooks: Vec<WebhookRow> = alerts
-        .command_line_webhooks()
-        .into_iter()
-        .map(|shown| WebhookRow { id: String::new(), shown, source: "command line" })
-        .collect();
-    for (url, _) in store::stored_webhooks(&state.store.pool).await.unwrap_or_default() {
-        webhooks.push(WebhookRow { id: webhook_id(&url), shown: redact_url(&url), source: "settings" });
-    }
-    if let Some(demo) = alerts.demo_receiver() {
-        webhooks.push(WebhookRow { id: String::new(), shown: redact_url(demo), source: "demo" });
-    }
-    let switches = alerts::SWITCHES
-        .iter()
-        .map(|(name, description)| SwitchRow {
-            name,
-            description,
-            on: AlertKind::parse(name)
-                .map_or_else(|| alerts.enabled(AlertKind::TimeoutRateExceeded), |kind| alerts.enabled(kind)),
-        })
-        .collect();
-    let notice = web::Query::<SectionQuery>::from_query(http.query_string()).ok().and_then(|q| {
-        match q.alerts.as_str() {
-            "saved" => Some("Alert settings saved.".to_string()),
-            "test" => Some(
-                "A test alert was queued for every webhook; each attempt is in the log (alert requests)."
-                    .to_string(),
-            ),
-            _ => None,
-        }
-    });
-    AlertSettings {
-        webhooks,
-        switches,
-        rules: store::rules(&state.store.pool).await.unwrap_or_default(),
-        notice,
-    }
-}
-
-#[derive(Deserialize)]
-struct SectionQuery {
-    #[serde(default)]
-    alerts: String,
 }
 
 fn context(http: &HttpRequest) -> ActionContext {

@@ -15,6 +15,7 @@ pub mod request_api;
 pub mod request_pages;
 pub mod requests_query;
 pub mod security;
+pub mod settings_page;
 mod state;
 pub mod svg_timeline;
 pub mod webhooks;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(lifecycle_api::configure)
         .configure(security::configure)
         .configure(actions::configure)
+        .configure(settings_page::configure)
         .configure(alerts::configure)
         .configure(history::configure)
         .configure(lifecycle_pages::configure)

@@ -1,52 +1,31 @@
 //! The acknowledged transaction's own work, row by row: dedup (by event Sid, else by delivery
 //! keys), the append to the hash chain, and the delivery keys of facts without an event Sid.
 //! The writer thread runs it for each batch of requests; bulk tools (`generate`) and tests run
-//! [`commit_records`], which adds the projections, so their rows are exactly what ingest writes.
+//! it with the projections in the same transaction (`projections::projector::commit_records`),
+//! so their rows are exactly what ingest writes.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 
 use super::event_log::{self, AppendDecision, Head, NewRecord};
-use super::projector::{self, FollowUp};
-use super::writer::Appended;
-use crate::projections;
 
-/// Appends and projects `records` in one transaction, as the writer thread's append and the
-/// projections' transactions that follow it would: bulk tools (`generate`) and tests run it so
-/// their rows are exactly what ingest writes.
-///
-/// # Errors
-/// Any SQLite error; nothing of the batch is then stored, and `engine` forgets what it held.
-pub fn commit_records<'a>(
-    connection: &mut Connection,
-    records: impl Iterator<Item = &'a NewRecord>,
-    pending_timings: &[(i64, u64)],
-    engine: &mut projections::Engine,
-) -> rusqlite::Result<(Head, Vec<Appended>)> {
-    let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
-        let records: Vec<&NewRecord> = records.collect();
-        let (head, results) =
-            append_records(&tx, records.iter().map(|record| std::slice::from_ref(*record)), pending_timings)?;
-        let work = records
-            .iter()
-            .zip(&results)
-            .filter(|(_, appended)| appended.new_row)
-            .map(|(record, appended)| FollowUp::of(appended.id, record, appended.is_fact, 0));
-        projector::follow_in(&tx, engine, work)?;
-        tx.commit()?;
-        Ok((head, results))
-    });
-    if outcome.is_err() {
-        engine.forget();
-    }
-    outcome
+/// What the writer did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The new row, or for a record not stored again (see [`NewRecord::skip_if_known`]) the
+    /// row that already holds it.
+    pub id: i64,
+    pub duplicate_of: Option<i64>,
+    pub is_fact: bool,
+    /// Whether a row was appended.
+    pub new_row: bool,
 }
 
 /// For each request's records: dedup → append → delivery keys, inside `tx`; a request's later
 /// records are related to its first row. The results are flat, in record order. The chain's
 /// head is read here, under the write lock, because another process (an `import`) may have
 /// appended since this one last did.
-pub(super) fn append_records<'a>(
+pub fn append_records<'a>(
     tx: &rusqlite::Transaction<'_>,
     requests: impl Iterator<Item = &'a [NewRecord]>,
     pending_timings: &[(i64, u64)],

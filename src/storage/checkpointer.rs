@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::writer::WriterConfig;
 use crate::metrics::Metrics;
 
 /// How often the checkpointer copies committed WAL frames into the database file.
@@ -154,7 +153,7 @@ pub(super) fn restart_wal(
     connection: &Connection,
     restart: &WalRestart,
     last_attempt: &mut Option<Instant>,
-    config: &WriterConfig,
+    busy_timeout: Duration,
     metrics: &Metrics,
 ) {
     if !restart.wanted.load(Ordering::Relaxed)
@@ -169,7 +168,7 @@ pub(super) fn restart_wal(
             Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
         })
     });
-    let _ = connection.busy_timeout(config.busy_timeout);
+    let _ = connection.busy_timeout(busy_timeout);
     match attempt {
         Ok((0, wal_frames)) => {
             restart.wanted.store(false, Ordering::Relaxed);

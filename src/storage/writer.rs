@@ -21,15 +21,14 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::append::append_records;
+use super::append::{append_records, Appended};
 pub use super::checkpointer::DEFAULT_WAL_RESTART_FRAMES;
 use super::checkpointer::{checkpoint_loop, restart_wal, WalRestart};
 use super::event_log::{self, Head, NewRecord};
+use super::follower::{Followed, LogFollower, RowWork};
 use super::probe;
 use super::progress::ProjectionProgress;
-use super::projector::{self, FollowUp, Followed};
 use crate::metrics::Metrics;
-use crate::projections;
 
 /// SQLite's `synchronous` setting for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,20 +65,6 @@ pub struct WriterConfig {
     /// WAL frames (4 KiB pages) past which the checkpointer restarts the WAL
     /// ([`DEFAULT_WAL_RESTART_FRAMES`] unless told otherwise).
     pub wal_restart_frames: i64,
-    /// What the projections' folds depend on (reservation timeouts).
-    pub projection: projections::ProjectionConfig,
-}
-
-/// What the writer did with a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    /// The new row, or for a record not stored again (see [`NewRecord::skip_if_known`]) the
-    /// row that already holds it.
-    pub id: i64,
-    pub duplicate_of: Option<i64>,
-    pub is_fact: bool,
-    /// Whether a row was appended.
-    pub new_row: bool,
 }
 
 /// Why a record was not stored.
@@ -142,7 +127,11 @@ impl Writer {
     ///
     /// # Errors
     /// When the database cannot be opened for writing.
-    pub fn start(config: WriterConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn start<F: LogFollower>(
+        config: WriterConfig,
+        metrics: Arc<Metrics>,
+        mut follower: F,
+    ) -> anyhow::Result<Self> {
         let health = Arc::new(StorageHealth::default());
         // A database that cannot be written at start (a read-only file or file system) is a
         // storage fault like any other: pages are served, webhooks answered 503, and writing
@@ -154,17 +143,9 @@ impl Writer {
                 Connection::open_with_flags(&config.database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
             }
         };
-        // An upgrade may have left the projections to be rebuilt, and a crash rows they had
-        // not taken in yet; both are done before taking requests.
-        projections::rebuild_if_stale(&mut connection, &config.projection)?;
-        let mut engine = projections::Engine::new(config.projection.clone());
-        if health.problem().is_none() {
-            projections::record_projected_through(&connection)?;
-            projector::catch_up(&mut connection, &mut engine)?;
-        }
+        follower.open(&mut connection, health.problem().is_none())?;
         let head = event_log::head(&connection)?;
-        let progress =
-            Arc::new(ProjectionProgress::new(head.id, projections::projected_through(&connection)?));
+        let progress = Arc::new(ProjectionProgress::new(head.id, F::followed_through(&connection)?));
         let thread_progress = progress.clone();
         let urgent = Arc::new(AtomicUsize::new(0));
         let thread_urgent = urgent.clone();
@@ -182,7 +163,7 @@ impl Writer {
             let _alive = alive;
             let shared =
                 Shared { metrics, health: thread_health, progress: thread_progress, urgent: thread_urgent };
-            run(connection, engine, head, config, receiver, shared, &writer_restart)
+            run(connection, follower, head, config, receiver, shared, &writer_restart)
         })?;
         std::thread::Builder::new().name("log-checkpointer".into()).spawn(move || {
             checkpoint_loop(path, restart_frames, restart, checkpointer_sees, checkpointer_metrics)
@@ -316,13 +297,13 @@ struct Shared {
 }
 
 /// What the writer thread keeps between its transactions.
-struct WriterThread {
+struct WriterThread<F: LogFollower> {
     connection: Connection,
-    engine: projections::Engine,
+    follower: F,
     config: WriterConfig,
     shared: Shared,
     /// Committed rows the projections have not taken in, oldest first.
-    backlog: VecDeque<FollowUp>,
+    backlog: VecDeque<F::Work>,
     /// Rows were committed that `backlog` does not hold (a failed projection, or left from
     /// before a start): the projections read them back from the log before going on.
     read_back: bool,
@@ -335,9 +316,9 @@ struct WriterThread {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run(
+fn run<F: LogFollower>(
     connection: Connection,
-    engine: projections::Engine,
+    follower: F,
     head: Head,
     config: WriterConfig,
     receiver: mpsc::Receiver<Job>,
@@ -347,7 +328,7 @@ fn run(
     let read_back = shared.progress.last_projected() < shared.progress.last_appended();
     let mut thread = WriterThread {
         connection,
-        engine,
+        follower,
         config,
         shared,
         backlog: VecDeque::new(),
@@ -359,7 +340,7 @@ fn run(
     thread.serve(&receiver, wal_restart);
 }
 
-impl WriterThread {
+impl<F: LogFollower> WriterThread<F> {
     fn serve(&mut self, receiver: &mpsc::Receiver<Job>, wal_restart: &WalRestart) {
         let mut last_restart_attempt = None;
         let mut pending_timings: Vec<(i64, u64)> = Vec::new();
@@ -448,7 +429,7 @@ impl WriterThread {
                     if self.head.map(|head| head.id + new_rows) != Some(new_head.id) {
                         // Another process (an import) appended since this one last did: what the engine holds
                         // may be stale, and the rows must be read back in order.
-                        self.engine.forget();
+                        self.follower.forget();
                         self.backlog.clear();
                         self.read_back = true;
                     }
@@ -469,7 +450,7 @@ impl WriterThread {
                             if appended.new_row {
                                 pending_timings.push((appended.id, job.arrived.elapsed().as_micros() as u64));
                                 if !self.read_back {
-                                    self.backlog.push_back(FollowUp::of(
+                                    self.backlog.push_back(F::work_of(
                                         appended.id,
                                         record,
                                         appended.is_fact,
@@ -494,7 +475,7 @@ impl WriterThread {
                         &self.connection,
                         wal_restart,
                         &mut last_restart_attempt,
-                        &self.config,
+                        self.config.busy_timeout,
                         &self.shared.metrics,
                     );
                 }
@@ -512,7 +493,7 @@ impl WriterThread {
                     // The projections' last transactions were not synced on their own: a fault
                     // that lost unsynced writes may have lost them, so they resume from what
                     // the database says they took in.
-                    self.engine.forget();
+                    self.follower.forget();
                     self.backlog.clear();
                     self.read_back = true;
                     continue;
@@ -537,7 +518,7 @@ impl WriterThread {
     /// `now_ms` stands for rows read back from the log.
     fn oldest_waiting_ms(&self, now_ms: i64) -> i64 {
         match self.backlog.front() {
-            Some(oldest) => oldest.committed_ms,
+            Some(oldest) => oldest.committed_ms(),
             None if self.read_back => now_ms,
             None => 0,
         }
@@ -570,22 +551,21 @@ impl WriterThread {
         let unsynced = self.config.synchronous == Synchronous::Full
             && self.connection.pragma_update(None, "synchronous", "NORMAL").is_ok();
         let outcome = if self.read_back {
-            projector::catch_up(&mut self.connection, &mut self.engine).map(|caught| Some(caught.through))
+            self.follower.catch_up(&mut self.connection).map(Some)
         } else {
             // Within the backlog's cap, an assignment callback waiting ends the transaction.
             let urgent = &self.shared.urgent;
             let may_stop = self.backlog.len() <= FOLLOW_BACKLOG_CAP;
             let stop = || may_stop && urgent.load(Ordering::Acquire) > 0;
             let mark = self.shared.progress.last_projected();
-            projector::follow(&mut self.connection, &mut self.engine, &mut self.backlog, count, mark, stop)
-                .map(|followed| {
-                    if followed == Followed::MarkMoved {
-                        tracing::info!("another process wrote the log; the projections read it back");
-                        self.backlog.clear();
-                        self.read_back = true;
-                    }
-                    None
-                })
+            self.follower.follow(&mut self.connection, &mut self.backlog, count, mark, stop).map(|followed| {
+                if followed == Followed::MarkMoved {
+                    tracing::info!("another process wrote the log; the projections read it back");
+                    self.backlog.clear();
+                    self.read_back = true;
+                }
+                None
+            })
         };
         if unsynced {
             let _ = self.connection.pragma_update(None, "synchronous", "FULL");
@@ -601,7 +581,7 @@ impl WriterThread {
                         through
                     }
                     (None, _, _) if self.read_back => self.shared.progress.last_projected(),
-                    (None, Some(next), _) => next.id - 1,
+                    (None, Some(next), _) => next.row_id() - 1,
                     (None, None, Some(head)) => head.id,
                     (None, None, None) => self.shared.progress.last_appended(),
                 };
@@ -609,7 +589,7 @@ impl WriterThread {
                 self.shared
                     .progress
                     .projected(through, self.oldest_waiting_ms(chrono::Utc::now().timestamp_millis()));
-                self.publish_engine_counters();
+                self.publish_follower_counters();
                 true
             }
             Err(error) => {
@@ -626,16 +606,15 @@ impl WriterThread {
         }
     }
 
-    fn publish_engine_counters(&self) {
+    fn publish_follower_counters(&self) {
         let metrics = &self.shared.metrics;
-        let engine = &self.engine;
-        let (cached_tasks, cached_bytes) = engine.cached();
-        metrics.projection_cache_tasks.store(cached_tasks as u64, Ordering::Relaxed);
-        metrics.projection_cache_bytes.store(cached_bytes as u64, Ordering::Relaxed);
-        metrics.projection_window_refolds.store(engine.stats.window_refolds, Ordering::Relaxed);
-        metrics.projection_checkpoint_refolds.store(engine.stats.checkpoint_refolds, Ordering::Relaxed);
-        metrics.projection_log_refolds.store(engine.stats.log_refolds, Ordering::Relaxed);
-        metrics.projection_restores.store(engine.stats.loads, Ordering::Relaxed);
+        let counters = self.follower.counters();
+        metrics.projection_cache_tasks.store(counters.cached_tasks, Ordering::Relaxed);
+        metrics.projection_cache_bytes.store(counters.cached_bytes, Ordering::Relaxed);
+        metrics.projection_window_refolds.store(counters.window_refolds, Ordering::Relaxed);
+        metrics.projection_checkpoint_refolds.store(counters.checkpoint_refolds, Ordering::Relaxed);
+        metrics.projection_log_refolds.store(counters.log_refolds, Ordering::Relaxed);
+        metrics.projection_restores.store(counters.restores, Ordering::Relaxed);
     }
 }
 

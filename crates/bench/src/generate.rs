@@ -2,7 +2,7 @@
 //!
 //! The simulator's engine runs in virtual time (no HTTP); every callback it emits is signed
 //! for the tracer's URL, judged by the same [`Ingest::decide`] the webhook endpoints use, and
-//! committed through the same [`append::commit_records`] transaction (dedup, hash chain,
+//! committed through the same [`projector::commit_records`] transaction (dedup, hash chain,
 //! projections). Only the transport is skipped and commits are large, so the rows are exactly
 //! what ingest would have written for that traffic. Deciding and committing run on two threads.
 
@@ -17,10 +17,10 @@ use taskrouter_protocol::Endpoint;
 use taskrouter_simulator::engine::{Engine, OutboundKind};
 use taskrouter_simulator::scenario::{self, CallbackUrls, DemoTraffic};
 use taskrouter_tracer::ingest::{Ingest, IngestConfig, ReceivedRequest, SignatureMode};
+use taskrouter_tracer::projections::projector::{self, Projector};
 use taskrouter_tracer::projections::ProjectionConfig;
 use taskrouter_tracer::relay::Relay;
 use taskrouter_tracer::storage;
-use taskrouter_tracer::storage::append;
 use taskrouter_tracer::storage::event_log::NewRecord;
 use taskrouter_tracer::storage::writer::{self, Writer, WriterConfig};
 
@@ -96,9 +96,9 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             busy_timeout: Duration::from_secs(5),
             queue_capacity: 1,
             wal_restart_frames: taskrouter_tracer::storage::writer::DEFAULT_WAL_RESTART_FRAMES,
-            projection: ProjectionConfig::default(),
         },
         Default::default(),
+        Projector::new(ProjectionConfig::default()),
     )?;
     let ingest = Ingest::new(
         IngestConfig {
@@ -131,7 +131,7 @@ pub async fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateReport> {
             connection.pragma_update(None, "cache_size", -262_144)?;
             let mut projections = taskrouter_tracer::projections::Engine::new(ProjectionConfig::default());
             for batch in committer_inbox {
-                append::commit_records(&mut connection, batch.iter(), &[], &mut projections)?;
+                projector::commit_records(&mut connection, batch.iter(), &[], &mut projections)?;
                 bar.inc(batch.len() as u64);
             }
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -15,6 +15,7 @@ use taskrouter_protocol::webhook::{extract_facts, parse_form};
 use taskrouter_protocol::{Endpoint, FormParams};
 use taskrouter_tracer::ingest::{Ingest, IngestConfig, ReceivedRequest, SignatureMode};
 use taskrouter_tracer::projections::fold::{fold_task, ProjectionConfig};
+use taskrouter_tracer::projections::Projector;
 use taskrouter_tracer::projections::Fact;
 use taskrouter_tracer::relay::Relay;
 use taskrouter_tracer::storage::writer::{Synchronous, Writer, WriterConfig};
@@ -38,9 +39,9 @@ fn ingest() -> &'static Ingest {
                 busy_timeout: Duration::from_secs(1),
                 queue_capacity: 1,
                 wal_restart_frames: taskrouter_tracer::storage::writer::DEFAULT_WAL_RESTART_FRAMES,
-                projection: ProjectionConfig::default(),
             },
             Default::default(),
+            Projector::new(ProjectionConfig::default()),
         )
         .expect("writer starts");
         Ingest::new(

@@ -14,9 +14,9 @@ mod shell;
 use std::collections::HashSet;
 
 use super::fold::{fold_task, overdue_flag, ProjectionConfig, TaskProjection};
+use super::projector::{self, FollowUp};
 use super::Fact;
 use crate::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
-use crate::storage::projector::{self, FollowUp};
 use taskrouter_protocol::webhook::{encode_form, extract_facts, parse_form};
 use taskrouter_protocol::Endpoint;
 // The tests name these as `super::…`, as they did when they were all in this file.

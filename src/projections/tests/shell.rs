@@ -350,11 +350,11 @@ fn a_projection_transaction_ends_early_when_asked_and_takes_the_rest_later() {
     let mut engine = super::Engine::new(config.clone());
     // Another process moved the mark: nothing is taken, the rows are to be read back.
     let moved = projector::follow(&mut database, &mut engine, &mut backlog, 64, 5, || false).unwrap();
-    assert_eq!(moved, projector::Followed::MarkMoved);
+    assert_eq!(moved, crate::storage::follower::Followed::MarkMoved);
     assert_eq!(backlog.len(), deliveries.len());
     // An assignment callback is waiting: one row, then the transaction ends.
     let done = projector::follow(&mut database, &mut engine, &mut backlog, 64, 0, || true).unwrap();
-    assert_eq!(done, projector::Followed::Done);
+    assert_eq!(done, crate::storage::follower::Followed::Done);
     assert_eq!(backlog.len(), deliveries.len() - 1);
     assert_eq!(super::projected_through(&database).unwrap(), 1);
     // None waits: the rest, at most `count` a transaction.

@@ -1,8 +1,9 @@
 //! The work that follows the log: for each committed row, the SID references beyond its
-//! event Sid and, for a fact, the projections. The writer thread does it in transactions of
-//! its own after the appends are acknowledged, oldest row first, and records in the same
-//! transaction the last row taken in (`proj_meta.projected_through`), so after a crash it
-//! resumes from exactly there and ends where `rebuild` would.
+//! event Sid and, for a fact, the projections. The writer thread does it (through
+//! [`LogFollower`], implemented here by [`Projector`]) in transactions of its own after the
+//! appends are acknowledged, oldest row first, and records in the same transaction the last row
+//! taken in (`proj_meta.projected_through`), so after a crash it resumes from exactly there and
+//! ends where `rebuild` would.
 //!
 //! Another process may write the same database (an `import` while `serve` runs). Each
 //! transaction therefore checks, under the write lock, that the mark is where this process left
@@ -13,8 +14,12 @@ use std::time::Instant;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::event_log::{self, NewRecord};
-use crate::projections::{self, Engine, Fact};
+use super::{Engine, Fact, ProjectionConfig};
+use crate::projections;
+use crate::storage::append::append_records;
+use crate::storage::append::Appended;
+use crate::storage::event_log::{self, Head, NewRecord};
+use crate::storage::follower::{Followed, FollowerCounters, LogFollower, RowWork};
 
 /// A committed row's share of that work.
 #[derive(Debug)]
@@ -24,6 +29,16 @@ pub struct FollowUp {
     fact: Option<Fact>,
     /// When its row was committed (epoch ms), for the lag.
     pub committed_ms: i64,
+}
+
+impl RowWork for FollowUp {
+    fn row_id(&self) -> i64 {
+        self.id
+    }
+
+    fn committed_ms(&self) -> i64 {
+        self.committed_ms
+    }
 }
 
 impl FollowUp {
@@ -65,16 +80,6 @@ pub fn follow_in(
         projections::set_projected_through(tx, id)?;
     }
     Ok(last)
-}
-
-/// What [`follow`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Followed {
-    /// The rows taken are projected.
-    Done,
-    /// Another process moved the mark or appended rows between this one's: nothing was done,
-    /// and the rows must be read back from the log ([`catch_up`]).
-    MarkMoved,
 }
 
 /// Takes up to `count` of `backlog`, oldest first, and does them in one transaction, ending it
@@ -197,4 +202,102 @@ fn read_back(connection: &Connection, after_id: i64, through_id: i64) -> rusqlit
         backlog.push(FollowUp { id: next_id, sids, fact, committed_ms: 0 });
     }
     Ok(backlog)
+}
+
+/// The projections as the writer thread drives them: the engine, and what its folds depend on.
+pub struct Projector {
+    engine: Engine,
+    config: ProjectionConfig,
+}
+
+impl Projector {
+    pub fn new(config: ProjectionConfig) -> Self {
+        Self { engine: Engine::new(config.clone()), config }
+    }
+}
+
+impl LogFollower for Projector {
+    type Work = FollowUp;
+
+    fn work_of(id: i64, record: &NewRecord, is_fact: bool, committed_ms: i64) -> FollowUp {
+        FollowUp::of(id, record, is_fact, committed_ms)
+    }
+
+    fn open(&mut self, connection: &mut Connection, writable: bool) -> rusqlite::Result<()> {
+        // An upgrade may have left the projections to be rebuilt, and a crash rows they had
+        // not taken in yet; both are done before taking requests.
+        projections::rebuild_if_stale(connection, &self.config)?;
+        if writable {
+            projections::record_projected_through(connection)?;
+            catch_up(connection, &mut self.engine)?;
+        }
+        Ok(())
+    }
+
+    fn followed_through(connection: &Connection) -> rusqlite::Result<i64> {
+        projections::projected_through(connection)
+    }
+
+    fn follow(
+        &mut self,
+        connection: &mut Connection,
+        backlog: &mut VecDeque<FollowUp>,
+        count: usize,
+        expected_mark: i64,
+        stop: impl Fn() -> bool,
+    ) -> rusqlite::Result<Followed> {
+        follow(connection, &mut self.engine, backlog, count, expected_mark, stop)
+    }
+
+    fn catch_up(&mut self, connection: &mut Connection) -> rusqlite::Result<i64> {
+        catch_up(connection, &mut self.engine).map(|caught| caught.through)
+    }
+
+    fn forget(&mut self) {
+        self.engine.forget();
+    }
+
+    fn counters(&self) -> FollowerCounters {
+        let (cached_tasks, cached_bytes) = self.engine.cached();
+        let stats = &self.engine.stats;
+        FollowerCounters {
+            cached_tasks: cached_tasks as u64,
+            cached_bytes: cached_bytes as u64,
+            window_refolds: stats.window_refolds,
+            checkpoint_refolds: stats.checkpoint_refolds,
+            log_refolds: stats.log_refolds,
+            restores: stats.loads,
+        }
+    }
+}
+
+/// Appends and projects `records` in one transaction, as the writer thread's append and the
+/// projections' transactions that follow it would: bulk tools (`generate`) and tests run it so
+/// their rows are exactly what ingest writes.
+///
+/// # Errors
+/// Any SQLite error; nothing of the batch is then stored, and `engine` forgets what it held.
+pub fn commit_records<'a>(
+    connection: &mut Connection,
+    records: impl Iterator<Item = &'a NewRecord>,
+    pending_timings: &[(i64, u64)],
+    engine: &mut Engine,
+) -> rusqlite::Result<(Head, Vec<Appended>)> {
+    let outcome = connection.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+        let records: Vec<&NewRecord> = records.collect();
+        let (head, results) =
+            append_records(&tx, records.iter().map(|record| std::slice::from_ref(*record)), pending_timings)?;
+        let work = records
+            .iter()
+            .zip(&results)
+            .filter(|(_, appended)| appended.new_row)
+            .map(|(record, appended)| FollowUp::of(appended.id, record, appended.is_fact, 0));
+        follow_in(&tx, engine, work)?;
+        tx.commit()?;
+        Ok((head, results))
+    });
+    if outcome.is_err() {
+        engine.forget();
+    }
+    outcome
 }
