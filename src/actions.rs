@@ -15,7 +15,7 @@ use sqlx::SqlitePool;
 
 use crate::relay::UpstreamAnswer;
 use crate::storage::event_log::NewRecord;
-use crate::storage::web_reads;
+use crate::storage::log_summary;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::{
     Activity, ApiError, Exchange, NewTask, Reservation, ReservationAnswer, Task, TaskRouterClient, Workflow,
@@ -130,12 +130,12 @@ impl Actions {
             return Ok(workspace.clone());
         }
         let recorded = match sid {
-            Some(sid) => web_reads::workspace_of(&self.pool, sid).await.ok().flatten(),
+            Some(sid) => log_summary::workspace_of(&self.pool, sid).await.ok().flatten(),
             None => None,
         };
         let recorded = match recorded {
             Some(w) => Some(w),
-            None => web_reads::latest_workspace(&self.pool).await.ok().flatten(),
+            None => log_summary::latest_workspace(&self.pool).await.ok().flatten(),
         };
         recorded.ok_or_else(|| {
             "The workspace is unknown: set --workspace-sid (TWILIO_WORKSPACE_SID), or wait for a callback \

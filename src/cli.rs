@@ -43,7 +43,7 @@ pub enum Command {
     /// Print one task's timeline, reservations and flags.
     Timeline(TimelineArgs),
     /// TaskRouter's cumulative statistics (and more) for a window, recomputed from the log.
-    Report(crate::reports::cli::ReportArgs),
+    Report(ReportArgs),
     /// Point a workspace's EventCallbackUrl and every Workflow's AssignmentCallbackUrl at the
     /// tracer, recording the originals in the log first.
     Connect(Box<ConnectArgs>),
@@ -522,6 +522,59 @@ impl DeliveryArgs {
             redelivery_rate: self.stream_redelivery.clamp(0.0, 1.0),
         })
     }
+}
+
+/// `report`'s output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `report`'s rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ByArg {
+    Workspace,
+    Queue,
+    Workflow,
+    Worker,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The SQLite database file holding the log.
+    #[arg(long, env = "TRACER_DATABASE", default_value = DEFAULT_DATABASE)]
+    pub database: PathBuf,
+    /// Window start (ISO-8601, TaskRouter's time); default: --minutes before --until.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Window end (ISO-8601, exclusive); default: now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Window length when --since is not given (TaskRouter's default is 15).
+    #[arg(long)]
+    pub minutes: Option<String>,
+    /// One row per workspace, queue, workflow or worker.
+    #[arg(long, value_enum, default_value = "workspace")]
+    pub by: ByArg,
+    /// Only this workspace (WS…); default: every workspace in the log.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Only this queue, workflow or worker (with --by).
+    #[arg(long)]
+    pub sid: Option<String>,
+    /// Comma-separated wait thresholds in seconds (TaskRouter's SplitByWaitTime).
+    #[arg(long)]
+    pub split_by_wait_time: Option<String>,
+    /// Only tasks of this channel (unique name or TC… Sid).
+    #[arg(long)]
+    pub task_channel: Option<String>,
+    /// Walk the whole hash chain too and report whether it held.
+    #[arg(long)]
+    pub verify: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Data flows one way:
 //! `routes` (HTTP edge) → `domain` (parse) → `ingest` (decide, queue) → `storage::writer` (the one
 //! write transaction) → `storage::event_log` (the only writer of `events`) → `projections`
-//! (pure folds, same transaction) → pages and reports (read `storage::reads` and projections).
+//! (pure folds, same transaction) → pages and reports (read `storage::requests` and projections).
 
 pub mod actions;
 pub mod alerts;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::relay::{Outgoing, Relay, Signing, UpstreamAnswer};
 use crate::storage::event_log::{NewRecord, RecordKind};
-use crate::storage::reads::RecordedRequest;
+use crate::storage::requests::RecordedRequest;
 use crate::storage::writer::Writer;
 use taskrouter_protocol::cloud_event::{CLOUDEVENT_ENDPOINT, EVENT_STREAMS_ENDPOINT};
 use taskrouter_protocol::event_resource::{map_event, EVENTS_API_ENDPOINT};

@@ -7,7 +7,6 @@
 //! This module owns the server's side: the pollers, the jobs started from pages, and their
 //! counts for the dashboard and `/metrics`.
 
-pub mod cli;
 pub mod import;
 
 use std::collections::HashMap;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::storage::web_reads;
+use crate::storage::log_summary;
 use crate::storage::writer::Writer;
 use crate::taskrouter_client::TaskRouterClient;
 use import::{Progress, RecentSids, Summary, Via, Window};
@@ -193,7 +192,7 @@ impl History {
                 let started = now_ms();
                 let from = match since.get(workspace) {
                     Some(from) => *from,
-                    None => match web_reads::newest_fact_ms(&self.pool, workspace).await {
+                    None => match log_summary::newest_fact_ms(&self.pool, workspace).await {
                         Ok(Some(newest)) => newest.min(started) - first_reach_ms,
                         _ => started - every.as_millis() as i64 - overlap_ms,
                     },
@@ -310,12 +309,12 @@ impl History {
             return Ok(workspace.clone());
         }
         let recorded = match task_sid {
-            Some(sid) => web_reads::workspace_of(&self.pool, sid).await.ok().flatten(),
+            Some(sid) => log_summary::workspace_of(&self.pool, sid).await.ok().flatten(),
             None => None,
         };
         let recorded = match recorded {
             Some(workspace) => Some(workspace),
-            None => web_reads::latest_workspace(&self.pool).await.ok().flatten(),
+            None => log_summary::latest_workspace(&self.pool).await.ok().flatten(),
         };
         recorded.ok_or_else(|| {
             "No workspace is known: give its Workspace Sid (WS…), or start the tracer with --workspace-sid."

@@ -405,8 +405,10 @@ pub const HISTOGRAM_BOUNDS_MS: [i64; 10] =
     [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000];
 
 mod fold;
+mod fold_state;
 
-pub use fold::{ActivityChange, Fact, Fold, Origin};
+pub use fold::Fold;
+pub use fold_state::{ActivityChange, LogFact, Origin};
 
 /// Computes the figures of every scope of `request.by` seen in the window (or only
 /// `request.only`) from a list of facts in any order: the window's facts plus, outside it,
@@ -419,7 +421,7 @@ pub fn compute(facts: &[ReportFact], names: &Names, request: &Request) -> Vec<Fi
     in_window.sort_by_key(|f| f.at_ms);
     let mut fold = Fold::new(request);
     for f in in_window {
-        fold.push(&Fact {
+        fold.push(&LogFact {
             kind: f.kind,
             at_ms: f.at_ms,
             task: text(f.task),

@@ -5,7 +5,6 @@
 //! SQL that feeds it, [`render`] the CSV, text table, Twilio JSON and SVG charts. This module
 //! parses windows and parameters and assembles a [`Report`].
 
-pub mod cli;
 pub mod compute;
 pub mod render;
 pub mod store;

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::compute::{reported, ActivityChange, By, Fact, Figures, Fold, Origin, Request, REPORTED};
+use super::compute::{reported, ActivityChange, By, Figures, Fold, LogFact, Origin, Request, REPORTED};
 use crate::storage::{event_log, payload};
 use taskrouter_protocol::webhook::FormParams;
 use taskrouter_protocol::{stored_event, EventType};
@@ -157,7 +157,7 @@ pub fn load(
             let Some(kind) = reported(row.get_ref(1)?.as_str()?) else { continue };
             let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
             let params = params_of(row)?;
-            let mut fact = Fact {
+            let mut fact = LogFact {
                 kind,
                 at_ms: row.get(2)?,
                 task: text(3)?,

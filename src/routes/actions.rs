@@ -16,7 +16,7 @@ use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
 use crate::projections::fold::ReservationView;
 use crate::projections::reads;
-use crate::storage::reads::{RecordedRequest, RequestFilter};
+use crate::storage::requests::{RecordedRequest, RequestFilter};
 use crate::storage::settings;
 use crate::taskrouter_client::{NewTask, ReservationAnswer, Workflow};
 

@@ -10,7 +10,7 @@ use super::error::JsonError;
 use super::request_api::to_json;
 use super::requests_query::RequestQuery;
 use super::AppState;
-use crate::storage::reads::{RecordedRequest, RequestFilter};
+use crate::storage::requests::{RecordedRequest, RequestFilter};
 use crate::storage::ReadStore;
 use taskrouter_protocol::webhook::parse_form;
 

@@ -14,8 +14,8 @@ use super::AppState;
 use crate::projections::fold::{Flag, ReservationView, TaskView, TimelineEntry};
 use crate::projections::overview::{self, RecentFlag, TimedOut, WorkerSummary};
 use crate::projections::reads::{self, ActivitySpan, TaskFilter, TaskSummary};
-use crate::storage::reads::{RecordedRequest, RequestFilter};
-use crate::storage::web_reads::{self, IngestRate};
+use crate::storage::log_summary::{self, IngestRate};
+use crate::storage::requests::{RecordedRequest, RequestFilter};
 use crate::taskrouter_client::Activity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -64,8 +64,8 @@ async fn dashboard(state: web::Data<AppState>) -> Result<HttpResponse, PageError
             overview::tasks_by_status(pool).await?,
             overview::timeouts(pool, 10).await?,
             overview::recent_flags(pool, 15).await?,
-            web_reads::ingest_rate(pool, now_ms).await?,
-            web_reads::signature_failures(pool).await?,
+            log_summary::ingest_rate(pool, now_ms).await?,
+            log_summary::signature_failures(pool).await?,
         ))
     }
     .await;
@@ -373,7 +373,7 @@ async fn task(
     };
     let evidence: Vec<i64> = entries.iter().flat_map(|e| e.evidence.iter().copied()).collect();
     let from_events_api =
-        web_reads::fetched_from_events_api(&state.store.pool, &evidence).await.unwrap_or_default();
+        log_summary::fetched_from_events_api(&state.store.pool, &evidence).await.unwrap_or_default();
     let attributes_pretty = detail
         .task
         .attributes

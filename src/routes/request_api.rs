@@ -8,8 +8,8 @@ use super::error::{AppError, JsonError};
 use super::requests_query::RequestQuery;
 use super::AppState;
 use crate::replay::ReplayRequest;
-use crate::storage::reads::RecordedRequest;
-use crate::storage::reads::TEXT_SCAN_ROWS;
+use crate::storage::requests::RecordedRequest;
+use crate::storage::requests::TEXT_SCAN_ROWS;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/requests", web::get().to(list))

@@ -9,8 +9,8 @@ use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
 use super::requests_query::RequestQuery;
 use super::AppState;
-use crate::storage::reads::RecordedRequest;
-use crate::storage::reads::TEXT_SCAN_ROWS;
+use crate::storage::requests::RecordedRequest;
+use crate::storage::requests::TEXT_SCAN_ROWS;
 use taskrouter_protocol::cloud_event::{self, EVENT_STREAMS_ENDPOINT};
 use taskrouter_protocol::stored_event;
 

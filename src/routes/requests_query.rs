@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::reads::RequestFilter;
+use crate::storage::requests::RequestFilter;
 use taskrouter_protocol::timestamp;
 
 /// The raw query string of `/requests` and `/api/requests`.

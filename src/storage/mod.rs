@@ -7,12 +7,12 @@ pub mod checkpointer;
 pub mod connections;
 pub mod event_log;
 pub mod follower;
+pub mod log_summary;
 pub mod payload;
 pub mod probe;
 pub mod progress;
-pub mod reads;
+pub mod requests;
 pub mod settings;
-pub mod web_reads;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

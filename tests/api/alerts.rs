@@ -486,7 +486,7 @@ async fn simulated_timeouts_are_alerted_once_each_and_an_import_of_the_same_even
     use taskrouter_simulator::delivery::Faults;
     use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
     use taskrouter_tracer::cli::{Cli, Command};
-    use taskrouter_tracer::history::cli::{run as run_import, ImportRun};
+    use taskrouter_tracer::commands::import::{run as run_import, ImportRun};
 
     let receiver = Receiver::start().await;
     let app = app_alerting(&receiver, |args| args.projection.default_reservation_timeout_ms = 30_000).await;

@@ -144,7 +144,7 @@ async fn a_free_text_search_is_bounded_per_page_and_continues_older() {
         app.post_signed("/webhooks/events", &event).await;
     }
     let store = taskrouter_tracer::storage::open(&app.database).await.unwrap();
-    let filter = taskrouter_tracer::storage::reads::RequestFilter {
+    let filter = taskrouter_tracer::storage::requests::RequestFilter {
         text: Some("needle-in-the-oldest".into()),
         ..Default::default()
     };
@@ -153,7 +153,11 @@ async fn a_free_text_search_is_bounded_per_page_and_continues_older() {
     assert!(first.rows.is_empty());
     assert_eq!((first.searched_from, first.next_before), (Some(4), Some(4)));
     let second = store
-        .requests_page(taskrouter_tracer::storage::reads::RequestFilter { before: Some(4), ..filter }, 50, 3)
+        .requests_page(
+            taskrouter_tracer::storage::requests::RequestFilter { before: Some(4), ..filter },
+            50,
+            3,
+        )
         .await
         .unwrap();
     assert_eq!(second.rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);

@@ -13,214 +13,14 @@
 
 use std::collections::BTreeMap;
 
+use super::fold_state::{
+    Accumulator, Counted, Distribution, HeldFact, InternedActivity, LogFact, OpenTask, Origin,
+    PendingLatency, PendingTask, PerTask, Waiting,
+};
 use super::{
     ActivityDuration, Bucket, By, Counters, EventType, Figures, HashMap, HistogramBin, Name, Names,
     Percentiles, Request, ReservationsPerTask, Samples, Split, TimeoutRate, HISTOGRAM_BOUNDS_MS,
 };
-
-/// One counted fact as read from the log, borrowing its text from the row.
-#[derive(Debug, Clone, Copy)]
-pub struct Fact<'a> {
-    pub kind: EventType,
-    /// TaskRouter's time of the event, epoch ms.
-    pub at_ms: i64,
-    pub task: Option<&'a str>,
-    pub reservation: Option<&'a str>,
-    pub worker: Option<&'a str>,
-    pub queue: Option<&'a str>,
-    pub workflow: Option<&'a str>,
-    /// `worker.activity.update` only, and only when activity durations were asked for.
-    pub activity: ActivityChange<'a>,
-    /// `TaskChannelUniqueName` and `TaskChannelSid`, read only when a channel filter is asked for.
-    pub channels: [Option<&'a str>; 2],
-}
-
-/// What a `worker.activity.update` says: the activity left, time spent in it, the one entered.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ActivityChange<'a> {
-    pub previous: Option<&'a str>,
-    pub previous_name: Option<&'a str>,
-    pub previous_ms: Option<i64>,
-    pub current: Option<&'a str>,
-    pub current_name: Option<&'a str>,
-}
-
-/// A fact where a task or reservation began (`task.created`, `task-queue.entered`,
-/// `reservation.created`), as a lookup in the log returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub kind: EventType,
-    pub at_ms: i64,
-    pub queue: Option<String>,
-}
-
-/// A fact with its low-cardinality names interned; task and reservation SIDs stay text (they
-/// are many, and live only as keys of open state).
-#[derive(Debug, Clone, Copy)]
-struct Counted<'a> {
-    kind: EventType,
-    at_ms: i64,
-    task: Option<&'a str>,
-    reservation: Option<&'a str>,
-    worker: Option<Name>,
-    queue: Option<Name>,
-    workflow: Option<Name>,
-}
-
-/// An [`ActivityChange`] with its SIDs and names interned.
-#[derive(Debug, Clone, Copy)]
-struct InternedActivity {
-    previous: Option<Name>,
-    previous_name: Option<Name>,
-    previous_ms: Option<i64>,
-    current: Option<Name>,
-    current_name: Option<Name>,
-}
-
-/// A fact kept while its task's channel is not yet known (channel-filtered reports only).
-#[derive(Debug, Clone)]
-struct HeldFact {
-    kind: EventType,
-    at_ms: i64,
-    task: Option<Box<str>>,
-    reservation: Option<Box<str>>,
-    worker: Option<Name>,
-    queue: Option<Name>,
-    workflow: Option<Name>,
-}
-
-impl HeldFact {
-    fn of(fact: &Counted<'_>) -> Self {
-        Self {
-            kind: fact.kind,
-            at_ms: fact.at_ms,
-            task: fact.task.map(Into::into),
-            reservation: fact.reservation.map(Into::into),
-            worker: fact.worker,
-            queue: fact.queue,
-            workflow: fact.workflow,
-        }
-    }
-
-    fn counted(&self) -> Counted<'_> {
-        Counted {
-            kind: self.kind,
-            at_ms: self.at_ms,
-            task: self.task.as_deref(),
-            reservation: self.reservation.as_deref(),
-            worker: self.worker,
-            queue: self.queue,
-            workflow: self.workflow,
-        }
-    }
-}
-
-/// What the fold keeps of a task until its `task.canceled`, `task.completed` or `task.deleted`.
-#[derive(Debug, Default)]
-struct OpenTask {
-    /// Its earliest `task.created` in the window.
-    created_ms: Option<i64>,
-    /// Its `task-queue.entered` facts in the window: (queue, time).
-    entered: Vec<(Name, i64)>,
-    /// Whether any `task-queue.entered` named it (with or without a queue).
-    any_entered: bool,
-    /// `reservation.created` facts counted per scope, for reservations per task.
-    reservations: Vec<(Option<Name>, u32)>,
-    /// Channel-filtered reports: a fact of this task named the channel.
-    on_channel: bool,
-    held: Vec<HeldFact>,
-}
-
-/// An accept or cancel whose waits are computed at the end of its millisecond or later.
-#[derive(Debug, Clone)]
-struct Waiting {
-    accept: bool,
-    scope: Option<Name>,
-    at_ms: i64,
-    task: Option<Box<str>>,
-    reservation: Option<Box<str>>,
-    queue: Option<Name>,
-}
-
-/// A sample that needs a task's origins from before the window (or from an ended state).
-#[derive(Debug, Clone)]
-struct PendingTask {
-    accept: bool,
-    scope: Option<Name>,
-    at_ms: i64,
-    queue: Option<Name>,
-    needs_created: bool,
-    needs_entry: bool,
-}
-
-/// An acceptance latency that needs its reservation's creation from before the window.
-#[derive(Debug, Clone, Copy)]
-struct PendingLatency {
-    scope: Option<Name>,
-    at_ms: i64,
-}
-
-/// Acceptance latencies kept exactly but compactly: each distinct value and how often it
-/// occurred (nearest-rank percentiles need every value; a log repeats values).
-#[derive(Debug, Default)]
-struct Distribution {
-    counts: BTreeMap<i64, u64>,
-    len: u64,
-}
-
-impl Distribution {
-    fn add(&mut self, ms: i64) {
-        *self.counts.entry(ms).or_default() += 1;
-        self.len += 1;
-    }
-
-    /// The smallest sample with at least `percent` % of the samples at or below it.
-    fn nearest_rank(&self, percent: u32) -> Option<i64> {
-        let rank = (u64::from(percent) * self.len).div_ceil(100).max(1);
-        let mut seen = 0;
-        for (&value, &count) in &self.counts {
-            seen += count;
-            if seen >= rank {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn count_in(&self, from: i64, to: Option<i64>) -> u64 {
-        let range = match to {
-            Some(to) if to <= from => return 0,
-            Some(to) => self.counts.range(from..to),
-            None => self.counts.range(from..),
-        };
-        range.map(|(_, count)| count).sum()
-    }
-}
-
-#[derive(Debug, Default)]
-struct PerTask {
-    tasks: u64,
-    reservations: u64,
-    max: u64,
-}
-
-/// Every figure of one scope, as it accumulates.
-#[derive(Debug)]
-struct Accumulator {
-    counters: Counters,
-    wait_until_accepted: Samples,
-    wait_in_queue_until_accepted: Samples,
-    wait_until_canceled: Samples,
-    /// Per threshold of `split_by_wait_time`, in the order asked.
-    splits: Vec<Split>,
-    samples_without_origin: u64,
-    activities: BTreeMap<Name, (Option<Name>, Samples)>,
-    latencies: Distribution,
-    by_worker: BTreeMap<Name, (u64, u64)>,
-    by_queue: BTreeMap<Name, (u64, u64)>,
-    per_task: PerTask,
-    buckets: Vec<Bucket>,
-}
 
 /// The whole report's computation: push the window's facts in time order, then [`Fold::finish`].
 #[derive(Debug)]
@@ -329,7 +129,7 @@ impl Fold {
 
     /// Takes the next fact. Facts must come in non-decreasing `at_ms`; facts outside the
     /// window are ignored.
-    pub fn push(&mut self, fact: &Fact<'_>) {
+    pub fn push(&mut self, fact: &LogFact<'_>) {
         if fact.at_ms < self.start_ms || fact.at_ms >= self.end_ms {
             return;
         }
@@ -817,9 +617,10 @@ fn figures(acc: Accumulator, sid: Option<String>, names: &Names, thresholds: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reports::compute::ActivityChange;
 
-    fn fact<'a>(kind: EventType, at_ms: i64, task: &'a str, reservation: &'a str) -> Fact<'a> {
-        Fact {
+    fn fact<'a>(kind: EventType, at_ms: i64, task: &'a str, reservation: &'a str) -> LogFact<'a> {
+        LogFact {
             kind,
             at_ms,
             task: Some(task),

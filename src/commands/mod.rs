@@ -1,4 +1,8 @@
-//! What each subcommand does, for `main` to call.
+//! What each subcommand does, for `main` to call: `serve`, `verify`, `rebuild`, `timeline`,
+//! `connect` here; `import` and `report` in their own modules; `demo` and `simulate` in `demo`.
+
+pub mod import;
+mod report;
 
 use std::process::ExitCode;
 
@@ -32,8 +36,8 @@ pub async fn run_with_routes(
         Command::Simulate(args) => crate::demo::simulate(*args).await,
         Command::Rebuild(args) => rebuild(args).await,
         Command::Timeline(args) => timeline(args).await,
-        Command::Report(args) => crate::reports::cli::report(args).await,
-        Command::Import(args) => crate::history::cli::import(*args).await,
+        Command::Report(args) => report::report(args).await,
+        Command::Import(args) => import::import(*args).await,
         Command::Connect(args) => connect_command(*args, false).await,
         Command::Disconnect(args) => connect_command(*args, true).await,
     }

@@ -1,6 +1,6 @@
-//! Read queries over the log for the dashboard and the actions (never writes): ingest rates,
-//! the signature-failure count, which workspace a SID was recorded in, and what the Events API
-//! follower needs (the newest fact, which rows it fetched).
+//! What the log says in summary (never written here): ingest rates, the signature-failure
+//! count, which workspace a SID was recorded in, the newest fact of a workspace, and which rows
+//! came from the Events API.
 
 use sqlx::SqlitePool;
 

@@ -1,63 +1,12 @@
-//! The `report` command: its arguments and how it runs (a progress bar while the log is read).
+//! The `report` command (its options are `cli`'s): reads the log with a progress bar, prints
+//! the figures.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{render, By, ReportSpec, StatisticsParams};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ByArg {
-    Workspace,
-    Queue,
-    Workflow,
-    Worker,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ReportArgs {
-    /// The SQLite database file holding the log.
-    #[arg(long, env = "TRACER_DATABASE", default_value = "taskrouter-tracer.db")]
-    pub database: PathBuf,
-    /// Window start (ISO-8601, TaskRouter's time); default: --minutes before --until.
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Window end (ISO-8601, exclusive); default: now.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Window length when --since is not given (TaskRouter's default is 15).
-    #[arg(long)]
-    pub minutes: Option<String>,
-    /// One row per workspace, queue, workflow or worker.
-    #[arg(long, value_enum, default_value = "workspace")]
-    pub by: ByArg,
-    /// Only this workspace (WS…); default: every workspace in the log.
-    #[arg(long)]
-    pub workspace: Option<String>,
-    /// Only this queue, workflow or worker (with --by).
-    #[arg(long)]
-    pub sid: Option<String>,
-    /// Comma-separated wait thresholds in seconds (TaskRouter's SplitByWaitTime).
-    #[arg(long)]
-    pub split_by_wait_time: Option<String>,
-    /// Only tasks of this channel (unique name or TC… Sid).
-    #[arg(long)]
-    pub task_channel: Option<String>,
-    /// Walk the whole hash chain too and report whether it held.
-    #[arg(long)]
-    pub verify: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-}
+use crate::cli::{ByArg, Format, ReportArgs};
+use crate::reports::{self, render, By, ReportSpec, StatisticsParams};
 
 /// Runs `report`: exit 0, or 2 when the parameters are refused or `--verify` finds tampering.
 ///
@@ -104,8 +53,8 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let started = std::time::Instant::now();
     let report = tokio::task::spawn_blocking(move || {
-        let mut conn = super::open_read_only(&args.database)?;
-        let result = super::generate(&mut conn, &spec, now_ms, |n| bar.set_position(n));
+        let mut conn = reports::open_read_only(&args.database)?;
+        let result = reports::generate(&mut conn, &spec, now_ms, |n| bar.set_position(n));
         bar.finish_and_clear();
         result
     })
@@ -117,7 +66,7 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("report computed in {:.3} s", started.elapsed().as_secs_f64());
     Ok(match report.provenance.verification {
-        super::Verification::Failed { .. } => ExitCode::from(2),
+        reports::Verification::Failed { .. } => ExitCode::from(2),
         _ => ExitCode::SUCCESS,
     })
 }

@@ -1,4 +1,5 @@
-//! Read queries over the log for pages and JSON APIs (never writes).
+//! The recorded requests, read from the log (never written here): one by id, and pages of
+//! them by endpoint, verdict, status, time and text, as the inspector's pages and API list them.
 
 use serde::Serialize;
 use sqlx::Row;

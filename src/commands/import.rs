@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::import::{self, Progress, Summary, Via, Window};
 use crate::cli::ImportArgs;
+use crate::history::import::{self, Progress, Summary, Via, Window};
 use crate::storage;
 use crate::taskrouter_client::SET_CREDENTIALS;
 
@@ -85,7 +85,7 @@ pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<Impor
     for workspace in &args.workspace_sids {
         for window in &windows {
             let progress = Arc::new(Progress::default());
-            let what = super::describe_window(workspace, window);
+            let what = crate::history::describe_window(workspace, window);
             let bar = if show_progress { ProgressBar::new(1_000) } else { ProgressBar::hidden() }.with_style(
                 ProgressStyle::with_template("{bar:30} {percent:>3}% of the window {msg} ({elapsed})")
                     .expect("valid template"),
