@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${1:-20}
-cargo build --release --quiet
+cargo build --release --quiet -p taskrouter-tracer
 bin=${CARGO_TARGET_DIR:-target}/release/taskrouter-tracer
 work=$(mktemp -d)
 db=$work/crash.db

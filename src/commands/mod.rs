@@ -335,7 +335,7 @@ pub fn compare_with_rebuild(
         // WAL, as the log itself: the rebuild's reader threads read the copy while its write
         // transaction runs, and a transaction larger than the page cache spills to the file,
         // which in the copy's rollback-journal mode must wait for those readers ("database is
-        // locked" on a 1M-event log).
+        // locked" on a large log).
         copy.pragma_update(None, "journal_mode", "WAL")?;
         // A scratch file: losing it to a crash loses nothing.
         copy.pragma_update(None, "synchronous", "OFF")?;

@@ -217,9 +217,9 @@ fn own_peak_rss() -> u64 {
 
 /// A child's peak RSS. `wait4` reports the larger of the child's own peak and this process's
 /// (Linux carries the spawning process's peak over at exec), so it is believed only when it
-/// exceeds this process's peak read after the child was reaped (read at spawn, a peak that grew
-/// meanwhile was taken for the child's: the 10M `rebuild` once showed this benchmark's own
-/// 1.9 GB); otherwise the peak observed in `/proc/<pid>/status` (VmHWM) while it ran is used.
+/// exceeds this process's peak read after the child was reaped (read at spawn, a peak this
+/// process reached meanwhile would be taken for the child's); otherwise the peak observed in
+/// `/proc/<pid>/status` (VmHWM) while it ran is used.
 fn peak_rss(reported: u64, parent_peak_since: u64, observed: u64) -> u64 {
     if reported > parent_peak_since {
         reported.max(observed)

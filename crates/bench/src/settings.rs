@@ -30,7 +30,7 @@ pub enum Phase {
     EventStreams,
 }
 
-/// `taskrouter-tracer bench`.
+/// `taskrouter-bench`: what to measure and for how long.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// A smoke run (what CI runs): 2 s per ingest phase, 0.5 s per workload shape, a hot task of

@@ -170,9 +170,9 @@ fn lossy_name(raw: &[u8]) -> String {
 /// Percent-decodes one component, with `+` as space. A value without escapes (SIDs, names) is
 /// copied whole. Otherwise the bytes before the first escape are copied whole and the rest is
 /// decoded byte by byte, in place in that copy (each byte is written at or before the index it
-/// was read from): copying the runs between escapes whole measured slower on TaskRouter's
-/// values (escapes every few bytes in `TaskAttributes`), and pushing byte by byte onto a
-/// growing vector spent most of its time in the vector's bookkeeping.
+/// was read from), because TaskRouter's values have escapes every few bytes
+/// (`TaskAttributes`), too often for copying the runs between them to pay, and a growing
+/// vector's bookkeeping would cost more than the decoding.
 fn decode_component(raw: &[u8]) -> Result<String, std::string::FromUtf8Error> {
     let Some(first_escape) = memchr::memchr2(b'%', b'+', raw) else {
         return String::from_utf8(raw.to_vec());

@@ -193,7 +193,7 @@ pub(super) fn render_scales(out: &mut String, scales: &[ScaleResult]) {
     let _ = writeln!(out, "## Reads at scale\n");
     let _ = writeln!(
         out,
-        "Logs built by `taskrouter-tracer generate --database DB --events N` (the simulator's callbacks \
+        "Logs built by `taskrouter-bench generate --database DB --events N` (the simulator's callbacks \
          through ingest's decision and write transaction: hash chain, dedup, projections). Each read is \
          timed over repeated sequential requests after one warm-up request, through a keep-alive client. \
          Database bytes are the file plus its WAL; raw body bytes are the bodies as received, read back \
