@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use rand::Rng;
 
@@ -11,71 +10,11 @@ use crate::cli::{DeliveryPaths, DemoArgs, SimulateArgs};
 use crate::ingest::SignatureMode;
 use crate::settings::Settings;
 use crate::startup::Application;
-use taskrouter_simulator::delivery::{DeliveryConfig, Faults};
-use taskrouter_simulator::engine::Engine;
-use taskrouter_simulator::event_streams::EventStreamsSink;
-use taskrouter_simulator::rest::{self, RestServer};
-use taskrouter_simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
-use taskrouter_simulator::scenario::{self, CallbackUrls, DemoSids, DemoTraffic};
-
-/// A simulator with the demo workspace, its REST API and its delivery worker, all started.
-pub struct RunningSimulator {
-    pub simulator: Arc<Simulator>,
-    pub rest: RestServer,
-    pub sids: DemoSids,
-    pub account_sid: String,
-    delivery_worker: tokio::task::JoinHandle<()>,
-}
-
-impl RunningSimulator {
-    /// The REST base URL to give a TaskRouter client (`--taskrouter-base-url`).
-    pub fn rest_base_url(&self) -> &str {
-        self.rest.base_url()
-    }
-
-    pub async fn stop(self) {
-        self.delivery_worker.abort();
-        self.rest.handle.stop(false).await;
-    }
-}
-
-/// Everything needed to start the demo scenario.
-pub struct ScenarioOptions {
-    pub seed: u64,
-    pub account_sid: Option<String>,
-    pub auth_token: String,
-    pub callbacks: CallbackUrls,
-    pub traffic: DemoTraffic,
-    pub faults: Faults,
-    /// Answer windows for (assignment, event) callbacks; `None`: TaskRouter's 5 s and 15 s.
-    pub callback_timeouts: Option<(std::time::Duration, std::time::Duration)>,
-    pub clock: ClockMode,
-    /// The REST API's listener, from [`rest::bind`].
-    pub listener: std::net::TcpListener,
-    /// An Event Streams webhook sink for the workspace's events.
-    pub event_streams: Option<EventStreamsSink>,
-}
-
-/// Builds the demo workspace and starts the REST API (on the current runtime).
-///
-/// # Errors
-/// When the REST address cannot be bound.
-pub fn start_scenario(options: ScenarioOptions) -> std::io::Result<RunningSimulator> {
-    let start_ms = chrono::Utc::now().timestamp_millis();
-    let mut engine = Engine::new(options.seed, start_ms, options.account_sid);
-    let sids = scenario::build_demo(&mut engine, &options.callbacks, &options.traffic);
-    let account_sid = engine.account_sid.clone();
-    let mut delivery = DeliveryConfig::new(options.auth_token.clone(), options.faults, options.seed);
-    delivery.event_streams = options.event_streams;
-    if let Some((assignment, event)) = options.callback_timeouts {
-        delivery.assignment_timeout = assignment;
-        delivery.event_timeout = event;
-    }
-    let simulator = Simulator::new(engine, SimulatorConfig { delivery, clock: options.clock });
-    let rest = rest::start(simulator.clone(), options.listener, &options.auth_token)?;
-    let delivery_worker = simulator.spawn_delivery_worker();
-    Ok(RunningSimulator { simulator, rest, sids, account_sid, delivery_worker })
-}
+use taskrouter_simulator::delivery::Faults;
+use taskrouter_simulator::rest;
+use taskrouter_simulator::runtime::ClockMode;
+use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_simulator::{start_scenario, ScenarioOptions};
 
 fn random_hex(length: usize) -> String {
     let mut rng = rand::thread_rng();

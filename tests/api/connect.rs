@@ -10,8 +10,8 @@ use clap::Parser;
 use serde_json::Value;
 use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_simulator::RunningSimulator;
 use taskrouter_tracer::cli::Cli;
-use taskrouter_tracer::demo::RunningSimulator;
 
 use crate::helpers::{spawn_app_with, start_simulator, TestApp, AUTH_TOKEN, SIM_ACCOUNT};
 

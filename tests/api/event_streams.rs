@@ -13,7 +13,7 @@ use taskrouter_protocol::signature;
 use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::event_streams::EventStreamsSink;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
-use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_simulator::{start_scenario, RunningSimulator, ScenarioOptions};
 
 use crate::helpers::{
     first_difference, simulator_options, spawn_app, spawn_app_with, TestApp, AUTH_TOKEN, SIM_ACCOUNT,

@@ -13,9 +13,9 @@ use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::rest;
 use taskrouter_simulator::runtime::ClockMode;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
+use taskrouter_simulator::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::cli::{Cli, Command, ImportArgs};
 use taskrouter_tracer::commands::import::{run as run_import, ImportRun};
-use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::history::import::Summary;
 
 use crate::helpers::{

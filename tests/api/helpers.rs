@@ -8,7 +8,7 @@ use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::rest;
 use taskrouter_simulator::runtime::ClockMode;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
-use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_simulator::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::ingest::SignatureMode;
 use taskrouter_tracer::settings::Settings;
 use taskrouter_tracer::startup::Application;

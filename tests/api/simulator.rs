@@ -11,7 +11,7 @@ use taskrouter_simulator::delivery::{DeliveryConfig, Faults};
 use taskrouter_simulator::runtime::{ClockMode, Simulator, SimulatorConfig};
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
 use taskrouter_simulator::Engine;
-use taskrouter_tracer::demo::RunningSimulator;
+use taskrouter_simulator::RunningSimulator;
 
 use crate::helpers::{spawn_app, start_simulator, AUTH_TOKEN};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::rest;
 use taskrouter_simulator::scenario::CallbackUrls;
-use taskrouter_tracer::demo::RunningSimulator;
+use taskrouter_simulator::RunningSimulator;
 use taskrouter_tracer::taskrouter_client::{Credentials, NewTask, TaskRouterClient};
 
 use crate::helpers::{no_traffic, spawn_app_with, start_simulator, TestApp, AUTH_TOKEN};

@@ -15,7 +15,7 @@ use taskrouter_simulator::delivery::Faults;
 use taskrouter_simulator::rest;
 use taskrouter_simulator::runtime::ClockMode;
 use taskrouter_simulator::scenario::{CallbackUrls, DemoTraffic};
-use taskrouter_tracer::demo::{start_scenario, RunningSimulator, ScenarioOptions};
+use taskrouter_simulator::{start_scenario, RunningSimulator, ScenarioOptions};
 use taskrouter_tracer::history::import::iso;
 
 /// The account the phase's simulators run as.
