@@ -4,7 +4,7 @@
 //! against the simulator's ground truth, each callback's signature, and the REST API.
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
