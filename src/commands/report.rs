@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ByArg, Format, ReportArgs};
 use crate::reports::{self, render, By, ReportSpec, StatisticsParams};
+use taskrouter_protocol::{SidError, TaskQueueSid, WorkerSid, WorkflowSid, WorkspaceSid};
 
 /// Runs `report`: exit 0, or 2 when the parameters are refused or `--verify` finds tampering.
 ///
@@ -34,6 +35,10 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ByArg::Workflow => By::Workflow,
         ByArg::Worker => By::Worker,
     };
+    if let Err(error) = check_sids(&args, by) {
+        eprintln!("{error}");
+        return Ok(ExitCode::from(2));
+    }
     let spec = ReportSpec {
         workspace_sid: args.workspace.clone(),
         window,
@@ -69,4 +74,18 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         reports::Verification::Failed { .. } => ExitCode::from(2),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// `--workspace` must be a Workspace's SID and `--sid` one of the kind `--by` names, so a
+/// worker's SID given with `--by queue` is refused instead of reporting nothing.
+fn check_sids(args: &ReportArgs, by: By) -> Result<(), SidError> {
+    if let Some(workspace) = &args.workspace {
+        WorkspaceSid::parse(workspace)?;
+    }
+    match (&args.sid, by) {
+        (Some(sid), By::Queue) => TaskQueueSid::parse(sid).map(drop),
+        (Some(sid), By::Workflow) => WorkflowSid::parse(sid).map(drop),
+        (Some(sid), By::Worker) => WorkerSid::parse(sid).map(drop),
+        _ => Ok(()),
+    }
 }

@@ -341,3 +341,29 @@ async fn a_seeded_simulation_reports_exactly_its_ground_truth() {
     assert_eq!(stats["reservations_accepted"].as_u64(), Some(truth.total.reservations_accepted));
     assert_eq!(stats["tasks_created"].as_u64(), Some(truth.total.tasks_created));
 }
+
+/// `report --by queue --sid WK…` names a worker where a queue is meant: refused with the
+/// reason (exit 2) instead of an empty report; the right kind of SID reports (exit 0).
+#[test]
+fn the_report_command_refuses_a_sid_of_the_wrong_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("t.db");
+    let report = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_taskrouter-tracer"))
+            .arg("report")
+            .arg("--database")
+            .arg(&database)
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    };
+    let worker = "WK0123456789abcdef0123456789abcdef";
+    let refused = report(&["--by", "queue", "--sid", worker]);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is not a task queue SID (WQ and 32 hex digits)"), "{said}");
+    let refused = report(&["--workspace", QUEUE]);
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    let reported = report(&["--by", "worker", "--sid", worker, "--format", "json"]);
+    assert!(reported.status.success(), "{}", String::from_utf8_lossy(&reported.stderr));
+}

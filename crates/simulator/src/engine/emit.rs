@@ -2,6 +2,7 @@
 //! ground truth's counters beside each.
 
 use super::*;
+use taskrouter_protocol::EventSid;
 use taskrouter_protocol::EventType;
 
 impl Engine {
@@ -49,7 +50,7 @@ impl Engine {
         fields: Vec<(String, String)>,
     ) {
         let Some(workspace) = self.workspaces.get(workspace_sid).cloned() else { return };
-        let sid = self.new_sid("EV");
+        let sid = self.new_sid(EventSid::PREFIX);
         let token = self.idempotency_token();
         let mut params: Vec<(String, String)> = vec![
             ("Sid".into(), sid.clone()),

@@ -9,6 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use taskrouter_protocol::{AccountSid, ActivitySid, TaskQueueSid, WorkerSid, WorkflowSid, WorkspaceSid};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -165,7 +166,7 @@ impl Engine {
     /// An empty engine at virtual time `start_ms`, seeded with `seed`.
     pub fn new(seed: u64, start_ms: i64, account_sid: Option<String>) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let account_sid = account_sid.unwrap_or_else(|| sid::generate(&mut rng, "AC"));
+        let account_sid = account_sid.unwrap_or_else(|| sid::generate(&mut rng, AccountSid::PREFIX));
         Self {
             now_ms: start_ms,
             rng,
@@ -212,7 +213,7 @@ impl Engine {
     // ---- building a workspace -------------------------------------------------------------
 
     pub fn add_workspace(&mut self, name: &str, event_callback_url: Option<String>) -> String {
-        let sid = self.new_sid("WS");
+        let sid = self.new_sid(WorkspaceSid::PREFIX);
         self.workspaces.insert(
             sid.clone(),
             Workspace {
@@ -230,7 +231,7 @@ impl Engine {
 
     /// Adds an activity; the first one becomes the default and timeout activity until set.
     pub fn add_activity(&mut self, workspace_sid: &str, name: &str, available: bool) -> String {
-        let sid = self.new_sid("WA");
+        let sid = self.new_sid(ActivitySid::PREFIX);
         self.activities.insert(
             sid.clone(),
             Activity {
@@ -263,7 +264,7 @@ impl Engine {
         attributes: Value,
         activity_sid: &str,
     ) -> String {
-        let sid = self.new_sid("WK");
+        let sid = self.new_sid(WorkerSid::PREFIX);
         self.workers.insert(
             sid.clone(),
             Worker {
@@ -290,7 +291,7 @@ impl Engine {
         max_reserved_workers: u32,
         assignment_activity_sid: Option<String>,
     ) -> String {
-        let sid = self.new_sid("WQ");
+        let sid = self.new_sid(TaskQueueSid::PREFIX);
         self.queues.insert(
             sid.clone(),
             TaskQueue {
@@ -315,7 +316,7 @@ impl Engine {
         filters: Vec<WorkflowFilter>,
         default_queue_sid: &str,
     ) -> String {
-        let sid = self.new_sid("WW");
+        let sid = self.new_sid(WorkflowSid::PREFIX);
         self.workflows.insert(
             sid.clone(),
             Workflow {

@@ -3,6 +3,7 @@
 
 use super::*;
 use taskrouter_protocol::EventType;
+use taskrouter_protocol::{ReservationSid, TaskSid};
 
 impl Engine {
     /// Creates a task and routes it: task.created, task-queue.entered, workflow.entered and
@@ -33,7 +34,7 @@ impl Engine {
         }
         let matched = workflow.filters.iter().find(|f| expression::matches(&f.expression, &parsed)).cloned();
         let queue_sid = matched.as_ref().map_or(workflow.default_queue_sid.clone(), |f| f.queue_sid.clone());
-        let sid = self.new_sid("WT");
+        let sid = self.new_sid(TaskSid::PREFIX);
         self.task_sequence += 1;
         self.tasks.insert(
             sid.clone(),
@@ -159,7 +160,7 @@ impl Engine {
     }
 
     pub(super) fn reserve(&mut self, task_sid: &str, worker_sid: &str) {
-        let sid = self.new_sid("WR");
+        let sid = self.new_sid(ReservationSid::PREFIX);
         let task = self.tasks.get_mut(task_sid).expect("open task");
         task.status = TaskStatus::Reserved;
         task.version += 1;
