@@ -2,7 +2,7 @@
 //! reservation ended as it did (the outcome flags), from one reservation's folded state. Pure
 //! functions of their arguments, shared by the incremental engine and the reference fold.
 
-use taskrouter_protocol::EventType;
+use taskrouter_protocol::{EventType, ReservationStatus};
 
 use super::fact::Fact;
 use super::fold::{AcceptedReservation, Flag, ReservationState, ReservationView, ACTIVITY_FOLLOW_WINDOW_MS};
@@ -77,11 +77,11 @@ fn describe_activity(update: &ActivityChange, after_ms: i64) -> String {
 /// own state alone (its words may also quote the accepted reservations and the worker).
 pub fn outcome_kind(state: &ReservationState) -> Option<&'static str> {
     state.outcome_event_id.zip(state.outcome_at_ms)?;
-    match state.view.status.as_str() {
-        "timeout" => Some(OUTCOME_KINDS[0]),
-        "rejected" => Some(OUTCOME_KINDS[1]),
-        "rescinded" => Some(OUTCOME_KINDS[2]),
-        "canceled" if state.accept_attempt.is_some() => Some(OUTCOME_KINDS[3]),
+    match state.view.status {
+        ReservationStatus::Timeout => Some(OUTCOME_KINDS[0]),
+        ReservationStatus::Rejected => Some(OUTCOME_KINDS[1]),
+        ReservationStatus::Rescinded => Some(OUTCOME_KINDS[2]),
+        ReservationStatus::Canceled if state.accept_attempt.is_some() => Some(OUTCOME_KINDS[3]),
         _ => None,
     }
 }
@@ -207,7 +207,7 @@ pub fn missing_created_flag(first_event_type: &str, first_at_ms: i64, first_even
 /// The overdue flag of a reservation still pending when the latest fact in the log happened at
 /// `as_of_ms`, if it has been pending longer than its timeout.
 pub fn overdue_flag(reservation: &ReservationView, as_of_ms: i64) -> Option<Flag> {
-    if reservation.status != "pending" {
+    if reservation.status != ReservationStatus::Pending {
         return None;
     }
     let created = reservation.created_at_ms?;

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use taskrouter_protocol::EventType;
+use taskrouter_protocol::{EventType, ReservationStatus, TaskStatus};
 
 use super::explain::{self, classify_answer, summarize};
 use super::fact::{lifecycle_order_of, Fact, SortKey};
@@ -62,22 +62,6 @@ pub struct Emitted {
     pub flags: Vec<Flag>,
 }
 
-fn is_reservation_final(status: &str) -> bool {
-    matches!(status, "rejected" | "timeout" | "canceled" | "rescinded" | "completed" | "failed")
-}
-
-fn is_reservation_open(status: &str) -> bool {
-    matches!(status, "pending" | "accepted" | "wrapping")
-}
-
-fn is_accepted(status: &str) -> bool {
-    matches!(status, "accepted" | "wrapping" | "completed")
-}
-
-fn is_task_final(status: &str) -> bool {
-    matches!(status, "completed" | "canceled")
-}
-
 /// Folds `fact`, which comes after every fact folded into `fold` in lifecycle order and sits at
 /// `key`. `reservation` is the state of the reservation the fact names (`None` when it has none
 /// yet, or the fact names none); it is created or updated in place.
@@ -120,15 +104,15 @@ pub fn step(
             fold.attributes = Some(Arc::from(attributes));
         }
     }
-    let was_final = is_task_final(&fold.status);
+    let was_final = fold.status.is_final();
     let lifecycle_event = !matches!(kind, "task.updated" | "task.deleted" | "task.system-deleted")
         && !kind.starts_with("worker.");
     // The terminal pair (reservation.completed + task.completed, workflow.timeout +
     // task.canceled, the last reservation.canceled + task.canceled) is not a violation.
     let same_ending = matches!(
-        (&*fold.status, kind),
-        ("completed", "task.completed" | "reservation.completed")
-            | ("canceled", "task.canceled" | "reservation.canceled" | "reservation.rescinded")
+        (fold.status, kind),
+        (TaskStatus::Completed, "task.completed" | "reservation.completed")
+            | (TaskStatus::Canceled, "task.canceled" | "reservation.canceled" | "reservation.rescinded")
     );
     if was_final && lifecycle_event && !same_ending {
         flags.push(Flag {
@@ -201,7 +185,7 @@ pub fn step(
 fn note_accepted(accepted: &mut Vec<AcceptedReservation>, state: &ReservationState) {
     let sid = &state.view.reservation_sid;
     accepted.retain(|a| &a.reservation_sid != sid);
-    if is_accepted(&state.view.status) {
+    if state.view.status.was_accepted() {
         let at = accepted.partition_point(|a| a.ordinal < state.ordinal);
         accepted.insert(
             at,
@@ -225,18 +209,18 @@ fn task_event(fold: &mut TaskFold, flags: &mut Vec<Flag>, fact: &Fact, was_final
             if fold.assigned_at_ms.is_none() {
                 flags.push(gap_assigned_without_accept(fact));
             }
-            fold.status = "wrapping".into();
+            fold.status = TaskStatus::Wrapping;
         }
         "task.completed" if !was_final => {
             if fold.assigned_at_ms.is_none() {
                 flags.push(gap_assigned_without_accept(fact));
             }
-            fold.status = "completed".into();
+            fold.status = TaskStatus::Completed;
             fold.finished_at_ms = Some(fact.occurred_at_ms);
         }
         kind @ ("workflow.timeout" | "workflow.skipped") if !was_final => {
             fold.workflow_timed_out = true;
-            fold.status = "canceled".into();
+            fold.status = TaskStatus::Canceled;
             fold.finished_at_ms = Some(fact.occurred_at_ms);
             fold.cancel_cause =
                 Some(if kind == "workflow.timeout" { "workflow-timeout" } else { "workflow-skipped" }.into());
@@ -250,8 +234,8 @@ fn task_event(fold: &mut TaskFold, flags: &mut Vec<Flag>, fact: &Fact, was_final
             } else {
                 fact.canceled_reason.as_deref().unwrap_or("api").into()
             };
-            if !was_final || &*fold.status == "canceled" {
-                fold.status = "canceled".into();
+            if !was_final || fold.status == TaskStatus::Canceled {
+                fold.status = TaskStatus::Canceled;
                 fold.finished_at_ms = Some(fold.finished_at_ms.unwrap_or(fact.occurred_at_ms));
                 fold.cancel_cause = Some(cause);
             }
@@ -279,7 +263,7 @@ fn new_reservation(
             task_sid: task_sid.to_string(),
             worker_sid: fact.worker_sid.clone(),
             worker_name: fact.worker_name.clone(),
-            status: "pending".into(),
+            status: ReservationStatus::Pending,
             created_at_ms: None,
             answered_at_ms: None,
             finished_at_ms: None,
@@ -312,10 +296,9 @@ fn gap_assigned_without_accept(fact: &Fact) -> Flag {
     }
 }
 
-fn set_status(open_reservations: &mut i64, state: &mut ReservationState, status: &str) {
-    *open_reservations +=
-        i64::from(is_reservation_open(status)) - i64::from(is_reservation_open(&state.view.status));
-    state.view.status = status.to_string();
+fn set_status(open_reservations: &mut i64, state: &mut ReservationState, status: ReservationStatus) {
+    *open_reservations += i64::from(status.is_live()) - i64::from(state.view.status.is_live());
+    state.view.status = status;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,8 +337,8 @@ fn reservation_event(
             evidence: vec![fact.event_id],
         });
     }
-    let previous = state.view.status.clone();
-    let answered = |open: &mut i64, state: &mut ReservationState, status: &str| {
+    let previous = state.view.status;
+    let answered = |open: &mut i64, state: &mut ReservationState, status: ReservationStatus| {
         set_status(open, state, status);
         state.view.answered_at_ms = Some(fact.occurred_at_ms);
         state.view.pending_ms = state.view.created_at_ms.map(|c| fact.occurred_at_ms - c);
@@ -369,9 +352,11 @@ fn reservation_event(
         | "reservation.timeout"
         | "reservation.rescinded"
         | "reservation.failed"
-        | "reservation.canceled" => previous == "pending",
-        "reservation.wrapup" => previous == "accepted",
-        "reservation.completed" => matches!(previous.as_str(), "accepted" | "wrapping"),
+        | "reservation.canceled" => previous == ReservationStatus::Pending,
+        "reservation.wrapup" => previous == ReservationStatus::Accepted,
+        "reservation.completed" => {
+            matches!(previous, ReservationStatus::Accepted | ReservationStatus::Wrapping)
+        }
         _ => true,
     };
     if !allowed {
@@ -380,7 +365,7 @@ fn reservation_event(
             reservation_sid: Some(sid.to_string()),
             explanation: format!(
                 "{kind} arrived for reservation {sid} while it was already {previous}{}.",
-                if is_reservation_final(&previous) { " (a final state)" } else { "" }
+                if previous.is_final() { " (a final state)" } else { "" }
             ),
             evidence: [state.outcome_event_id, Some(fact.event_id)].into_iter().flatten().collect(),
         });
@@ -404,12 +389,12 @@ fn reservation_event(
             if fold.first_reserved_at_ms.is_none() {
                 fold.first_reserved_at_ms = Some(fact.occurred_at_ms);
             }
-            if matches!(&*fold.status, "pending" | "reserved") {
-                fold.status = "reserved".into();
+            if fold.status.is_open() {
+                fold.status = TaskStatus::Reserved;
             }
         }
         "reservation.accepted" => {
-            answered(open, state, "accepted");
+            answered(open, state, ReservationStatus::Accepted);
             state.view.outcome = Some("accepted".into());
             if state.accept_attempt.is_none() {
                 state.accept_attempt = Some(AcceptAttempt {
@@ -418,8 +403,8 @@ fn reservation_event(
                     how: AcceptHow::ReservationAccepted,
                 });
             }
-            if !is_task_final(&fold.status) {
-                fold.status = "assigned".into();
+            if !fold.status.is_final() {
+                fold.status = TaskStatus::Assigned;
                 fold.assigned_at_ms = Some(fact.occurred_at_ms);
             }
         }
@@ -428,31 +413,37 @@ fn reservation_event(
         | "reservation.canceled"
         | "reservation.rescinded"
         | "reservation.failed" => {
-            let status = kind.trim_start_matches("reservation.");
+            let status = match kind {
+                "reservation.rejected" => ReservationStatus::Rejected,
+                "reservation.timeout" => ReservationStatus::Timeout,
+                "reservation.canceled" => ReservationStatus::Canceled,
+                "reservation.rescinded" => ReservationStatus::Rescinded,
+                _ => ReservationStatus::Failed,
+            };
             answered(open, state, status);
             state.view.finished_at_ms = Some(fact.occurred_at_ms);
             state.view.outcome = Some(match status {
-                "timeout" => "timed out unanswered".to_string(),
-                "rescinded" => "rescinded (another reservation was accepted)".to_string(),
-                "failed" => "failed: not assigned to an agent".to_string(),
-                other => other.to_string(),
+                ReservationStatus::Timeout => "timed out unanswered".to_string(),
+                ReservationStatus::Rescinded => "rescinded (another reservation was accepted)".to_string(),
+                ReservationStatus::Failed => "failed: not assigned to an agent".to_string(),
+                other => other.as_str().to_string(),
             });
-            if &*fold.status == "reserved" && fold.open_reservations == 0 {
-                fold.status = "pending".into();
+            if fold.status == TaskStatus::Reserved && fold.open_reservations == 0 {
+                fold.status = TaskStatus::Pending;
             }
         }
         "reservation.wrapup" => {
-            set_status(open, state, "wrapping");
-            if !is_task_final(&fold.status) {
-                fold.status = "wrapping".into();
+            set_status(open, state, ReservationStatus::Wrapping);
+            if !fold.status.is_final() {
+                fold.status = TaskStatus::Wrapping;
             }
         }
         "reservation.completed" => {
-            set_status(open, state, "completed");
+            set_status(open, state, ReservationStatus::Completed);
             state.view.finished_at_ms = Some(fact.occurred_at_ms);
             state.view.outcome = Some("completed".into());
-            if !is_task_final(&fold.status) {
-                fold.status = "completed".into();
+            if !fold.status.is_final() {
+                fold.status = TaskStatus::Completed;
                 fold.finished_at_ms = Some(fact.occurred_at_ms);
             }
         }

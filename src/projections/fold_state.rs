@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
 use super::explain;
 use super::fact::{Fact, SortKey};
@@ -14,7 +15,7 @@ use super::fact::{Fact, SortKey};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskView {
     pub task_sid: String,
-    pub status: String,
+    pub status: TaskStatus,
     pub workflow_sid: Option<String>,
     pub workflow_name: Option<String>,
     pub task_queue_sid: Option<String>,
@@ -40,7 +41,7 @@ pub struct ReservationView {
     pub task_sid: String,
     pub worker_sid: Option<String>,
     pub worker_name: Option<String>,
-    pub status: String,
+    pub status: ReservationStatus,
     pub created_at_ms: Option<i64>,
     pub answered_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
@@ -130,7 +131,6 @@ impl ReservationState {
         std::mem::size_of::<Self>()
             + self.view.reservation_sid.capacity()
             + self.view.task_sid.capacity()
-            + self.view.status.capacity()
             + [&self.view.worker_sid, &self.view.worker_name, &self.view.callback_answer, &self.view.outcome]
                 .into_iter()
                 .map(owned)
@@ -158,7 +158,7 @@ pub(super) fn kind_index(kind: &str) -> usize {
 /// fact needs, and nothing that grows with the task's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFold {
-    pub status: Arc<str>,
+    pub status: TaskStatus,
     pub workflow_sid: Option<Arc<str>>,
     pub workflow_name: Option<Arc<str>>,
     pub task_queue_sid: Option<Arc<str>>,
@@ -197,7 +197,7 @@ pub struct TaskFold {
 impl Default for TaskFold {
     fn default() -> Self {
         Self {
-            status: "pending".into(),
+            status: TaskStatus::Pending,
             workflow_sid: None,
             workflow_name: None,
             task_queue_sid: None,
@@ -259,7 +259,7 @@ impl TaskFold {
         let (first, last) = totals.bounds();
         TaskView {
             task_sid: task_sid.to_string(),
-            status: self.status.to_string(),
+            status: self.status,
             workflow_sid: self.workflow_sid.as_deref().map(str::to_string),
             workflow_name: self.workflow_name.as_deref().map(str::to_string),
             task_queue_sid: self.task_queue_sid.as_deref().map(str::to_string),

@@ -4,18 +4,22 @@
 
 use serde::Serialize;
 use sqlx::{Row, SqlitePool};
+use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
 use super::fold::{self, ReservationView};
-use super::reads::{latest_fact_ms, to_reservation};
+use super::reads::{latest_fact_ms, status_column, to_reservation};
 
 /// How many tasks are in each status now.
 ///
 /// # Errors
-/// Any database error.
-pub async fn tasks_by_status(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT status, tasks FROM proj_task_status_counts ORDER BY tasks DESC, status")
+/// Any database error; a status that is not a task's is a decoding error.
+pub async fn tasks_by_status(pool: &SqlitePool) -> Result<Vec<(TaskStatus, i64)>, sqlx::Error> {
+    sqlx::query("SELECT status, tasks FROM proj_task_status_counts ORDER BY tasks DESC, status")
         .fetch_all(pool)
-        .await
+        .await?
+        .iter()
+        .map(|row| Ok((status_column(row, TaskStatus::parse, "task")?, row.try_get("tasks")?)))
+        .collect()
 }
 
 /// A flag with the task it belongs to.
@@ -92,7 +96,7 @@ pub async fn timeouts(pool: &SqlitePool, limit: u32) -> Result<Vec<TimedOut>, sq
     let mut found = Vec::with_capacity(rows.len());
     for row in &rows {
         let reservation = to_reservation(row)?;
-        let (kind, explanation, evidence) = if reservation.status == "pending" {
+        let (kind, explanation, evidence) = if reservation.status == ReservationStatus::Pending {
             let flag = fold::overdue_flag(&reservation, as_of);
             let (explanation, evidence) = flag.map(|f| (f.explanation, f.evidence)).unwrap_or_default();
             ("overdue".to_string(), explanation, evidence)

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
+use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
 use super::fold::{self, Flag, ReservationView, TaskView, TimelineEntry};
 
@@ -54,10 +55,24 @@ fn ids(text: &str) -> Vec<i64> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// The status in the row's `status` column, read with `parse`; a text it does not know (a row
+/// written by something else, or damaged) is a decoding error, as a column of the wrong type is.
+pub(crate) fn status_column<T>(
+    row: &SqliteRow,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, sqlx::Error> {
+    let text: &str = row.try_get("status")?;
+    parse(text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "status".into(),
+        source: format!("{text:?} is not a {what} status").into(),
+    })
+}
+
 pub(crate) fn to_task(row: &SqliteRow) -> Result<TaskView, sqlx::Error> {
     Ok(TaskView {
         task_sid: row.try_get("task_sid")?,
-        status: row.try_get("status")?,
+        status: status_column(row, TaskStatus::parse, "task")?,
         workflow_sid: row.try_get("workflow_sid")?,
         workflow_name: row.try_get("workflow_name")?,
         task_queue_sid: row.try_get("task_queue_sid")?,
@@ -84,7 +99,7 @@ pub(crate) fn to_reservation(row: &SqliteRow) -> Result<ReservationView, sqlx::E
         task_sid: row.try_get("task_sid")?,
         worker_sid: row.try_get("worker_sid")?,
         worker_name: row.try_get("worker_name")?,
-        status: row.try_get("status")?,
+        status: status_column(row, ReservationStatus::parse, "reservation")?,
         created_at_ms: row.try_get("created_at_ms")?,
         answered_at_ms: row.try_get("answered_at_ms")?,
         finished_at_ms: row.try_get("finished_at_ms")?,
@@ -326,7 +341,7 @@ pub fn render_text(detail: &TaskDetail) -> String {
         out,
         "Task {}  status {}{}  queue {}  workflow {}  reservations {}",
         task.task_sid,
-        task.status,
+        task.status.as_str(),
         task.cancel_cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
         task.task_queue_name.as_deref().or(task.task_queue_sid.as_deref()).unwrap_or("?"),
         task.workflow_name.as_deref().or(task.workflow_sid.as_deref()).unwrap_or("?"),
@@ -354,7 +369,8 @@ pub fn render_text(detail: &TaskDetail) -> String {
             "  {} {:<10} {:<10} pending {} of {} s  answered {}",
             r.reservation_sid,
             r.worker_name.as_deref().or(r.worker_sid.as_deref()).unwrap_or("?"),
-            r.status,
+            // `as_str`: the status's `Display` ignores the width.
+            r.status.as_str(),
             r.pending_ms.map_or("?".to_string(), |p| format!("{:.1} s", p as f64 / 1000.0)),
             r.timeout_ms / 1000,
             r.callback_answer.as_deref().unwrap_or("(no assignment callback)")

@@ -16,7 +16,7 @@ use super::fold::{
 use crate::storage::event_log::sid_key;
 use crate::storage::payload;
 use taskrouter_protocol::stored_event;
-use taskrouter_protocol::{OccurredAt, TimeSource, WebhookFacts};
+use taskrouter_protocol::{OccurredAt, ReservationStatus, TimeSource, WebhookFacts};
 
 /// The `events` columns a fact is rebuilt from (see [`fact_from_row`]).
 pub(super) const FACT_COLUMNS: &str = "e.id, e.event_type, e.event_sid, e.account_sid, e.workspace_sid, \
@@ -363,14 +363,15 @@ macro_rules! insert_reservation {
     };
 }
 
-/// A reservation row's values, in the order of [`insert_reservation!`].
-fn reservation_values(r: &ReservationView) -> [&dyn rusqlite::ToSql; 14] {
+/// A reservation row's values, in the order of [`insert_reservation!`]; `status` is
+/// `r.status.as_str()`, the text its column holds.
+fn reservation_values<'a>(r: &'a ReservationView, status: &'a &'static str) -> [&'a dyn rusqlite::ToSql; 14] {
     [
         &r.reservation_sid,
         &r.task_sid,
         &r.worker_sid,
         &r.worker_name,
-        &r.status,
+        status,
         &r.created_at_ms,
         &r.answered_at_ms,
         &r.finished_at_ms,
@@ -386,7 +387,8 @@ fn reservation_values(r: &ReservationView) -> [&dyn rusqlite::ToSql; 14] {
 /// Inserts a reservation row that should not exist yet; `false`, having changed nothing, when
 /// one with its Sid does.
 fn insert_new_reservation(conn: &Connection, r: &ReservationView, extras: &str) -> rusqlite::Result<bool> {
-    let mut values = reservation_values(r).to_vec();
+    let status = r.status.as_str();
+    let mut values = reservation_values(r, &status).to_vec();
     values.push(&extras);
     match conn.prepare_cached(insert_reservation!())?.execute(&values[..]) {
         Ok(_) => Ok(true),
@@ -460,7 +462,8 @@ fn reservation_extras_json(state: &ReservationState) -> String {
 }
 
 /// A reservation's row: the task it is filed under and its fold state (`None` when that cannot
-/// be read).
+/// be read: its stored state is missing or damaged, or its status is not one TaskRouter gives,
+/// so the task is folded again from the log).
 pub(super) fn read_reservation(
     conn: &Connection,
     sid: &str,
@@ -471,12 +474,16 @@ pub(super) fn read_reservation(
          fold_state FROM proj_reservations WHERE reservation_sid = ?1",
     )?
     .query_row([sid], |r| {
+        let task_sid: String = r.get(1)?;
+        let Some(status) = ReservationStatus::parse(r.get_ref(4)?.as_str()?) else {
+            return Ok((task_sid, None));
+        };
         let view = ReservationView {
             reservation_sid: r.get(0)?,
-            task_sid: r.get(1)?,
+            task_sid,
             worker_sid: r.get(2)?,
             worker_name: r.get(3)?,
-            status: r.get(4)?,
+            status,
             created_at_ms: r.get(5)?,
             answered_at_ms: r.get(6)?,
             finished_at_ms: r.get(7)?,
@@ -580,7 +587,7 @@ pub(super) fn write_task(
     )?
     .execute(params![
         task.task_sid,
-        task.status,
+        task.status.as_str(),
         task.workflow_sid,
         task.workflow_name,
         task.task_queue_sid,
@@ -633,7 +640,8 @@ pub(super) fn write_reservation(
          WHERE reservation_sid = ?1 AND (task_sid IS NOT ?2 OR worker_sid IS NOT ?3 OR created_at_ms IS NOT ?4)",
     )?
     .execute(params![r.reservation_sid, r.task_sid, r.worker_sid, r.created_at_ms])?;
-    let mut values = reservation_values(r).to_vec();
+    let status = r.status.as_str();
+    let mut values = reservation_values(r, &status).to_vec();
     values.push(&extras);
     conn.prepare_cached(concat!(
         insert_reservation!(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use rusqlite::Connection;
+use taskrouter_protocol::ReservationStatus;
 
 use super::explain;
 use super::fact::{creation_times, lifecycle_order_of, placement_ms, Fact, SortKey};
@@ -168,7 +169,7 @@ impl TaskEntry {
         Self {
             written_accepted: fold.accepted.clone(),
             written_missing_created: Some(fold.missing_created_flag()),
-            finished: matches!(&*fold.status, "completed" | "canceled"),
+            finished: fold.status.is_final(),
             fold,
             totals,
             reservations_complete: false,
@@ -606,7 +607,7 @@ impl TaskEntry {
             }
             self.reservations
                 .iter()
-                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.view.status == "rescinded"))
+                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.view.status == ReservationStatus::Rescinded))
                 .for_each(|(sid, _)| {
                     flagged.insert(sid.clone());
                 });
@@ -649,11 +650,7 @@ impl TaskEntry {
         if self.reservations.len() <= RESERVATIONS_KEPT {
             return;
         }
-        self.reservations.retain(|_, state| {
-            state
-                .as_ref()
-                .is_some_and(|s| matches!(s.view.status.as_str(), "pending" | "accepted" | "wrapping"))
-        });
+        self.reservations.retain(|_, state| state.as_ref().is_some_and(|s| s.view.status.is_live()));
         if self.reservations.len() > OPEN_RESERVATIONS_KEPT {
             let mut ordinals: Vec<i64> =
                 self.reservations.values().flatten().map(|state| state.ordinal).collect();

@@ -6,7 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
-use taskrouter_protocol::{ReservationSid, TaskSid};
+use taskrouter_protocol::{ReservationSid, ReservationStatus, TaskSid, TaskStatus};
 
 use super::html::{format_ms, render};
 use super::security::{csrf_for, csrf_refusal};
@@ -128,7 +128,8 @@ struct RestReservationRow {
     worker: String,
     worker_sid: Option<String>,
     created: String,
-    in_log: Option<String>,
+    /// Its status as the log's callbacks left it.
+    in_log: Option<ReservationStatus>,
 }
 
 #[derive(Template)]
@@ -144,7 +145,7 @@ struct LookupPage {
     lookup: Option<Lookup>,
     rest_reservations: Vec<RestReservationRow>,
     log_reservations: Vec<ReservationView>,
-    log_task_status: Option<String>,
+    log_task_status: Option<TaskStatus>,
     recorded: Vec<(i64, String, String, String)>,
     notice: Option<(bool, String)>,
 }
@@ -196,7 +197,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
         .collect();
     if let Some(task_sid) = &task_sid {
         if let Ok(Some(detail)) = reads::task_detail(&state.store.pool, task_sid).await {
-            page.log_task_status = Some(detail.task.status.clone());
+            page.log_task_status = Some(detail.task.status);
             page.log_reservations = detail.reservations;
         }
     }
@@ -211,11 +212,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
                 worker: r.worker_name.clone().or_else(|| r.worker_sid.clone()).unwrap_or_default(),
                 worker_sid: r.worker_sid.clone(),
                 created: r.date_created.clone().unwrap_or_default(),
-                in_log: page
-                    .log_reservations
-                    .iter()
-                    .find(|l| l.reservation_sid == r.sid)
-                    .map(|l| l.status.clone()),
+                in_log: page.log_reservations.iter().find(|l| l.reservation_sid == r.sid).map(|l| l.status),
             })
             .collect();
         page.lookup = Some(lookup);

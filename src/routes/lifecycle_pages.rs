@@ -5,6 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
 use super::error::{AppError, PageError};
 use super::html::{format_ms, render};
@@ -42,7 +43,7 @@ struct DashboardPage {
     projection_lag: Option<String>,
     /// Alerts cannot be delivered (the banner).
     alert_problem: Option<String>,
-    by_status: Vec<(String, i64)>,
+    by_status: Vec<(TaskStatus, i64)>,
     total_tasks: i64,
     timeouts: Vec<TimedOut>,
     flags: Vec<RecentFlag>,
@@ -165,11 +166,10 @@ struct TasksPage {
     older: Option<String>,
     queues: Vec<(String, Option<String>)>,
     workflows: Vec<(String, Option<String>)>,
-    statuses: &'static [&'static str],
+    statuses: &'static [TaskStatus],
     flags: &'static [&'static str],
 }
 
-const TASK_STATUSES: &[&str] = &["pending", "reserved", "assigned", "wrapping", "completed", "canceled"];
 const FLAG_KINDS: &[&str] =
     &["timeout", "overdue", "rejected", "rescinded", "canceled-after-accept", "gap", "impossible"];
 
@@ -206,7 +206,7 @@ async fn tasks(query: web::Query<TaskQuery>, state: web::Data<AppState>) -> Http
         older,
         queues,
         workflows,
-        statuses: TASK_STATUSES,
+        statuses: TaskStatus::ALL,
         flags: FLAG_KINDS,
     })
 }
@@ -359,7 +359,7 @@ async fn task(
     let now_ms = chrono::Utc::now().timestamp_millis();
     let chart_end = detail.as_of_ms.unwrap_or(now_ms).max(entries.last().map_or(0, |e| e.occurred_at_ms));
     let chart = svg_timeline::layout(&detail.reservations, &entries, chart_end);
-    let has_pending = detail.reservations.iter().any(|r| r.status == "pending");
+    let has_pending = detail.reservations.iter().any(|r| r.status == ReservationStatus::Pending);
     let (activities, activities_problem) = if has_pending {
         match state.actions.workspace_for(Some(&task_sid)).await {
             Ok(workspace) => match state.actions.activities(&workspace).await {

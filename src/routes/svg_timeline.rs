@@ -3,6 +3,8 @@
 //! every event or action as a mark linked to its evidence row. Pure geometry; the template
 //! draws it (escaped like any other page content).
 
+use taskrouter_protocol::ReservationStatus;
+
 use crate::projections::fold::{ReservationView, TimelineEntry};
 
 pub const WIDTH: i64 = 1000;
@@ -132,11 +134,10 @@ pub fn layout(reservations: &[ReservationView], entries: &[TimelineEntry], now_m
                 class: "window".into(),
                 title: format!("reservation timeout window: {} s", r.timeout_ms / 1000),
             });
-            let pending_end = r.answered_at_ms.or(r.finished_at_ms).unwrap_or(if r.status == "pending" {
-                now_ms
-            } else {
-                created
-            });
+            let pending_end = r
+                .answered_at_ms
+                .or(r.finished_at_ms)
+                .unwrap_or(if r.status == ReservationStatus::Pending { now_ms } else { created });
             bars.push(Bar {
                 x: x(created),
                 y: y - 4,
@@ -145,7 +146,7 @@ pub fn layout(reservations: &[ReservationView], entries: &[TimelineEntry], now_m
                 class: format!("pending {}", r.status),
                 title: format!(
                     "{} for {:.1} s",
-                    if r.status == "pending" { "pending" } else { "was pending" },
+                    if r.status == ReservationStatus::Pending { "pending" } else { "was pending" },
                     (pending_end - created) as f64 / 1000.0
                 ),
             });
@@ -212,7 +213,7 @@ mod tests {
             task_sid: "WT1".into(),
             worker_sid: Some("WK1".into()),
             worker_name: Some("Alice".into()),
-            status: "timeout".into(),
+            status: ReservationStatus::Timeout,
             created_at_ms: Some(1_000),
             answered_at_ms: None,
             finished_at_ms: Some(121_000),

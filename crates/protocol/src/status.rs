@@ -78,6 +78,11 @@ impl TaskStatus {
     pub fn is_open(self) -> bool {
         matches!(self, TaskStatus::Pending | TaskStatus::Reserved)
     }
+
+    /// Ended: completed or canceled; nothing more should happen to the task.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Canceled)
+    }
 }
 
 impl ReservationStatus {
@@ -123,6 +128,15 @@ mod tests {
             assert_eq!(serde_json::from_value::<ReservationStatus>(status.as_str().into()).unwrap(), status);
         }
         assert_eq!(TaskStatus::parse("Pending"), None);
+    }
+
+    #[test]
+    fn only_completed_and_canceled_tasks_are_final_and_no_final_task_is_open() {
+        let finals: Vec<TaskStatus> = TaskStatus::ALL.iter().copied().filter(|s| s.is_final()).collect();
+        assert_eq!(finals, [TaskStatus::Completed, TaskStatus::Canceled]);
+        for &status in TaskStatus::ALL {
+            assert!(!(status.is_final() && status.is_open()), "{status}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use taskrouter_protocol::TaskStatus;
 use taskrouter_tracer::projections::fold::{fold_task, ProjectionConfig, TaskProjection};
 use taskrouter_tracer::projections::Fact;
 
@@ -184,7 +185,7 @@ fn check_consistent(projection: &TaskProjection, task_facts: &[Fact], activity: 
     ));
     let finished = matches!(task.status.as_str(), "completed" | "canceled");
     assert_eq!(task.finished_at_ms.is_some(), finished, "finished_at_ms iff a final status");
-    assert_eq!(task.cancel_cause.is_some(), task.status == "canceled");
+    assert_eq!(task.cancel_cause.is_some(), task.status == TaskStatus::Canceled);
     for (position, entry) in projection.timeline.iter().enumerate() {
         assert_eq!(entry.position, position as i64);
         assert!(!entry.summary.is_empty());

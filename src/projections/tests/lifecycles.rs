@@ -24,13 +24,13 @@ fn happy_path_orders_ties_causally_and_completes() {
             "task.updated"
         ]
     );
-    assert_eq!(p.task.status, "completed");
+    assert_eq!(p.task.status, TaskStatus::Completed);
     assert_eq!(p.task.created_at_ms, Some(T0));
     assert_eq!(p.task.assigned_at_ms, Some(T0 + 3_872));
     assert_eq!(p.task.finished_at_ms, Some(T0 + 8_887));
     assert_eq!(p.task.reservation_count, 1);
     let r = &p.reservations[0];
-    assert_eq!((r.status.as_str(), r.pending_ms, r.timeout_ms), ("completed", Some(3_816), 120_000));
+    assert_eq!((r.status, r.pending_ms, r.timeout_ms), (ReservationStatus::Completed, Some(3_816), 120_000));
     assert!(r.callback_answer.as_deref().unwrap().starts_with("{}"));
     assert_eq!(r.callback_event_id, Some(6));
     assert_eq!(p.timeline[5].evidence, vec![6]);
@@ -41,10 +41,10 @@ fn happy_path_orders_ties_causally_and_completes() {
 #[test]
 fn timeout_then_re_reserve_and_accept_explains_the_timeout() {
     let p = fold(&timeout_then_accept(TASK, T0));
-    assert_eq!(p.task.status, "assigned");
+    assert_eq!(p.task.status, TaskStatus::Assigned);
     assert_eq!(p.task.reservation_count, 2);
-    assert_eq!(p.reservations[0].status, "timeout");
-    assert_eq!(p.reservations[1].status, "accepted");
+    assert_eq!(p.reservations[0].status, ReservationStatus::Timeout);
+    assert_eq!(p.reservations[1].status, ReservationStatus::Accepted);
     let timeouts = flag(&p, "timeout");
     assert_eq!(timeouts.len(), 1);
     let text = &timeouts[0].explanation;
@@ -79,13 +79,13 @@ fn accept_after_the_timeout_is_too_late_and_impossible() {
     assert!(text.contains("accept was made too late") && text.contains("1.5 s after the timeout"), "{text}");
     assert!(text.contains("No activity change"), "{text}");
     assert_eq!(flag(&p, "impossible").len(), 1);
-    assert_eq!(p.task.status, "pending");
+    assert_eq!(p.task.status, TaskStatus::Pending);
 }
 
 #[test]
 fn reject_names_the_workers_new_activity() {
     let p = fold(&reject_then_accept(TASK, T0));
-    assert_eq!(p.task.status, "assigned");
+    assert_eq!(p.task.status, TaskStatus::Assigned);
     let rejected = flag(&p, "rejected");
     assert_eq!(rejected.len(), 1);
     assert!(rejected[0].explanation.contains("bob rejected"), "{}", rejected[0].explanation);
@@ -95,10 +95,13 @@ fn reject_names_the_workers_new_activity() {
 #[test]
 fn three_parallel_reservations_two_rescinded_one_completed() {
     let p = fold(&three_parallel(TASK, T0));
-    assert_eq!(p.task.status, "completed");
+    assert_eq!(p.task.status, TaskStatus::Completed);
     assert_eq!(p.task.reservation_count, 3);
-    let statuses: Vec<&str> = p.reservations.iter().map(|r| r.status.as_str()).collect();
-    assert_eq!(statuses, ["rescinded", "rescinded", "completed"]);
+    let statuses: Vec<ReservationStatus> = p.reservations.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [ReservationStatus::Rescinded, ReservationStatus::Rescinded, ReservationStatus::Completed]
+    );
     let rescinded = flag(&p, "rescinded");
     assert_eq!(rescinded.len(), 2);
     assert!(rescinded[0].explanation.contains(&format!("{} (carol) was accepted", wr(TASK, 3))));
@@ -108,10 +111,10 @@ fn three_parallel_reservations_two_rescinded_one_completed() {
 #[test]
 fn seven_canceled_reservations_then_task_canceled() {
     let p = fold(&seven_canceled(TASK, T0));
-    assert_eq!(p.task.status, "canceled");
+    assert_eq!(p.task.status, TaskStatus::Canceled);
     assert_eq!(p.task.cancel_cause.as_deref(), Some("hangup"));
     assert_eq!(p.task.reservation_count, 7);
-    assert!(p.reservations.iter().all(|r| r.status == "canceled"));
+    assert!(p.reservations.iter().all(|r| r.status == ReservationStatus::Canceled));
     assert!(p.flags.is_empty(), "{:?}", p.flags);
     assert_eq!(p.timeline.len(), 4 + 21 + 2);
 }
@@ -119,20 +122,20 @@ fn seven_canceled_reservations_then_task_canceled() {
 #[test]
 fn task_canceled_in_queue() {
     let p = fold(&canceled_in_queue(TASK, T0));
-    assert_eq!((p.task.status.as_str(), p.task.cancel_cause.as_deref()), ("canceled", Some("hangup")));
+    assert_eq!((p.task.status, p.task.cancel_cause.as_deref()), (TaskStatus::Canceled, Some("hangup")));
     assert!(p.reservations.is_empty() && p.flags.is_empty());
 }
 
 #[test]
 fn ttl_cancel_is_named() {
     let p = fold(&ttl_canceled(TASK, T0));
-    assert_eq!((p.task.status.as_str(), p.task.cancel_cause.as_deref()), ("canceled", Some("ttl")));
+    assert_eq!((p.task.status, p.task.cancel_cause.as_deref()), (TaskStatus::Canceled, Some("ttl")));
 }
 
 #[test]
 fn workflow_timeout_cancels() {
     let p = fold(&workflow_timeout(TASK, T0));
-    assert_eq!(p.task.status, "canceled");
+    assert_eq!(p.task.status, TaskStatus::Canceled);
     assert_eq!(p.task.cancel_cause.as_deref(), Some("workflow-timeout"));
     assert_eq!(kinds(&p).last(), Some(&"task.canceled"));
 }
@@ -177,7 +180,7 @@ fn missing_task_created_and_accept_without_reservation_are_gaps() {
         gaps[1].explanation.contains("reservation.accepted arrived")
             && gaps[1].explanation.contains("never recorded")
     );
-    assert_eq!(p.task.status, "completed");
+    assert_eq!(p.task.status, TaskStatus::Completed);
 }
 
 #[test]
@@ -239,10 +242,14 @@ fn transfers_and_failed_reservations_are_recorded() {
         task_event("task.transfer-failed", TASK, T0 + 5_501),
     ]);
     let p = fold(&d);
-    assert_eq!(p.task.status, "assigned", "a failed transfer leaves the task with its first worker");
+    assert_eq!(
+        p.task.status,
+        TaskStatus::Assigned,
+        "a failed transfer leaves the task with its first worker"
+    );
     assert_eq!(p.task.transfer_count, 1);
     assert_eq!(p.reservations[0].reservation_sid, r1);
-    assert_eq!(p.reservations[1].status, "failed");
+    assert_eq!(p.reservations[1].status, ReservationStatus::Failed);
     assert!(p.flags.is_empty(), "{:?}", p.flags);
 }
 

@@ -18,11 +18,11 @@ use super::projector::{self, FollowUp};
 use super::Fact;
 use crate::storage::event_log::{self, AppendDecision, NewRecord, RecordKind};
 use taskrouter_protocol::webhook::{encode_form, extract_facts, parse_form};
-use taskrouter_protocol::Endpoint;
+use taskrouter_protocol::{Endpoint, ReservationStatus, TaskStatus};
 // The tests name these as `super::…`, as they did when they were all in this file.
 use super::{
-    dump, dump_without_ids, engine, projected_through, reads, rebuild, set_projected_through, task_entry,
-    Engine, REBUILD_CHUNK_IDS, REBUILD_READERS,
+    dump, dump_without_ids, engine, overview, projected_through, reads, rebuild, set_projected_through,
+    store, task_entry, Engine, REBUILD_CHUNK_IDS, REBUILD_READERS,
 };
 
 const TASK: &str = "WT00000000000000000000000000000001";

@@ -367,3 +367,52 @@ fn a_projection_transaction_ends_early_when_asked_and_takes_the_rest_later() {
     ingest(&mut whole, &deliveries, &config);
     assert_eq!(super::dump(&database).unwrap(), super::dump(&whole).unwrap());
 }
+
+#[test]
+fn a_reservation_row_with_a_status_it_does_not_know_is_folded_again_from_the_log() {
+    // A damaged row: its reservation's state cannot be read back, so its next fact folds the
+    // task again from the log, as an unreadable fold state does, and the row is written anew.
+    let config = ProjectionConfig::default();
+    let deliveries = happy(TASK, T0);
+    let (before, after) = deliveries.split_at(7);
+    let mut damaged = open_database();
+    ingest(&mut damaged, before, &config);
+    let sid = wr(TASK, 1);
+    let changed = damaged
+        .execute("UPDATE proj_reservations SET status = 'on hold' WHERE reservation_sid = ?1", [&sid])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let read_back = super::store::read_reservation(&damaged, &sid).unwrap();
+    assert!(matches!(read_back, Some((ref task, None)) if task == TASK), "{read_back:?}");
+    // A new engine, as after a restart: nothing of the task is in memory.
+    let mut log_refolds = 0;
+    ingest_with_engine(&mut damaged, after, after.len(), super::Engine::new(config.clone()), |engine| {
+        log_refolds = engine.stats.log_refolds;
+    });
+    assert_eq!(log_refolds, 1, "the first fact naming the reservation folded the task from the log");
+    let mut whole = open_database();
+    ingest(&mut whole, &deliveries, &config);
+    assert_eq!(super::dump(&damaged).unwrap(), super::dump(&whole).unwrap());
+}
+
+#[tokio::test]
+async fn the_reads_refuse_a_stored_status_they_do_not_know() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.db");
+    let store = crate::storage::open(&path).await.unwrap();
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    ingest(&mut connection, &happy(TASK, T0), &ProjectionConfig::default());
+    let pool = &store.pool;
+    assert_eq!(reads::task_detail(pool, TASK).await.unwrap().unwrap().task.status, TaskStatus::Completed);
+
+    connection.execute("UPDATE proj_reservations SET status = 'on hold'", []).unwrap();
+    let error = reads::task_detail(pool, TASK).await.unwrap_err();
+    assert!(error.to_string().contains("\"on hold\" is not a reservation status"), "{error}");
+    assert!(super::overview::worker_reservations(pool, ALICE.0, 10).await.is_err());
+
+    connection.execute("UPDATE proj_tasks SET status = 'on hold'", []).unwrap();
+    let error =
+        reads::list_tasks(pool, &reads::TaskFilter { limit: 10, ..Default::default() }).await.unwrap_err();
+    assert!(error.to_string().contains("\"on hold\" is not a task status"), "{error}");
+    assert!(super::overview::tasks_by_status(pool).await.is_err(), "the counts follow the task's row");
+}
