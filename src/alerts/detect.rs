@@ -137,7 +137,7 @@ impl Detector {
             }
             None => {
                 self.log_through = progress.last_projected();
-                self.overdue_since_ms = crate::projections::reads::latest_fact_ms(pool).await?.unwrap_or(0);
+                self.overdue_since_ms = crate::projections::details::latest_fact_ms(pool).await?.unwrap_or(0);
                 // Not saved yet: any value differs, so the next write or the first period saves them.
                 self.marks_saved = Some((saved_at, -1, -1));
             }
@@ -229,7 +229,7 @@ impl Detector {
     /// TaskRouter's time now: the latest fact's time plus the wall-clock time since it was
     /// first seen, so "overdue" advances with no further fact (`None` before any fact).
     async fn taskrouter_now(&mut self) -> Result<Option<i64>, sqlx::Error> {
-        let Some(latest) = crate::projections::reads::latest_fact_ms(&self.alerts.pool).await? else {
+        let Some(latest) = crate::projections::details::latest_fact_ms(&self.alerts.pool).await? else {
             return Ok(None);
         };
         let seen = match self.latest_fact {

@@ -225,7 +225,7 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
 
 async fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = storage::open(&args.database.database).await?;
-    let detail = projections::reads::task_detail(&store.pool, &args.task_sid).await?;
+    let detail = projections::details::task_detail(&store.pool, &args.task_sid).await?;
     store.pool.close().await;
     let Some(detail) = detail else {
         eprintln!("no task {} in the projections (try `rebuild`)", args.task_sid);
@@ -234,7 +234,7 @@ async fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
     } else {
-        print!("{}", projections::reads::render_text(&detail));
+        print!("{}", projections::details::render_text(&detail));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,9 @@
 use taskrouter_protocol::{EventType, ReservationStatus};
 
 use super::fact::Fact;
-use super::fold::{AcceptedReservation, Flag, ReservationState, ReservationView, ACTIVITY_FOLLOW_WINDOW_MS};
+use super::fold_state::{
+    AcceptedReservation, Flag, ReservationState, ReservationView, TaskFold, ACTIVITY_FOLLOW_WINDOW_MS,
+};
 
 /// A worker's activity change, as an outcome flag quotes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,10 +192,13 @@ pub fn outcome_flag(
     Some(Flag { kind: kind.into(), reservation_sid: Some(sid.into()), explanation, evidence })
 }
 
-/// The flag of a task for which no `task.created` was recorded, given its first fact in
+/// The flag of a task for which no `task.created` was recorded, naming its first fact in
 /// lifecycle order.
-pub fn missing_created_flag(first_event_type: &str, first_at_ms: i64, first_event_id: i64) -> Flag {
-    Flag {
+pub fn missing_created_flag(fold: &TaskFold) -> Option<Flag> {
+    let first = fold.first_fact_without_created()?;
+    let (first_event_type, first_at_ms, first_event_id) =
+        (&first.event_type, first.occurred_at_ms, first.event_id);
+    Some(Flag {
         kind: "gap".into(),
         reservation_sid: None,
         explanation: format!(
@@ -201,7 +206,7 @@ pub fn missing_created_flag(first_event_type: &str, first_at_ms: i64, first_even
              {first_at_ms} ms. Earlier callbacks were lost, filtered out (EventsFilter) or sent elsewhere."
         ),
         evidence: vec![first_event_id],
-    }
+    })
 }
 
 /// The overdue flag of a reservation still pending when the latest fact in the log happened at

@@ -18,7 +18,7 @@ use super::fact::{lifecycle_order_of, Fact, SortKey};
 use super::fold_state::kind_index;
 pub use super::fold_state::{
     AcceptAttempt, AcceptHow, AcceptedReservation, Flag, ReservationState, ReservationView, TaskFold,
-    TaskProjection, TaskView, TimelineEntry, Totals, FLAG_KINDS,
+    TaskProjection, TaskView, TimelineEntry, Totals, ACTIVITY_FOLLOW_WINDOW_MS, FLAG_KINDS,
 };
 
 /// Deterministic settings the folds depend on.
@@ -45,10 +45,6 @@ impl ProjectionConfig {
             .unwrap_or(self.default_reservation_timeout_ms)
     }
 }
-
-/// How long after a reservation's timeout or rejection a worker's activity change is taken to be
-/// its consequence (TaskRouter moves the worker at once; the margin absorbs clock skew).
-pub const ACTIVITY_FOLLOW_WINDOW_MS: i64 = 10_000;
 
 /// The event types of the facts whose worker's next activity change a task's flags mention.
 pub const ACTIVITY_CAUSING_EVENTS: [EventType; 2] =
@@ -484,7 +480,7 @@ pub fn fold_task(
     }
     let mut by_ordinal: Vec<&ReservationState> = reservations.values().collect();
     by_ordinal.sort_by_key(|r| r.ordinal);
-    let mut flags: Vec<Flag> = fold.missing_created_flag().into_iter().collect();
+    let mut flags: Vec<Flag> = explain::missing_created_flag(&fold).into_iter().collect();
     flags.extend(step_flags);
     for state in &by_ordinal {
         let activity = explain::quotes_next_activity(state)

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
-use super::explain;
 use super::fact::{Fact, SortKey};
+
+/// How long after a reservation's timeout or rejection a worker's activity change is taken to be
+/// its consequence (TaskRouter moves the worker at once; the margin absorbs clock skew).
+pub const ACTIVITY_FOLLOW_WINDOW_MS: i64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskView {
@@ -280,15 +283,14 @@ impl TaskFold {
         }
     }
 
-    /// The flag of a task whose `task.created` was never recorded.
-    pub fn missing_created_flag(&self) -> Option<Flag> {
-        let first = self.first_key.as_ref().filter(|_| !self.seen_created)?;
-        Some(explain::missing_created_flag(&first.event_type, first.occurred_at_ms, first.event_id))
+    /// The task's first fact, when its `task.created` was never recorded.
+    pub fn first_fact_without_created(&self) -> Option<&SortKey> {
+        self.first_key.as_deref().filter(|_| !self.seen_created)
     }
 
     /// `,kind,kind,` of the task's flags, for filtering the task list.
     pub fn flag_kinds(&self) -> String {
-        let missing_created = self.missing_created_flag().is_some();
+        let missing_created = self.first_fact_without_created().is_some();
         let kinds: Vec<&str> = FLAG_KINDS
             .iter()
             .enumerate()

@@ -10,6 +10,7 @@
 //! activity rows are keyed by time, so they need no re-fold; their durations are the gaps
 //! between consecutive rows.
 
+pub mod details;
 pub mod engine;
 pub mod explain;
 pub mod fact;
@@ -17,7 +18,6 @@ pub mod fold;
 mod fold_state;
 pub mod overview;
 pub mod projector;
-pub mod reads;
 mod store;
 mod task_entry;
 #[cfg(test)]

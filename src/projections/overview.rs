@@ -6,8 +6,8 @@ use serde::Serialize;
 use sqlx::{Row, SqlitePool};
 use taskrouter_protocol::{ReservationStatus, TaskStatus};
 
+use super::details::{latest_fact_ms, status_column, to_reservation};
 use super::fold::{self, ReservationView};
-use super::reads::{latest_fact_ms, status_column, to_reservation};
 
 /// How many tasks are in each status now.
 ///

@@ -168,7 +168,7 @@ impl TaskEntry {
     pub fn restored(task_sid: &str, fold: TaskFold, totals: Totals) -> Self {
         Self {
             written_accepted: fold.accepted.clone(),
-            written_missing_created: Some(fold.missing_created_flag()),
+            written_missing_created: Some(explain::missing_created_flag(&fold)),
             finished: fold.status.is_final(),
             fold,
             totals,
@@ -628,7 +628,7 @@ impl TaskEntry {
                 None => {}
             }
         }
-        let missing_created = self.fold.missing_created_flag();
+        let missing_created = explain::missing_created_flag(&self.fold);
         if self.written_missing_created.as_ref() != Some(&missing_created) || pending.rewrite_all {
             match &missing_created {
                 Some(flag) => store::write_flag(conn, &self.task_sid, 0, flag)?,

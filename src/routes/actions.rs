@@ -14,8 +14,8 @@ use super::settings_page::{settings_view, settings_view_with};
 use super::AppState;
 use crate::actions::{ActionContext, Lookup};
 use crate::instructions::{rule_from_form, InstructionForm};
+use crate::projections::details;
 use crate::projections::fold::ReservationView;
-use crate::projections::reads;
 use crate::storage::requests::{RecordedRequest, RequestFilter};
 use crate::storage::settings;
 use crate::taskrouter_client::{NewTask, ReservationAnswer, Workflow};
@@ -54,7 +54,7 @@ async fn reservation_evidence(
     task_sid: &str,
     reservation_sid: &str,
 ) -> (bool, Option<i64>) {
-    let Some(detail) = reads::task_detail(&state.store.pool, task_sid).await.ok().flatten() else {
+    let Some(detail) = details::task_detail(&state.store.pool, task_sid).await.ok().flatten() else {
         return (false, None);
     };
     let related = detail
@@ -196,7 +196,7 @@ async fn lookup(query: web::Query<LookupQuery>, state: web::Data<AppState>) -> H
         })
         .collect();
     if let Some(task_sid) = &task_sid {
-        if let Ok(Some(detail)) = reads::task_detail(&state.store.pool, task_sid).await {
+        if let Ok(Some(detail)) = details::task_detail(&state.store.pool, task_sid).await {
             page.log_task_status = Some(detail.task.status);
             page.log_reservations = detail.reservations;
         }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::error::{AppError, JsonError};
 use super::AppState;
-use crate::projections::reads::{self, TaskFilter};
+use crate::projections::details::{self, TaskFilter};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/tasks", web::get().to(list))
@@ -29,7 +29,7 @@ struct ListQuery {
 
 async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Result<HttpResponse, JsonError> {
     let query = query.into_inner();
-    let before = match query.before.as_deref().map(reads::parse_cursor) {
+    let before = match query.before.as_deref().map(details::parse_cursor) {
         Some(None) => return Err(AppError::bad_request("before must be MS or MS:TaskSid").into()),
         Some(cursor) => cursor,
         None => None,
@@ -45,11 +45,11 @@ async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Resul
         before,
         limit: query.limit.unwrap_or(50),
     };
-    Ok(HttpResponse::Ok().json(reads::list_tasks(&state.store.pool, &filter).await?))
+    Ok(HttpResponse::Ok().json(details::list_tasks(&state.store.pool, &filter).await?))
 }
 
 async fn detail(task_sid: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, JsonError> {
-    match reads::task_detail(&state.store.pool, &task_sid).await? {
+    match details::task_detail(&state.store.pool, &task_sid).await? {
         Some(detail) => Ok(HttpResponse::Ok().json(detail)),
         None => Err(AppError::not_found("no such task").with("task_sid", task_sid.into_inner()).into()),
     }
@@ -59,7 +59,7 @@ async fn worker(
     worker_sid: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
-    match reads::worker_detail(&state.store.pool, &worker_sid).await? {
+    match details::worker_detail(&state.store.pool, &worker_sid).await? {
         Some(detail) => Ok(HttpResponse::Ok().json(detail)),
         None => Err(AppError::not_found("no such worker").with("worker_sid", worker_sid.into_inner()).into()),
     }

@@ -12,9 +12,9 @@ use super::html::{format_ms, render};
 use super::security::csrf_for;
 use super::svg_timeline::{self, Chart};
 use super::AppState;
+use crate::projections::details::{self, ActivitySpan, TaskFilter, TaskSummary};
 use crate::projections::fold::{Flag, ReservationView, TaskView, TimelineEntry};
 use crate::projections::overview::{self, RecentFlag, TimedOut, WorkerSummary};
-use crate::projections::reads::{self, ActivitySpan, TaskFilter, TaskSummary};
 use crate::storage::log_summary::{self, IngestRate};
 use crate::storage::requests::{RecordedRequest, RequestFilter};
 use crate::taskrouter_client::Activity;
@@ -131,7 +131,7 @@ impl TaskQuery {
     fn to_filter(&self) -> Result<TaskFilter, String> {
         let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let before = match some(&self.before) {
-            Some(raw) => Some(reads::parse_cursor(&raw).ok_or("the page cursor is malformed")?),
+            Some(raw) => Some(details::parse_cursor(&raw).ok_or("the page cursor is malformed")?),
             None => None,
         };
         Ok(TaskFilter {
@@ -179,7 +179,7 @@ async fn tasks(query: web::Query<TaskQuery>, state: web::Data<AppState>) -> Http
     let (queues, workflows) = overview::queues_and_workflows(pool).await.unwrap_or_default();
     let (rows, error, older) = match query.to_filter() {
         Err(message) => (Vec::new(), Some(message), None),
-        Ok(filter) => match reads::list_tasks(pool, &filter).await {
+        Ok(filter) => match details::list_tasks(pool, &filter).await {
             Ok(page) => {
                 let older = page.next_before.map(|cursor| {
                     let mut next = query.clone();
@@ -337,7 +337,7 @@ async fn task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let task_sid = task_sid.into_inner();
-    let detail = match reads::task_detail(&state.store.pool, &task_sid).await {
+    let detail = match details::task_detail(&state.store.pool, &task_sid).await {
         Ok(Some(detail)) => detail,
         Ok(None) => {
             return Err(AppError::not_found(format!(
@@ -487,7 +487,7 @@ async fn worker(
     let pool = &state.store.pool;
     let (summary, detail, reservations) = match tokio::try_join!(
         overview::worker_summary(pool, &worker_sid),
-        reads::worker_detail(pool, &worker_sid),
+        details::worker_detail(pool, &worker_sid),
         overview::worker_reservations(pool, &worker_sid, 200)
     ) {
         Ok((Some(summary), Some(detail), reservations)) => (summary, detail, reservations),

@@ -256,14 +256,14 @@ fn transfers_and_failed_reservations_are_recorded() {
 #[test]
 fn timeline_text_shows_order_evidence_and_flags() {
     let p = fold(&timeout_then_accept(TASK, T0));
-    let detail = super::reads::TaskDetail {
+    let detail = super::details::TaskDetail {
         task: p.task,
         reservations: p.reservations,
         timeline: p.timeline,
         flags: p.flags,
         as_of_ms: None,
     };
-    let text = super::reads::render_text(&detail);
+    let text = super::details::render_text(&detail);
     assert!(text.starts_with(&format!("Task {TASK}  status assigned")), "{text}");
     assert!(text.contains("reservation.timeout"), "{text}");
     assert!(

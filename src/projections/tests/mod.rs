@@ -21,7 +21,7 @@ use taskrouter_protocol::webhook::{encode_form, extract_facts, parse_form};
 use taskrouter_protocol::{Endpoint, ReservationStatus, TaskStatus};
 // The tests name these as `super::…`, as they did when they were all in this file.
 use super::{
-    dump, dump_without_ids, engine, overview, projected_through, reads, rebuild, set_projected_through,
+    details, dump, dump_without_ids, engine, overview, projected_through, rebuild, set_projected_through,
     store, task_entry, Engine, REBUILD_CHUNK_IDS, REBUILD_READERS,
 };
 

@@ -403,16 +403,17 @@ async fn the_reads_refuse_a_stored_status_they_do_not_know() {
     let mut connection = rusqlite::Connection::open(&path).unwrap();
     ingest(&mut connection, &happy(TASK, T0), &ProjectionConfig::default());
     let pool = &store.pool;
-    assert_eq!(reads::task_detail(pool, TASK).await.unwrap().unwrap().task.status, TaskStatus::Completed);
+    assert_eq!(details::task_detail(pool, TASK).await.unwrap().unwrap().task.status, TaskStatus::Completed);
 
     connection.execute("UPDATE proj_reservations SET status = 'on hold'", []).unwrap();
-    let error = reads::task_detail(pool, TASK).await.unwrap_err();
+    let error = details::task_detail(pool, TASK).await.unwrap_err();
     assert!(error.to_string().contains("\"on hold\" is not a reservation status"), "{error}");
     assert!(super::overview::worker_reservations(pool, ALICE.0, 10).await.is_err());
 
     connection.execute("UPDATE proj_tasks SET status = 'on hold'", []).unwrap();
-    let error =
-        reads::list_tasks(pool, &reads::TaskFilter { limit: 10, ..Default::default() }).await.unwrap_err();
+    let error = details::list_tasks(pool, &details::TaskFilter { limit: 10, ..Default::default() })
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("\"on hold\" is not a task status"), "{error}");
     assert!(super::overview::tasks_by_status(pool).await.is_err(), "the counts follow the task's row");
 }

@@ -1,5 +1,6 @@
-//! Read queries over the projection tables for the API and the `timeline` command (never
-//! writes). The overdue flag is computed here, against the latest fact time in the log.
+//! One task's or worker's details, and the task list, read from the projection tables (never
+//! written here): what the task and worker pages, the JSON API and `timeline` show.
+//! The overdue flag is computed here, against the latest fact time in the log.
 
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
