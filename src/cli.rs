@@ -98,13 +98,8 @@ pub struct RestArgs {
 impl RestArgs {
     /// The client these options give; `None` without credentials.
     pub fn client(&self) -> Option<crate::taskrouter_client::TaskRouterClient> {
-        crate::taskrouter_client::TaskRouterClient::configured(
-            &self.twilio.credentials(),
-            &RestSettings {
-                base_url: self.taskrouter_base_url.clone(),
-                timeout_ms: self.taskrouter_timeout_ms,
-            },
-        )
+        RestSettings { base_url: self.taskrouter_base_url.clone(), timeout_ms: self.taskrouter_timeout_ms }
+            .client(&self.twilio.credentials())
     }
 }
 

@@ -11,6 +11,7 @@ use crate::alerts::AlertUrl;
 use crate::ingest::SignatureMode;
 use crate::projections::ProjectionConfig;
 use crate::storage::writer::{Synchronous, WriterConfig, DEFAULT_COMMIT_BATCH};
+use crate::taskrouter_client::{Credentials, TaskRouterClient};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -77,8 +78,22 @@ impl TwilioCredentials {
     /// Whether REST calls can be authenticated: an API key and its secret, or the account SID
     /// and auth token.
     pub fn can_authenticate(&self) -> bool {
-        (self.api_key.is_some() && self.api_secret.is_some())
-            || (self.account_sid.is_some() && self.auth_token.is_some())
+        self.rest_credentials().is_some()
+    }
+
+    /// What authenticates REST calls: an API key and secret, else the account SID and auth
+    /// token; `None` when neither pair is complete.
+    pub fn rest_credentials(&self) -> Option<Credentials> {
+        match (&self.api_key, &self.api_secret, &self.account_sid, &self.auth_token) {
+            (Some(key), Some(secret), _, _) => {
+                Some(Credentials::ApiKey { key: key.clone(), secret: secret.expose().to_string() })
+            }
+            (_, _, Some(account_sid), Some(auth_token)) => Some(Credentials::AuthToken {
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.expose().to_string(),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -88,6 +103,17 @@ pub struct RestSettings {
     pub base_url: String,
     /// How long one call may take before it counts as timed out, in ms.
     pub timeout_ms: u64,
+}
+
+impl RestSettings {
+    /// The REST client these settings and `twilio`'s credentials give; `None` without
+    /// credentials.
+    pub fn client(&self, twilio: &TwilioCredentials) -> Option<TaskRouterClient> {
+        let timeout = Duration::from_millis(self.timeout_ms.max(1));
+        twilio
+            .rest_credentials()
+            .map(|credentials| TaskRouterClient::new(&self.base_url, credentials, timeout))
+    }
 }
 
 impl Default for RestSettings {

@@ -71,7 +71,7 @@ impl Application {
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(auth_token.clone());
         // One REST client (one connection pool) for actions, the Events API and connect alike.
-        let rest_client = crate::taskrouter_client::TaskRouterClient::configured(&args.twilio, &args.rest);
+        let rest_client = args.rest.client(&args.twilio);
         let connected = crate::connect::SharedTargets::default();
         let connector = rest_client.clone().map(|client| crate::connect::Connector {
             client,

@@ -10,7 +10,6 @@
 //! retrying), or [was applied](WriteOutcome::AppliedUnreadable) with an answer that could not
 //! be read. Errors carry Twilio's `code` and a plain-words explanation of what to do next.
 
-use crate::settings::{RestSettings, TwilioCredentials};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -30,23 +29,6 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::AuthToken { account_sid, .. } => write!(f, "AuthToken({account_sid}, [secret])"),
             Credentials::ApiKey { key, .. } => write!(f, "ApiKey({key}, [secret])"),
-        }
-    }
-}
-
-impl Credentials {
-    /// The credentials configured: an API key and secret, else the account SID and auth token;
-    /// `None` when neither pair is complete.
-    pub fn from_settings(twilio: &TwilioCredentials) -> Option<Self> {
-        match (&twilio.api_key, &twilio.api_secret, &twilio.account_sid, &twilio.auth_token) {
-            (Some(key), Some(secret), _, _) => {
-                Some(Credentials::ApiKey { key: key.clone(), secret: secret.expose().to_string() })
-            }
-            (_, _, Some(account_sid), Some(auth_token)) => Some(Credentials::AuthToken {
-                account_sid: account_sid.clone(),
-                auth_token: auth_token.expose().to_string(),
-            }),
-            _ => None,
         }
     }
 }
@@ -408,12 +390,6 @@ impl TaskRouterClient {
             .build()
             .expect("a client with a plain configuration builds");
         Self { http, base_url: base_url.trim_end_matches('/').to_string(), credentials, timeout }
-    }
-
-    /// The client `rest` and `twilio`'s credentials give; `None` without credentials.
-    pub fn configured(twilio: &TwilioCredentials, rest: &RestSettings) -> Option<Self> {
-        let timeout = Duration::from_millis(rest.timeout_ms.max(1));
-        Credentials::from_settings(twilio).map(|c| Self::new(&rest.base_url, c, timeout))
     }
 
     /// The base URL calls go to.
