@@ -15,8 +15,8 @@ use taskrouter_protocol::webhook::{extract_facts, parse_form};
 use taskrouter_protocol::{Endpoint, FormParams};
 use taskrouter_tracer::ingest::{Ingest, IngestConfig, ReceivedRequest, SignatureMode};
 use taskrouter_tracer::projections::fold::{fold_task, ProjectionConfig};
-use taskrouter_tracer::projections::Projector;
 use taskrouter_tracer::projections::Fact;
+use taskrouter_tracer::projections::Projector;
 use taskrouter_tracer::relay::Relay;
 use taskrouter_tracer::storage::writer::{Synchronous, Writer, WriterConfig};
 
