@@ -41,8 +41,8 @@ impl Application {
     ///
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
-    pub async fn build(args: Settings) -> anyhow::Result<Self> {
-        Self::build_with_routes(args, None).await
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_routes(settings, None).await
     }
 
     /// As [`Application::build`], the server also answering `extra_routes`.
@@ -50,28 +50,28 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build_with_routes(
-        args: Settings,
+        settings: Settings,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<Self> {
         // Checked first: a public listener without a password must not start at all.
         let security = routes::security::WebSecurity::new(
-            args.ui_password.as_ref().map(|p| p.expose()),
-            !args.listen.ip().is_loopback(),
+            settings.ui_password.as_ref().map(|p| p.expose()),
+            !settings.listen.ip().is_loopback(),
         )?;
-        let store = storage::open(&args.database).await?;
+        let store = storage::open(&settings.database).await?;
         let instructions = crate::instructions::AssignmentInstructions::load(&store.pool).await?;
         let metrics = Arc::new(Metrics::default());
         // Exposed here only: signing and checking signatures need the token itself.
-        let auth_token = args.twilio.auth_token.as_ref().map(|token| token.expose().to_string());
+        let auth_token = settings.twilio.auth_token.as_ref().map(|token| token.expose().to_string());
         let writer = Writer::start(
-            args.writer_config(),
+            settings.writer_config(),
             metrics.clone(),
-            crate::projections::Projector::new(args.projection.clone()),
+            crate::projections::Projector::new(settings.projection.clone()),
         )?;
         // One outbound client (one connection pool) for forwarding and replays alike.
         let relay = Relay::new(auth_token.clone());
         // One REST client (one connection pool) for actions, the Events API and connect alike.
-        let rest_client = args.rest.client(&args.twilio);
+        let rest_client = settings.rest.client(&settings.twilio);
         let connected = crate::connect::SharedTargets::default();
         let connector = rest_client.clone().map(|client| crate::connect::Connector {
             client,
@@ -79,17 +79,17 @@ impl Application {
             pool: store.pool.clone(),
             targets: connected.clone(),
         });
-        if let (Some(connector), Some(workspace)) = (&connector, &args.workspace_sid) {
+        if let (Some(connector), Some(workspace)) = (&connector, &settings.workspace_sid) {
             // Restarted while connected: keep forwarding to the originals.
             connector.load_targets(workspace).await;
         }
         let ingest = Ingest::new(
             IngestConfig {
                 auth_token,
-                signature_mode: args.signature_mode(),
-                public_url: args.public_url.clone(),
-                body_limit: args.body_limit,
-                forward_to: args.forward_to.clone(),
+                signature_mode: settings.signature_mode(),
+                public_url: settings.public_url.clone(),
+                body_limit: settings.body_limit,
+                forward_to: settings.forward_to.clone(),
                 connected,
             },
             writer.clone(),
@@ -97,33 +97,35 @@ impl Application {
         );
         let actions = crate::actions::Actions::new(
             rest_client.clone(),
-            args.workspace_sid.clone(),
+            settings.workspace_sid.clone(),
             writer.clone(),
             store.pool.clone(),
         );
         let history = crate::history::History::new(
             crate::history::HistoryConfig {
                 client: rest_client,
-                workspaces: args.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
-                follow_every: args.follow_events_api.map(Duration::from_secs),
-                reconcile_every: args.reconcile_interval(),
+                workspaces: settings.workspace_sid.iter().filter(|w| !w.is_empty()).cloned().collect(),
+                follow_every: settings.follow_events_api.map(Duration::from_secs),
+                reconcile_every: settings.reconcile_interval(),
             },
             writer.clone(),
             store.pool.clone(),
         );
-        if args.follow_events_api.is_some() && !history.has_credentials() {
+        if settings.follow_events_api.is_some() && !history.has_credentials() {
             anyhow::bail!(
                 "--follow-events-api needs REST credentials: {}",
                 crate::taskrouter_client::SET_CREDENTIALS
             );
         }
-        if args.follow_events_api.is_some() && history.workspaces().is_empty() && !args.workspace_known_later
+        if settings.follow_events_api.is_some()
+            && history.workspaces().is_empty()
+            && !settings.workspace_known_later
         {
             anyhow::bail!("--follow-events-api needs --workspace-sid (the Workspace to follow)");
         }
         history.start_pollers();
         let history_handle = history.clone();
-        let listener = TcpListener::bind(args.listen)?;
+        let listener = TcpListener::bind(settings.listen)?;
         let address = listener.local_addr()?;
         let port = address.port();
         let loopback = if address.ip().is_unspecified() {
@@ -132,15 +134,15 @@ impl Application {
             format!("http://{address}")
         };
         let demo_inbox =
-            args.demo_alert_receiver.then(|| web::Data::new(routes::alerts::DemoInbox::default()));
+            settings.demo_alert_receiver.then(|| web::Data::new(routes::alerts::DemoInbox::default()));
         let alerts = crate::alerts::Alerts::load(
             crate::alerts::AlertsConfig {
-                webhooks: args.alert_webhooks.clone(),
+                webhooks: settings.alert_webhooks.clone(),
                 demo_receiver: demo_inbox
                     .as_ref()
                     .map(|_| format!("{loopback}{}", routes::alerts::DEMO_RECEIVER_PATH)),
-                public_url: args.public_url.clone().unwrap_or_else(|| loopback.clone()),
-                database: args.database.clone(),
+                public_url: settings.public_url.clone().unwrap_or_else(|| loopback.clone()),
+                database: settings.database.clone(),
             },
             store.pool.clone(),
             writer.clone(),
@@ -164,7 +166,7 @@ impl Application {
         // actix-web's `HttpServer`, assembled by hand so each connection's stream can be wrapped
         // in a `HeadDeadlineStream` (actix times out only a connection's first request head).
         let mut server = actix_server::Server::build();
-        if let Some(workers) = args.workers {
+        if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
         }
         // As `HttpServer` does: a graceful stop closes idle kept-alive connections at once.

@@ -44,11 +44,13 @@ pub async fn run_with_routes(
 }
 
 async fn serve(args: ServeArgs, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<ExitCode> {
-    let args = args.into_settings();
-    let listen = args.listen;
-    let connect = if args.connect {
-        let Some(public_url) = args.public_url.clone() else { anyhow::bail!("--connect needs --public-url") };
-        let Some(workspace) = args.workspace_sid.clone() else {
+    let settings = args.into_settings();
+    let listen = settings.listen;
+    let connect = if settings.connect {
+        let Some(public_url) = settings.public_url.clone() else {
+            anyhow::bail!("--connect needs --public-url")
+        };
+        let Some(workspace) = settings.workspace_sid.clone() else {
             anyhow::bail!("--connect needs --workspace-sid")
         };
         Some((workspace, public_url))
@@ -62,7 +64,7 @@ async fn serve(args: ServeArgs, extra_routes: Option<ExtraRoutes>) -> anyhow::Re
     } else {
         None
     };
-    let application = Application::build_with_routes(args, extra_routes).await?;
+    let application = Application::build_with_routes(settings, extra_routes).await?;
     tracing::info!(%listen, port = application.port(), "taskrouter-tracer listening");
     let connector = match (&connect, application.connector()) {
         (Some(_), None) => {
