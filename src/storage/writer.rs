@@ -427,8 +427,8 @@ impl<F: LogFollower> WriterThread<F> {
                     let new_rows = results.iter().filter(|appended| appended.new_row).count() as i64;
                     appended = new_rows as usize;
                     if self.head.map(|head| head.id + new_rows) != Some(new_head.id) {
-                        // Another process (an import) appended since this one last did: what the follower holds
-                        // may be stale, and the rows must be read back in order.
+                        // Another process (an import) appended since this one last did: what the
+                        // follower holds may be stale, and the rows must be read back in order.
                         self.follower.forget();
                         self.backlog.clear();
                         self.read_back = true;
