@@ -236,12 +236,6 @@ impl Settings {
     }
 }
 
-/// The writer's configuration for a command that appends to a log and serves nothing
-/// (`import`, `connect`): `serve`'s defaults.
-pub fn command_writer_config(database: &std::path::Path) -> WriterConfig {
-    Settings { database: database.into(), ..Settings::default() }.writer_config()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

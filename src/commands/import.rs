@@ -76,11 +76,7 @@ pub async fn run(args: &ImportArgs, show_progress: bool) -> anyhow::Result<Impor
             .collect()
     };
     storage::open(&args.database.database).await?;
-    let writer = crate::storage::writer::Writer::start(
-        crate::settings::command_writer_config(&args.database.database),
-        Default::default(),
-        crate::projections::Projector::new(args.projection.config()),
-    )?;
+    let writer = super::command_writer(&args.database.database, args.projection.config())?;
     let mut outcomes = Vec::new();
     for workspace in &args.workspace_sids {
         for window in &windows {

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{Command, DatabaseArgs, RebuildArgs, ServeArgs, TimelineArgs};
 use crate::projections;
+use crate::settings::Settings;
 use crate::startup::{Application, ExtraRoutes};
 use crate::storage::{self, event_log};
 
@@ -139,11 +140,7 @@ async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> any
         return Ok(ExitCode::from(2));
     };
     let store = storage::open(&args.database.database).await?;
-    let writer = crate::storage::writer::Writer::start(
-        crate::settings::command_writer_config(&args.database.database),
-        Default::default(),
-        projections::Projector::new(Default::default()),
-    )?;
+    let writer = command_writer(&args.database.database, Default::default())?;
     let connector =
         crate::connect::Connector { client, writer, pool: store.pool.clone(), targets: Default::default() };
     let outcome = if disconnect {
@@ -172,6 +169,23 @@ async fn connect_command(args: crate::cli::ConnectArgs, disconnect: bool) -> any
             })
         }
     }
+}
+
+/// The writer of a command that appends to a log and serves nothing (`import`, `connect`):
+/// `serve`'s defaults, the projections folded with `projection`.
+///
+/// # Errors
+/// When the database cannot be opened for writing.
+fn command_writer(
+    database: &std::path::Path,
+    projection: projections::ProjectionConfig,
+) -> anyhow::Result<crate::storage::writer::Writer> {
+    let settings = Settings { database: database.into(), ..Settings::default() };
+    crate::storage::writer::Writer::start(
+        settings.writer_config(),
+        Default::default(),
+        projections::Projector::new(projection),
+    )
 }
 
 async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {

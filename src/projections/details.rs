@@ -342,7 +342,7 @@ pub fn render_text(detail: &TaskDetail) -> String {
         out,
         "Task {}  status {}{}  queue {}  workflow {}  reservations {}",
         task.task_sid,
-        task.status.as_str(),
+        task.status,
         task.cancel_cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
         task.task_queue_name.as_deref().or(task.task_queue_sid.as_deref()).unwrap_or("?"),
         task.workflow_name.as_deref().or(task.workflow_sid.as_deref()).unwrap_or("?"),
@@ -370,8 +370,7 @@ pub fn render_text(detail: &TaskDetail) -> String {
             "  {} {:<10} {:<10} pending {} of {} s  answered {}",
             r.reservation_sid,
             r.worker_name.as_deref().or(r.worker_sid.as_deref()).unwrap_or("?"),
-            // `as_str`: the status's `Display` ignores the width.
-            r.status.as_str(),
+            r.status,
             r.pending_ms.map_or("?".to_string(), |p| format!("{:.1} s", p as f64 / 1000.0)),
             r.timeout_ms / 1000,
             r.callback_answer.as_deref().unwrap_or("(no assignment callback)")

@@ -110,7 +110,7 @@ impl Hasher for FastHasher {
 pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
-/// The event types reports read; everything else is ignored.
+/// The event types reports read (the scan's SQL selects only these); everything else is ignored.
 pub const REPORTED: [EventType; 15] = [
     EventType::TaskCreated,
     EventType::TaskCanceled,
@@ -128,11 +128,6 @@ pub const REPORTED: [EventType; 15] = [
     EventType::ReservationRescinded,
     EventType::WorkerActivityUpdate,
 ];
-
-/// The reported event type `event_type` names, if reports read it.
-pub fn reported(event_type: &str) -> Option<EventType> {
-    EventType::parse(event_type).filter(|event| REPORTED.contains(event))
-}
 
 /// An interned SID or name (queues, workers, workflows, activities: few, and compared often).
 pub type Name = u32;

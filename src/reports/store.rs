@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::compute::{reported, ActivityChange, By, Figures, Fold, LogFact, Origin, Request, REPORTED};
+use super::compute::{ActivityChange, By, Figures, Fold, LogFact, Origin, Request, REPORTED};
 use crate::storage::{event_log, payload};
 use taskrouter_protocol::webhook::FormParams;
 use taskrouter_protocol::{stored_event, EventType};
@@ -154,7 +154,7 @@ pub fn load(
         };
         while let Some(row) = rows.next()? {
             let event_id: i64 = row.get(0)?;
-            let Some(kind) = reported(row.get_ref(1)?.as_str()?) else { continue };
+            let Some(kind) = EventType::parse(row.get_ref(1)?.as_str()?) else { continue };
             let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
             let params = params_of(row)?;
             let mut fact = LogFact {
@@ -232,7 +232,7 @@ fn origins(
     let mut found = Vec::new();
     for row in rows {
         let (event_type, at_ms, queue) = row?;
-        if let Some(kind) = reported(&event_type) {
+        if let Some(kind) = EventType::parse(&event_type) {
             found.push(Origin { kind, at_ms, queue });
         }
     }

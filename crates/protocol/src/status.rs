@@ -38,7 +38,7 @@ macro_rules! status {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
@@ -128,6 +128,11 @@ mod tests {
             assert_eq!(serde_json::from_value::<ReservationStatus>(status.as_str().into()).unwrap(), status);
         }
         assert_eq!(TaskStatus::parse("Pending"), None);
+        assert_eq!(
+            format!("[{:<9}]", ReservationStatus::Timeout),
+            "[timeout  ]",
+            "widths apply, as to a str"
+        );
     }
 
     #[test]

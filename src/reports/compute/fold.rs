@@ -347,7 +347,7 @@ impl Fold {
                 c.reservations_rescinded += 1;
                 acc.buckets[bucket].reservations_rescinded += 1;
             }
-            // Activities are the activity fold's; other types never get here (`reported`).
+            // Activities are the activity fold's; other types are not read (`REPORTED`).
             _ => {}
         }
     }

@@ -243,7 +243,7 @@ fn accumulate(
                 }
             }
         }
-        // Only the reported types get here (`reported`).
+        // Only the reported types are read (`REPORTED`).
         _ => {}
     }
 }
