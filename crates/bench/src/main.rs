@@ -32,7 +32,7 @@ enum BenchCommand {
     Tracer {
         /// Also serve the baseline (`POST /webhooks/bench-baseline`) and the floor
         /// (`POST /webhooks/bench-floor`) that ingest is compared against.
-        #[arg(long = "reference-endpoints")]
+        #[arg(long = taskrouter_bench::server::REFERENCE_ENDPOINTS_OPTION)]
         reference_endpoints: bool,
         /// The tracer's command line, from its command on.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 /// `taskrouter-bench tracer` adds the baseline and the floor (`reference`) to the server.
-pub const REFERENCE_ENDPOINTS_FLAG: &str = "--reference-endpoints";
+pub const REFERENCE_ENDPOINTS_OPTION: &str = "reference-endpoints";
 
 /// How a child process ended and what it used.
 #[derive(Debug, Clone, Default)]
@@ -265,7 +265,7 @@ impl Server {
         let base_url = format!("http://127.0.0.1:{}", options.port);
         let mut args: Vec<OsString> = vec!["tracer".into()];
         if options.baseline {
-            args.push(REFERENCE_ENDPOINTS_FLAG.into());
+            args.push(format!("--{REFERENCE_ENDPOINTS_OPTION}").into());
         }
         args.extend::<[OsString; 9]>([
             "serve".into(),
